@@ -1,0 +1,43 @@
+"""The Bot object only wires things: config, storage, checks, roles and the pipeline."""
+from __future__ import annotations
+
+import logging
+
+from bot.check.engine import CheckEngine
+from bot.config.loader import load_config
+from bot.config.models import AppConfig
+from bot.coordination import Coordinator
+from bot.docker_engine import DockerGateway
+from bot.pipeline.dispatch import DEFAULT_MIDDLEWARE, Pipeline
+from bot.pipeline.reply import Reply
+from bot.pipeline.request import Request
+from bot.pipeline.roles import GroupLookup, RoleDirectory
+from bot.settings import Settings
+from bot.storage import Database
+
+log = logging.getLogger(__name__)
+
+
+class Bot:
+    def __init__(self, settings: Settings, config: AppConfig, group_lookup: GroupLookup | None = None):
+        from commands import ALL
+
+        self.settings = settings
+        self.config = config
+        self.db = Database(settings.database_url)
+        self.checks = CheckEngine(DockerGateway())
+        self.roles = RoleDirectory(config, group_lookup)
+        self.coordinator = Coordinator(settings.redis_url)
+        self.pipeline = Pipeline(ALL, DEFAULT_MIDDLEWARE)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, config_path: str | None = None, group_lookup: GroupLookup | None = None) -> "Bot":
+        return cls(settings, load_config(config_path or settings.config_path), group_lookup)
+
+    async def handle(self, request: Request) -> Reply:
+        return await self.pipeline.handle(request, self)
+
+    async def close(self) -> None:
+        await self.checks.close()
+        await self.coordinator.close()
+        await self.db.close()

@@ -1,0 +1,32 @@
+"""Write and read the audit trail. Only inserts: the trail is append-only."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.audit.models import AuditEntry
+from bot.redaction import redact
+from bot.storage import Database
+
+MAX_ARGUMENTS = 2000
+
+
+async def record(
+    db: Database, *, user_id: str, command: str, arguments: str, channel: str, transport: str, outcome: str, detail: str = ""
+) -> None:
+    entry = AuditEntry(
+        user_id=user_id[:64],
+        command=command[:64],
+        arguments=redact(arguments)[:MAX_ARGUMENTS],
+        channel=channel[:64],
+        transport=transport,
+        outcome=outcome,
+        detail=redact(detail)[:MAX_ARGUMENTS],
+    )
+    async with db.sessions() as session, session.begin():
+        session.add(entry)
+
+
+async def entries(db: Database, limit: int = 50) -> list[AuditEntry]:
+    async with db.sessions() as session:
+        rows = await session.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+        return list(rows.scalars())

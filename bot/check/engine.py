@@ -1,0 +1,94 @@
+"""Run checks concurrently, each under its own timeout, so a run lasts about as long as its slowest check."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot.check.kinds import container, disk, exec as exec_kind, http, memory, postgres, redis, tcp, tls
+from bot.check.result import CheckResult, Finding
+from bot.config.models import AppConfig, Service
+from bot.config.types import MissingEnvironment
+from bot.docker_engine import DockerGateway, DockerUnavailable
+from bot.metrics import CHECK_LATENCY
+from bot.redaction import redact
+
+log = logging.getLogger(__name__)
+
+RUNNERS = {
+    "http": http.run,
+    "tcp": tcp.run,
+    "postgres": postgres.run,
+    "redis": redis.run,
+    "container": container.run,
+    "exec": exec_kind.run,
+    "disk": disk.run,
+    "memory": memory.run,
+    "tls": tls.run,
+}
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    http: aiohttp.ClientSession
+    docker: DockerGateway
+    container: str | None  # the service's container, for container/exec checks that name none
+
+
+class CheckEngine:
+    """Owns the shared HTTP session and Docker gateway the check kinds use."""
+
+    def __init__(self, docker: DockerGateway):
+        self.docker = docker
+        self._http: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            # Per-check timeouts come from asyncio.wait_for; no session-wide limit on connections.
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
+        return self._http
+
+    async def run(self, config: AppConfig, services: list[str]) -> list[CheckResult]:
+        jobs = []
+        for name in services:
+            service = config.services[name]
+            for check in service.checks:
+                jobs.append(self._run_one(name, service, check))
+        batches = await asyncio.gather(*jobs)
+        return [result for batch in batches for result in batch]
+
+    async def _run_one(self, name: str, service: Service, check) -> list[CheckResult]:
+        ctx = CheckContext(self._session(), self.docker, service.container)
+        started = time.perf_counter()
+        try:
+            findings = await asyncio.wait_for(RUNNERS[check.kind](check, ctx), timeout=check.timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            findings = [Finding("critical", f"no answer within {check.timeout:g} s")]
+        except MissingEnvironment as exc:
+            findings = [Finding("critical", f"{exc}; set it in the bot's environment")]
+        except DockerUnavailable as exc:
+            findings = [Finding("critical", str(exc))]
+        except Exception as exc:  # a broken check must not take the others down
+            log.exception("check %s/%s crashed", name, check.label)
+            findings = [Finding("critical", f"check failed: {exc.__class__.__name__}: {str(exc)[:200]}")]
+        elapsed = time.perf_counter() - started
+        CHECK_LATENCY.labels(check.kind, findings[0].status).observe(elapsed)
+        return [
+            CheckResult(
+                service=name,
+                check=check.label if f.sub_label is None else f"{check.label} {f.sub_label}",
+                kind=check.kind,
+                status=f.status,
+                latency_ms=round(elapsed * 1000, 1),
+                detail=redact(f.detail),
+            )
+            for f in findings
+        ]
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        self.docker.close()

@@ -1,0 +1,14 @@
+"""exec: an argument list run inside a container via the Docker exec API (runbook 000's `celery inspect ping`)."""
+from __future__ import annotations
+
+from bot.check.result import Finding
+from bot.config.models import ExecCheck
+
+
+async def run(check: ExecCheck, ctx) -> list[Finding]:
+    name = check.container or ctx.container
+    result = await ctx.docker.exec(name, list(check.command))
+    last = next((line for line in reversed(result.output.splitlines()) if line.strip()), "")
+    if result.exit_code == 0:
+        return [Finding("ok", f"exit 0{': ' + last[:200] if last else ''}")]
+    return [Finding("critical", f"exit {result.exit_code}{': ' + last[:300] if last else ''}")]

@@ -1,0 +1,203 @@
+"""The `opsbot` command line: serve, shell, run, start, config check|reference, migrate."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from bot.config.loader import ConfigError, load_config
+from bot.redaction import RedactingFilter
+from bot.settings import Settings
+
+CONSOLE_USER = "UCONSOLE"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opsbot", description="ChatOps bot: your runbooks as Slack commands.")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve Slack (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)")
+    serve.add_argument("--config", help="app.yaml path (default: $OPSBOT_CONFIG or ./app.yaml)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, help="default: $PORT or 3000")
+    serve.set_defaults(func=_serve)
+
+    shell = sub.add_parser("shell", help="the console: type /health, get the reply as text")
+    shell.add_argument("--config")
+    shell.add_argument("--as", dest="user", default=CONSOLE_USER, help="Slack user ID to act as")
+    shell.set_defaults(func=_shell)
+
+    run = sub.add_parser("run", help='run one command, e.g. opsbot run "/health"; exit 0 ok, 1 warning/critical, 2 usage')
+    run.add_argument("line", help='the command line, e.g. "/health backend"')
+    run.add_argument("--config")
+    run.add_argument("--as", dest="user", default=CONSOLE_USER)
+    run.set_defaults(func=_run)
+
+    start = sub.add_parser("start", help="serve when Slack tokens are set, otherwise open the console (make run)")
+    start.add_argument("--config")
+    start.set_defaults(func=_start)
+
+    config = sub.add_parser("config", help="check or document app.yaml")
+    config_sub = config.add_subparsers(metavar="ACTION")
+    check = config_sub.add_parser("check", help="validate app.yaml and explain every problem")
+    check.add_argument("path", nargs="?")
+    check.set_defaults(func=_config_check)
+    reference = config_sub.add_parser("reference", help="print the app.yaml reference generated from the models")
+    reference.set_defaults(func=_config_reference)
+
+    migrate = sub.add_parser("migrate", help="upgrade DATABASE_URL to the newest schema")
+    migrate.set_defaults(func=_migrate)
+    return parser
+
+
+def _logging(level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def _load_bot(settings: Settings, config_path: str | None, group_lookup=None):
+    from bot.app import Bot
+
+    try:
+        return Bot.from_settings(settings, config_path, group_lookup)
+    except ConfigError as exc:
+        print(f"opsbot cannot start: {config_path or settings.config_path} is not valid:\n{exc}", file=sys.stderr)
+        return None
+
+
+def _prepare_embedded_database(settings: Settings) -> None:
+    """The embedded SQLite database is created and migrated on the spot; PostgreSQL uses `opsbot migrate`."""
+    if settings.database_url.startswith("sqlite"):
+        from bot.migrate import upgrade
+
+        upgrade(settings.database_url)
+
+
+def _shell(args) -> int:
+    from bot.transport.console import run_console
+
+    _logging(logging.WARNING)
+    settings = Settings.from_env()
+    _prepare_embedded_database(settings)
+    bot = _load_bot(settings, args.config)
+    if bot is None:
+        return 2
+
+    async def go():
+        try:
+            await run_console(bot, args.user)
+        finally:
+            await bot.close()
+
+    asyncio.run(go())
+    return 0
+
+
+def _run(args) -> int:
+    from bot.pipeline.reply import Outcome
+    from bot.pipeline.request import Request
+    from bot.transport.console import CONSOLE_CHANNEL, split_command
+    from bot.transport.text import to_text
+
+    _logging(logging.WARNING)
+    parsed = split_command(args.line)
+    if parsed is None:
+        print(f"'{args.line[:40]}' is not a command; try opsbot run \"/health\".", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+    _prepare_embedded_database(settings)
+    bot = _load_bot(settings, args.config)
+    if bot is None:
+        return 2
+
+    async def go():
+        try:
+            return await bot.handle(
+                Request(user_id=args.user, channel_id=CONSOLE_CHANNEL, command=parsed[0], text=parsed[1], transport="console", trigger="cli")
+            )
+        finally:
+            await bot.close()
+
+    reply = asyncio.run(go())
+    print(to_text(reply))
+    return Outcome(reply.outcome).exit_code
+
+
+def _start(args) -> int:
+    settings = Settings.from_env()
+    if settings.slack_configured:
+        return _serve(argparse.Namespace(config=args.config, host="0.0.0.0", port=None))
+    print("No Slack tokens set (SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or SLACK_APP_TOKEN): opening the console.", file=sys.stderr)
+    return _shell(argparse.Namespace(config=args.config, user=CONSOLE_USER))
+
+
+def _serve(args) -> int:
+    _logging(logging.INFO)
+    settings = Settings.from_env()
+    missing = []
+    if not settings.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN")
+    if not settings.slack_app_token and not settings.slack_signing_secret:
+        missing.append("SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+    if missing:
+        print(f"opsbot serve cannot start: set {' and '.join(missing)} in the environment or .env.", file=sys.stderr)
+        return 2
+    _prepare_embedded_database(settings)
+    from bot.transport.serve import serve
+
+    return asyncio.run(serve(settings, args.config, args.host, args.port or settings.port, _load_bot))
+
+
+def _config_check(args) -> int:
+    path = args.path or Settings.from_env().config_path
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(str(exc))
+        print(f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} in {path}.")
+        return 1
+    checks = sum(len(s.checks) for s in config.services.values())
+    print(f"{path} is valid: {len(config.services)} services, {checks} checks, {len(config.roles)} roles.")
+    return 0
+
+
+def _config_reference(args) -> int:
+    from bot.config.reference import render_reference
+
+    sys.stdout.write(render_reference())
+    return 0
+
+
+def _migrate(args) -> int:
+    from bot.migrate import upgrade
+
+    _logging(logging.INFO)
+    settings = Settings.from_env()
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        from bot.redaction import redact
+
+        print(f"Migration failed: {redact(str(exc)).splitlines()[0][:300]}", file=sys.stderr)
+        return 1
+    print("Database is at the newest schema.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

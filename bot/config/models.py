@@ -1,0 +1,228 @@
+"""app.yaml, as pydantic models: the single source of truth for configuration.
+
+docs/config-reference.md is generated from these models (`opsbot config reference`)
+and a test fails when the two drift apart.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from bot.config.types import (
+    Duration,
+    FloorThresholds,
+    LatencyThresholds,
+    Strict,
+    Thresholds,
+    env_refs,
+)
+
+ServiceName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+RoleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]
+SlackUserGroupId = Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")]
+SlackChannel = Annotated[str, Field(pattern=r"^(#[a-z0-9._-]{1,80}|[CG][A-Z0-9]{2,})$")]
+ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
+
+
+def _no_literal_password(value: str) -> str:
+    """Secrets never live in app.yaml: a DSN/URL password must be a ${VAR} reference."""
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return value
+    if password and not env_refs(password) and not env_refs(value.split("@")[0]):
+        raise ValueError("the password is written in the file; use ${VAR} and set it in the environment")
+    return value
+
+
+class CheckBase(Strict):
+    name: str | None = Field(None, description="Label in reports; defaults to the check kind.")
+    timeout: Duration = Field(5.0, description="Each check runs under its own timeout.")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind  # type: ignore[attr-defined]
+
+
+class HttpCheck(CheckBase):
+    kind: Literal["http"]
+    url: str = Field(description="URL to request; ${VAR} allowed.")
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expect_status: list[int] = Field([200], description="Acceptable HTTP status codes.")
+    expect_json: dict[str, str | int | float | bool] = Field(
+        {}, description="Dotted JSON field -> expected value, e.g. status: healthy."
+    )
+    nested_checks: str | None = Field(
+        None, description="JSON field holding /ready-style nested checks (runbook 001), reported one by one."
+    )
+    headers: dict[str, str] = Field({}, description="Request headers; use ${VAR} for tokens.")
+    latency: LatencyThresholds = LatencyThresholds(warn=1.0, critical=2.0)
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, int) else value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not (value.startswith("http://") or value.startswith("https://") or value.startswith("${")):
+            raise ValueError("must start with http:// or https://")
+        return _no_literal_password(value)
+
+
+class TcpCheck(CheckBase):
+    kind: Literal["tcp"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+    latency: LatencyThresholds = LatencyThresholds()
+
+
+class PostgresCheck(CheckBase):
+    kind: Literal["postgres"]
+    dsn: str = Field(description="postgresql:// DSN, normally ${VAR}.")
+    connections: Thresholds = Field(
+        Thresholds(warn=80, critical=90), description="Connections in use, % of max_connections (runbook 000)."
+    )
+    latency: LatencyThresholds = LatencyThresholds(warn=0.5, critical=2.0)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        return _no_literal_password(value)
+
+
+class RedisCheck(CheckBase):
+    kind: Literal["redis"]
+    url: str = Field(description="redis:// URL, normally ${VAR}.")
+    memory: Thresholds = Field(
+        Thresholds(warn=80, critical=90), description="used_memory, % of maxmemory (skipped when maxmemory is 0)."
+    )
+    hit_rate_warn_below: float | None = Field(
+        None, ge=0, le=100, description="Warn when keyspace hit rate (%) falls below this."
+    )
+    latency: LatencyThresholds = LatencyThresholds(warn=0.5, critical=2.0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _no_literal_password(value)
+
+
+class ContainerCheck(CheckBase):
+    kind: Literal["container"]
+    container: ContainerName | None = Field(None, description="Defaults to the service's container.")
+    restart_count: Thresholds = Field(Thresholds(warn=1, critical=5), description="Docker's RestartCount.")
+    min_uptime: Duration | None = Field(None, description="Warn when the container started less than this ago.")
+
+
+class ExecCheck(CheckBase):
+    kind: Literal["exec"]
+    container: ContainerName | None = Field(None, description="Defaults to the service's container.")
+    command: list[str] = Field(min_length=1, description="Argument list run via the Docker exec API, no shell.")
+
+
+class DiskCheck(CheckBase):
+    kind: Literal["disk"]
+    path: str = "/"
+    usage: Thresholds = Thresholds(warn=80, critical=90)
+
+
+class MemoryCheck(CheckBase):
+    kind: Literal["memory"]
+    usage: Thresholds = Thresholds(warn=85, critical=95)
+
+
+class TlsCheck(CheckBase):
+    kind: Literal["tls"]
+    host: str
+    port: int = Field(443, ge=1, le=65535)
+    server_name: str | None = Field(None, description="SNI and name to verify; defaults to host.")
+    ca_file: str | None = Field(None, description="CA bundle for private certificates.")
+    days: FloorThresholds = Field(FloorThresholds(warn=14, critical=3), description="Days to certificate expiry.")
+
+
+Check = Annotated[
+    Union[HttpCheck, TcpCheck, PostgresCheck, RedisCheck, ContainerCheck, ExecCheck, DiskCheck, MemoryCheck, TlsCheck],
+    Field(discriminator="kind"),
+]
+
+
+class Service(Strict):
+    description: str = ""
+    container: ContainerName | None = Field(None, description="Docker container name, when the service is one.")
+    depends_on: list[ServiceName] = Field([], description="Services this one needs; restarted first.")
+    owners: list[RoleName] = Field([], description="Roles that own this service.")
+    checks: list[Check] = []
+
+    @model_validator(mode="after")
+    def _container_for_checks(self) -> "Service":
+        for index, check in enumerate(self.checks):
+            if isinstance(check, (ContainerCheck, ExecCheck)) and not (check.container or self.container):
+                raise ValueError(f"checks[{index}] ({check.kind}) needs a container: set it on the check or the service")
+        return self
+
+
+class Role(Strict):
+    users: list[SlackUserId] = []
+    groups: list[SlackUserGroupId] = Field([], description="Slack user-group IDs, resolved via usergroups.users.list.")
+
+
+class SlackSettings(Strict):
+    ops_channel: SlackChannel | None = Field(None, description="Where reports go.")
+    incidents_channel: SlackChannel | None = None
+
+
+class AppConfig(Strict):
+    version: Literal[1] = 1
+    services: dict[ServiceName, Service] = {}
+    roles: dict[RoleName, Role] = {}
+    slack: SlackSettings = SlackSettings()
+
+    @model_validator(mode="after")
+    def _references(self) -> "AppConfig":
+        problems = []
+        for name, service in self.services.items():
+            for dep in service.depends_on:
+                if dep not in self.services:
+                    problems.append(f"service '{name}' depends on unknown service '{dep}'")
+                elif dep == name:
+                    problems.append(f"service '{name}' depends on itself")
+            for owner in service.owners:
+                if owner not in self.roles:
+                    problems.append(f"service '{name}' is owned by unknown role '{owner}'")
+        cycle = _find_cycle({n: s.depends_on for n, s in self.services.items()})
+        if cycle:
+            problems.append("depends_on has a cycle: " + " -> ".join(cycle))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt in graph and not state.get(nxt):
+                found = visit(nxt)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if not state.get(node):
+            found = visit(node)
+            if found:
+                return found
+    return None

@@ -1,0 +1,114 @@
+"""Small value types shared by the app.yaml models: durations, thresholds, env references."""
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated, Mapping
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Strict(BaseModel):
+    """Base for every app.yaml model: unknown keys are an error, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_duration(value: object) -> float:
+    """'500ms', '5s', '15m', '1h', '2d' or a bare number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 5s, 500ms, 15m or 1h")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError("expected a duration like 5s, 500ms, 15m or 1h")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Thresholds(Strict):
+    """Warn/critical limits where a higher reading is worse (percentages, latency, counts)."""
+
+    warn: float | None = None
+    critical: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Thresholds":
+        if self.warn is not None and self.critical is not None and self.warn > self.critical:
+            raise ValueError("warn must not be above critical")
+        return self
+
+    def grade(self, reading: float) -> str:
+        if self.critical is not None and reading >= self.critical:
+            return "critical"
+        if self.warn is not None and reading >= self.warn:
+            return "warning"
+        return "ok"
+
+
+class LatencyThresholds(Strict):
+    """Latency limits in seconds; accepts durations ('1s', '250ms')."""
+
+    warn: Duration | None = None
+    critical: Duration | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "LatencyThresholds":
+        if self.warn is not None and self.critical is not None and self.warn > self.critical:
+            raise ValueError("warn must not be above critical")
+        return self
+
+    def grade(self, seconds: float) -> str:
+        return Thresholds(warn=self.warn, critical=self.critical).grade(seconds)
+
+
+class FloorThresholds(Strict):
+    """Warn/critical limits where a lower reading is worse (days to certificate expiry)."""
+
+    warn: float | None = None
+    critical: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FloorThresholds":
+        if self.warn is not None and self.critical is not None and self.warn < self.critical:
+            raise ValueError("warn must not be below critical (lower readings are worse here)")
+        return self
+
+    def grade(self, reading: float) -> str:
+        if self.critical is not None and reading <= self.critical:
+            return "critical"
+        if self.warn is not None and reading <= self.warn:
+            return "warning"
+        return "ok"
+
+
+class MissingEnvironment(LookupError):
+    """A ${VAR} reference names a variable that is not set."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        super().__init__(f"environment variable {', '.join(names)} is not set")
+
+
+def env_refs(text: str) -> list[str]:
+    return _ENV_REF.findall(text)
+
+
+def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """Replace ${VAR} with its value. Done at use time, so the loaded config never holds secrets."""
+    env = os.environ if environ is None else environ
+    missing = [name for name in env_refs(text) if name not in env]
+    if missing:
+        raise MissingEnvironment(missing)
+    return _ENV_REF.sub(lambda m: env[m.group(1)], text)

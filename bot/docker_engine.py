@@ -1,0 +1,84 @@
+"""The Docker Engine API, reached through the docker SDK (which honours DOCKER_HOST).
+
+The SDK is blocking, so every call runs on a dedicated thread pool: the default pool
+has only cpu+4 threads, which would serialise a /health of many containers.
+"""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+
+
+class DockerUnavailable(RuntimeError):
+    """The engine cannot be reached: the sentence says which address was tried."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str
+
+
+class DockerGateway:
+    def __init__(self, max_workers: int = 32):
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
+        self._client: docker.DockerClient | None = None
+
+    def _docker(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                client = docker.from_env(timeout=30)
+                client.ping()
+            except docker.errors.DockerException as exc:
+                raise DockerUnavailable(f"the Docker Engine is not reachable ({_reason(exc)})") from None
+            self._client = client
+        return self._client
+
+    async def _run(self, fn, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def inspect(self, name: str) -> dict | None:
+        """The container's inspect document, or None when no such container exists."""
+
+        def call():
+            try:
+                return self._docker().api.inspect_container(name)
+            except docker.errors.NotFound:
+                return None
+            except docker.errors.APIError as exc:
+                raise DockerUnavailable(f"the Docker Engine refused to inspect {name} ({_reason(exc)})") from None
+
+        return await self._run(call)
+
+    async def exec(self, name: str, argv: list[str]) -> ExecResult:
+        """Run an argument list inside a running container; no shell is involved."""
+
+        def call():
+            api = self._docker().api
+            try:
+                exec_id = api.exec_create(name, argv, stdout=True, stderr=True)["Id"]
+                output = api.exec_start(exec_id)
+                code = api.exec_inspect(exec_id)["ExitCode"]
+            except docker.errors.NotFound:
+                raise DockerUnavailable(f"container {name} does not exist") from None
+            except docker.errors.APIError as exc:
+                raise DockerUnavailable(f"exec in {name} failed ({_reason(exc)})") from None
+            return ExecResult(code if code is not None else -1, output.decode("utf-8", "replace"))
+
+        return await self._run(call)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _reason(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = str(explanation or exc)
+    return text.splitlines()[0][:200] if text else exc.__class__.__name__

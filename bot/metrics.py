@@ -1,0 +1,11 @@
+"""Prometheus metrics the bot exports at GET /metrics."""
+from prometheus_client import Counter, Histogram
+
+COMMANDS = Counter("opsbot_commands_total", "Commands handled, by name and outcome", ["command", "outcome"])
+CHECK_LATENCY = Histogram(
+    "opsbot_check_latency_seconds",
+    "Latency of individual health checks",
+    ["kind", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+SLACK_API_ERRORS = Counter("opsbot_slack_api_errors_total", "Slack Web API calls that failed", ["method", "error"])

@@ -1,0 +1,134 @@
+"""The one request pipeline both transports use: a list of middleware around the handler.
+
+Each middleware is `async def mw(call, call_next) -> Reply`, bolt-style; the order is the
+list order, outermost first.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from bot.metrics import COMMANDS
+from bot.pipeline.commands import CommandSpec, Invocation
+from bot.pipeline.parse import ParsedArgs, UsageError
+from bot.pipeline.reply import Context, Outcome, Reply
+from bot.pipeline.request import Request
+from bot.redaction import redact
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Call:
+    request: Request
+    bot: object
+    spec: CommandSpec | None = None
+    args: ParsedArgs = field(default_factory=ParsedArgs)
+
+
+Next = Callable[[Call], Awaitable[Reply]]
+Middleware = Callable[[Call, Next], Awaitable[Reply]]
+
+
+class Pipeline:
+    def __init__(self, commands: list[CommandSpec], middleware: list[Middleware]):
+        self.commands = {c.name: c for c in commands}
+        self.middleware = middleware
+
+    async def handle(self, request: Request, bot: object) -> Reply:
+        async def run_handler(call: Call) -> Reply:
+            return await call.spec.handler(Invocation(call.request, call.args, bot))
+
+        chain: Next = run_handler
+        for mw in reversed(self.middleware):
+            chain = _bind(mw, chain)
+        return await chain(Call(request=request, bot=bot))
+
+
+def _bind(mw: Middleware, nxt: Next) -> Next:
+    async def step(call: Call) -> Reply:
+        return await mw(call, nxt)
+
+    return step
+
+
+async def count_outcome(call: Call, call_next: Next) -> Reply:
+    reply = await call_next(call)
+    COMMANDS.labels(call.spec.name if call.spec else "unknown", reply.outcome.value).inc()
+    return reply
+
+
+async def contain_errors(call: Call, call_next: Next) -> Reply:
+    """Whatever breaks inside, the user gets one sentence and the process keeps serving."""
+    try:
+        return await call_next(call)
+    except Exception:
+        log.error("command /%s failed:\n%s", call.request.command, redact(_traceback()))
+        return Reply.refusal(
+            f"/{call.request.command} failed inside opsbot and nothing was changed; the error is in the bot's log. "
+            "Try again, or run /health to see what is down.",
+            Outcome.error,
+        )
+
+
+async def audit_trail(call: Call, call_next: Next) -> Reply:
+    """Every command is recorded before the user sees the answer."""
+    from bot.audit import service as audit
+
+    reply = await call_next(call)
+    try:
+        await audit.record(
+            call.bot.db,
+            user_id=call.request.user_id,
+            command=call.spec.name if call.spec else call.request.command[:64],
+            arguments=call.request.text,
+            channel=call.request.channel_id,
+            transport=call.request.transport,
+            outcome=reply.outcome.value,
+            detail="" if reply.outcome in (Outcome.ok, Outcome.warning, Outcome.critical) else reply.text,
+        )
+    except Exception as exc:
+        log.error("audit write failed: %s", redact(str(exc))[:300])
+        reply.blocks.append(Context("Not recorded in the audit log: the bot's database is unreachable."))
+    return reply
+
+
+async def find_command(call: Call, call_next: Next) -> Reply:
+    spec = call.bot.pipeline.commands.get(call.request.command)
+    if spec is None:
+        shown = call.request.command[:40]
+        known = ", ".join(f"/{n}" for n in call.bot.pipeline.commands)
+        return Reply.refusal(f"There is no /{shown} command. Commands: {known}; /help explains them.")
+    call.spec = spec
+    return await call_next(call)
+
+
+async def parse_arguments(call: Call, call_next: Next) -> Reply:
+    try:
+        call.args = call.spec.grammar.parse(call.request.text)
+    except UsageError as exc:
+        return Reply.refusal(str(exc))
+    return await call_next(call)
+
+
+async def authorize(call: Call, call_next: Next) -> Reply:
+    spec = call.spec
+    if not spec.public:
+        held = await call.bot.roles.roles_of(call.request.user_id)
+        if not held.intersection(spec.roles):
+            needed = " or ".join(spec.roles) or "a role that no one holds"
+            return Reply.refusal(
+                f"You are not allowed to run /{spec.name}: it needs the {needed} role in app.yaml.", Outcome.denied
+            )
+    return await call_next(call)
+
+
+# audit_trail sits outside contain_errors so that failures are on record too.
+DEFAULT_MIDDLEWARE: list[Middleware] = [count_outcome, audit_trail, contain_errors, find_command, parse_arguments, authorize]
+
+
+def _traceback() -> str:
+    import traceback
+
+    return traceback.format_exc()

@@ -1,0 +1,15 @@
+"""A command request as every transport hands it to the pipeline."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Request:
+    user_id: str
+    channel_id: str
+    command: str  # without the slash: "health"
+    text: str  # argument text exactly as received
+    transport: str  # "slack" or "console"
+    trigger: str = "command"  # what started it; stored with check runs
+    meta: dict = field(default_factory=dict, compare=False)

@@ -1,0 +1,46 @@
+"""Who holds which role: Slack user IDs directly, user groups through usergroups.users.list."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Awaitable, Callable
+
+from bot.config.models import AppConfig
+
+log = logging.getLogger(__name__)
+
+GroupLookup = Callable[[str], Awaitable[list[str]]]
+
+
+class RoleDirectory:
+    def __init__(self, config: AppConfig, group_lookup: GroupLookup | None = None, ttl: float = 60.0):
+        self._config = config
+        self._group_lookup = group_lookup
+        self._ttl = ttl
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+
+    async def roles_of(self, user_id: str) -> set[str]:
+        held = set()
+        for name, role in self._config.roles.items():
+            if user_id in role.users:
+                held.add(name)
+                continue
+            for group in role.groups:
+                if user_id in await self._members(group):
+                    held.add(name)
+                    break
+        return held
+
+    async def _members(self, group: str) -> frozenset[str]:
+        cached = self._groups.get(group)
+        if cached and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        if self._group_lookup is None:
+            return frozenset()  # no Slack here: group membership cannot be shown, so it is not granted
+        try:
+            members = frozenset(await self._group_lookup(group))
+        except Exception as exc:  # fail closed, but say why in the log
+            log.warning("cannot resolve user group %s: %s", group, exc)
+            return frozenset()
+        self._groups[group] = (time.monotonic(), members)
+        return members

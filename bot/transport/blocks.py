@@ -1,0 +1,67 @@
+"""Reply -> Block Kit, inside Slack's limits (docs: 50 blocks, 3,000 characters a section)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.pipeline.reply import Context, Header, Preformatted, Reply, Section
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+MAX_TEXT = 4000  # Slack truncates past 40,000; a phone screen gives up long before
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    text: str
+    blocks: list[dict]
+    # Set when the reply did not fit in one message: the whole text goes as a file.
+    attachment: str | None = None
+
+
+def to_slack(reply: Reply) -> SlackMessage:
+    blocks: list[dict] = []
+    for block in reply.blocks:
+        if isinstance(block, Header):
+            blocks.append({"type": "header", "text": {"type": "plain_text", "text": _clip(block.text, MAX_HEADER), "emoji": True}})
+        elif isinstance(block, Section):
+            for chunk in split_text(block.text, MAX_SECTION):
+                blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+        elif isinstance(block, Preformatted):
+            for chunk in split_text(block.text.replace("```", "'''"), MAX_SECTION - 8):
+                blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{chunk}```"}})
+        elif isinstance(block, Context):
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(block.text, MAX_SECTION)}]})
+    attachment = None
+    if len(blocks) > MAX_BLOCKS:
+        attachment = reply.text
+        blocks = blocks[: MAX_BLOCKS - 1] + [
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "Too long for one message: the full output is attached as a file."}]}
+        ]
+    return SlackMessage(text=_clip(reply.text, MAX_TEXT), blocks=blocks, attachment=attachment)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split on line boundaries into chunks of at most `limit` characters (hard-split longer lines)."""
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not chunks:
+        chunks.append(current or " ")
+    return chunks
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,491 @@
+#!/usr/bin/env bash
+# Bring up everything the opsbot test suite needs on a Debian 12 machine
+# (run as root). Idempotent: a second run only checks and is quick.
+#
+#   1. PostgreSQL 127.0.0.1:5432 (trust auth, database "test") and
+#      Redis 127.0.0.1:6379: checked, started if down.
+#   2. Docker Engine: docker.io + busybox-static installed if missing, dockerd
+#      started in the background (vfs, no bridge, no iptables) if not running.
+#   3. Image opsbot-test/busybox:1, built locally from the static busybox
+#      (Docker Hub is not reachable).
+#   4. The test fleet (label opsbot.test=1, all --network host):
+#        opsbot-test-web         running, healthy, httpd 127.0.0.1:18080
+#        opsbot-test-web500      running, httpd 127.0.0.1:18081, /cgi-bin/health -> 500
+#        opsbot-test-exited      exited, code 3
+#        opsbot-test-restarting  restart policy always, exits 1 after 1 s
+#        opsbot-test-oom         16 MiB limit, OOMKilled (if the kernel enforces it)
+#   5. tests/.fleet.env with what the tests may rely on (e.g. OPSBOT_FLEET_OOM).
+#
+# Tear the fleet down with scripts/test-env-down.sh.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FLEET_ENV="$ROOT/tests/.fleet.env"
+OOM_MARKER="$ROOT/tests/.fleet.oom-not-enforced"
+IMAGE="opsbot-test/busybox:1"
+PREFIX="opsbot-test-"
+LABEL="opsbot.test=1"
+DOCKERD_LOG="/tmp/opsbot-dockerd.log"
+APT_LOG="/tmp/opsbot-test-env-apt.log"
+PG_HOST=127.0.0.1 PG_PORT=5432 PG_DB=test PG_USER="${PGUSER:-postgres}"
+REDIS_HOST=127.0.0.1 REDIS_PORT=6379
+WEB_PORT=18080 WEB500_PORT=18081
+WEB_URL="http://127.0.0.1:$WEB_PORT"
+WEB500_URL="http://127.0.0.1:$WEB500_PORT/cgi-bin/health"
+
+START_SECONDS=$SECONDS
+
+step() { printf '==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+die()  { printf 'test-env: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- helpers
+
+# tcp_open HOST PORT: true if something accepts TCP connections there.
+tcp_open() {
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+
+# wait_for SECONDS CMD...: retry CMD every 0.5 s until it succeeds or time runs out.
+wait_for() {
+    local deadline=$((SECONDS + $1)); shift
+    until "$@"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.5
+    done
+}
+
+# http_get URL BODYFILE: print the HTTP status code (000 if no answer).
+http_get() {
+    local url="$1" body="$2" code=""
+    : >"$body"
+    if command -v curl >/dev/null 2>&1; then
+        code="$(curl -sS -m 5 -o "$body" -w '%{http_code}' "$url" 2>/dev/null || true)"
+    elif [ -x /bin/busybox ]; then
+        # (busybox 1.35-static wget segfaults with -T, so time it out with timeout)
+        code="$( { timeout 5 /bin/busybox wget -S -O "$body" "$url" 2>&1 || true; } |
+            sed -n 's#.*HTTP/1\.[01] \([0-9][0-9][0-9]\).*#\1#p' | tail -n 1)"
+    fi
+    printf '%s\n' "${code:-000}"
+}
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "$1 needs root; run this script as root (sudo $0)."
+}
+
+# apt_install PKG...: install, waiting for a dpkg/apt lock held by another
+# apt-get (retries for several minutes); 'apt-get update' only if install fails.
+apt_install() {
+    need_root "Installing $*"
+    local attempt updated=0
+    for attempt in 1 2 3 4 5 6; do
+        info "apt-get install $* (attempt $attempt; waits for the dpkg lock if another apt-get runs; log: $APT_LOG)"
+        if DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=60 \
+            install -y "$@" >>"$APT_LOG" 2>&1; then
+            return 0
+        fi
+        if tail -n 20 "$APT_LOG" | grep -q 'dpkg --configure -a'; then
+            info "dpkg was interrupted; running dpkg --configure -a"
+            DEBIAN_FRONTEND=noninteractive dpkg --configure -a >>"$APT_LOG" 2>&1 || true
+        fi
+        if [ "$updated" = 0 ]; then
+            info "apt-get update (install failed; refreshing package lists)"
+            DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=60 \
+                update >>"$APT_LOG" 2>&1 && updated=1 || true
+        else
+            sleep 10
+        fi
+    done
+    tail -n 15 "$APT_LOG" >&2 || true
+    die "could not install $* with apt-get (see $APT_LOG)."
+}
+
+pkg_installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+# ------------------------------------------------------ 1. postgres, redis
+
+pg_up() {
+    if command -v pg_isready >/dev/null 2>&1; then
+        pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 2
+    else
+        tcp_open "$PG_HOST" "$PG_PORT"
+    fi
+}
+
+redis_up() {
+    if command -v redis-cli >/dev/null 2>&1; then
+        [ "$(timeout 3 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]
+    else
+        tcp_open "$REDIS_HOST" "$REDIS_PORT"
+    fi
+}
+
+PG_START_HINT="pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start"
+REDIS_START_HINT="redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
+
+ensure_postgres() {
+    step "PostgreSQL at $PG_HOST:$PG_PORT"
+    if pg_up; then
+        info "reachable"
+    else
+        info "not reachable; starting it: $PG_START_HINT"
+        if [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+            # shellcheck disable=SC2046
+            pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start || true
+        fi
+        wait_for 30 pg_up ||
+            die "PostgreSQL is not reachable at $PG_HOST:$PG_PORT; start it with: $PG_START_HINT"
+        info "started"
+    fi
+    if command -v psql >/dev/null 2>&1; then
+        local q=(env PGCONNECT_TIMEOUT=5 psql -w -X -q -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -At)
+        if ! "${q[@]}" -d "$PG_DB" -c 'select 1' >/dev/null 2>&1; then
+            "${q[@]}" -d postgres -c 'select 1' >/dev/null 2>&1 ||
+                die "PostgreSQL at $PG_HOST:$PG_PORT does not let user $PG_USER in without a password; add 'host all all 127.0.0.1/32 trust' to pg_hba.conf."
+            info "database $PG_DB missing; creating it"
+            "${q[@]}" -d postgres -c "CREATE DATABASE \"$PG_DB\"" >/dev/null ||
+                die "PostgreSQL database $PG_DB does not exist and could not be created."
+        fi
+        info "database $PG_DB: ok (user $PG_USER, trust auth)"
+    fi
+}
+
+ensure_redis() {
+    step "Redis at $REDIS_HOST:$REDIS_PORT"
+    if redis_up; then
+        info "reachable"
+        return
+    fi
+    info "not reachable; starting it: $REDIS_START_HINT"
+    if command -v redis-server >/dev/null 2>&1; then
+        mkdir -p /var/lib/redis /var/log/redis
+        redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+            --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+    fi
+    wait_for 15 redis_up ||
+        die "Redis is not reachable at $REDIS_HOST:$REDIS_PORT; start it with: $REDIS_START_HINT"
+    info "started"
+}
+
+# ----------------------------------------------------------- 2. docker
+
+docker_up() { docker info >/dev/null 2>&1; }
+
+dockerd_running() {
+    local pid
+    pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+ensure_packages() {
+    local missing=()
+    { pkg_installed docker.io || command -v dockerd >/dev/null 2>&1; } || missing+=(docker.io)
+    pkg_installed busybox-static || missing+=(busybox-static)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        step "Installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+    command -v dockerd >/dev/null 2>&1 || die "dockerd is missing even after installing docker.io."
+    command -v docker >/dev/null 2>&1 || die "the docker client is missing even after installing docker.io."
+}
+
+ensure_docker() {
+    step "Docker Engine"
+    if docker_up; then
+        info "running ($(docker version -f 'server {{.Server.Version}}' 2>/dev/null || echo '?'))"
+        return
+    fi
+    ensure_packages
+    if docker_up; then
+        info "running"
+        return
+    fi
+    need_root "Starting dockerd"
+    if dockerd_running; then
+        info "dockerd (pid $(cat /var/run/docker.pid)) is starting; waiting for it"
+    else
+        info "starting dockerd --iptables=false --bridge=none --storage-driver=vfs (log: $DOCKERD_LOG)"
+        setsid -f nohup dockerd --iptables=false --bridge=none --storage-driver=vfs \
+            >>"$DOCKERD_LOG" 2>&1 </dev/null
+    fi
+    if ! wait_for 60 docker_up; then
+        tail -n 15 "$DOCKERD_LOG" >&2 || true
+        die "Docker Engine did not come up within 60 s (docker info fails; see $DOCKERD_LOG)."
+    fi
+    info "running ($(docker version -f 'server {{.Server.Version}}' 2>/dev/null || echo '?'))"
+}
+
+# ------------------------------------------------------------ 3. image
+
+APPLETS=(sh httpd sleep cat echo printf dd head tail true false wget nc env date
+         mkdir chmod ls ps kill grep)
+
+ensure_image() {
+    step "Image $IMAGE"
+    pkg_installed busybox-static || apt_install busybox-static
+    [ -x /bin/busybox ] || die "/bin/busybox is missing; install busybox-static."
+    if ldd /bin/busybox >/dev/null 2>&1; then
+        die "/bin/busybox is dynamically linked; install busybox-static (it replaces busybox)."
+    fi
+    local rev
+    rev="$( { sha256sum /bin/busybox; printf '%s\n' "${APPLETS[@]}"; } | sha256sum | cut -c1-16)"
+    if [ "$(docker image inspect -f '{{index .Config.Labels "opsbot.test.rev"}}' "$IMAGE" 2>/dev/null || true)" = "$rev" ]; then
+        info "present ($(docker image inspect -f '{{.Id}}' "$IMAGE" | cut -c1-19))"
+        return
+    fi
+    info "building from /bin/busybox ($(/bin/busybox 2>&1 | head -n 1 | cut -d' ' -f1-2))"
+    local dir
+    dir="$(mktemp -d /tmp/opsbot-rootfs.XXXXXX)"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$dir'" EXIT
+    mkdir -p "$dir"/{bin,etc,tmp,root,www,proc,sys,dev}
+    chmod 1777 "$dir/tmp"
+    cp /bin/busybox "$dir/bin/busybox"
+    local a
+    for a in "${APPLETS[@]}"; do ln -s busybox "$dir/bin/$a"; done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$dir/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
+    tar -C "$dir" --numeric-owner --owner=0 --group=0 -c . |
+        docker import \
+            --change 'ENV PATH=/bin' \
+            --change 'CMD ["/bin/sh"]' \
+            --change "LABEL opsbot.test=1 opsbot.test.rev=$rev" \
+            - "$IMAGE" >/dev/null
+    rm -rf "$dir"
+    trap - EXIT
+    info "built ($(docker image inspect -f '{{.Id}}' "$IMAGE" | cut -c1-19))"
+}
+
+# ------------------------------------------------------------ 4. fleet
+
+IMAGE_ID=""
+
+# ctr_field NAME GO-TEMPLATE: inspect a field ('' if the container is absent).
+ctr_field() { docker inspect -f "$2" "$1" 2>/dev/null || true; }
+
+# ensure_container NAME OK-FN SETTLE-FN DOCKER-RUN-ARGS...
+# Keeps NAME if it was created from the same spec and image and OK-FN says its
+# state is as expected; otherwise (re)creates it and runs SETTLE-FN on it.
+ensure_container() {
+    local name="$1" ok_fn="$2" settle_fn="$3"; shift 3
+    local spec
+    spec="$(printf '%s\0' "$IMAGE_ID" "$@" | sha256sum | cut -c1-16)"
+    if [ "$(ctr_field "$name" '{{index .Config.Labels "opsbot.test.spec"}}')" = "$spec" ] &&
+        [ "$(ctr_field "$name" '{{.Image}}')" = "$IMAGE_ID" ] && "$ok_fn" "$name"; then
+        info "$name: up to date ($(ctr_state "$name"))"
+        return
+    fi
+    if docker inspect "$name" >/dev/null 2>&1; then
+        if [ "$(ctr_field "$name" '{{index .Config.Labels "opsbot.test.spec"}}')" != "$spec" ] ||
+            [ "$(ctr_field "$name" '{{.Image}}')" != "$IMAGE_ID" ]; then
+            info "$name: created from another spec or image; recreating"
+        else
+            info "$name: not in the expected state ($(ctr_state "$name")); recreating"
+        fi
+        docker rm -f "$name" >/dev/null
+    else
+        info "$name: creating"
+    fi
+    docker run -d --name "$name" --label "$LABEL" --label "opsbot.test.spec=$spec" \
+        --network host "$@" >/dev/null
+    "$settle_fn" "$name"
+    info "$name: $(ctr_state "$name")"
+}
+
+ctr_state() {
+    ctr_field "$1" '{{.State.Status}} exit={{.State.ExitCode}} restarts={{.RestartCount}} oomkilled={{.State.OOMKilled}}{{if .State.Health}} health={{.State.Health.Status}}{{end}}'
+}
+
+# A port the container is about to bind must not be taken by something else.
+port_free_for() {
+    local name="$1" port="$2"
+    if [ "$(ctr_field "$name" '{{.State.Running}}')" != true ] && tcp_open 127.0.0.1 "$port"; then
+        die "port 127.0.0.1:$port is already in use by another process, so $name cannot listen there."
+    fi
+}
+
+# --- opsbot-test-web
+WEB_SCRIPT=$(cat <<'EOF'
+echo "web: starting opsbot test web server"
+echo "web: config DATABASE_URL=postgres://app:s3cr3t@db/app"
+echo "ERROR cache warmup failed: connection refused (simulated)"
+mkdir -p /www
+printf '%s\n' '{"status":"healthy","checks":{"database":{"status":"healthy","latency":"2ms"},"cache":{"status":"healthy"}}}' >/www/health
+printf '%s\n' '{"status":"unhealthy","checks":{"database":{"status":"healthy","latency":"2ms"},"cache":{"status":"healthy"},"migrations":{"status":"unhealthy","message":"migration pending"}}}' >/www/ready
+echo "web: listening on 127.0.0.1:18080"
+exec httpd -f -p 127.0.0.1:18080 -h /www
+EOF
+)
+web_ok() {
+    [ "$(ctr_field "$1" '{{.State.Status}}')" = running ] &&
+        [ "$(ctr_field "$1" '{{if .State.Health}}{{.State.Health.Status}}{{end}}')" != unhealthy ]
+}
+web_settle() { :; }
+
+# --- opsbot-test-web500
+WEB500_SCRIPT=$(cat <<'EOF'
+echo "web500: starting"
+mkdir -p /www/cgi-bin
+cat >/www/cgi-bin/health <<'CGI'
+#!/bin/sh
+printf 'Status: 500 Internal Server Error\r\n'
+printf 'Content-Type: application/json\r\n\r\n'
+printf '%s\n' '{"status":"unhealthy","error":"internal server error"}'
+CGI
+chmod 755 /www/cgi-bin/health
+echo "web500: listening on 127.0.0.1:18081"
+exec httpd -f -p 127.0.0.1:18081 -h /www
+EOF
+)
+running_ok() { [ "$(ctr_field "$1" '{{.State.Status}}')" = running ]; }
+
+# --- opsbot-test-exited
+exited_ok() {
+    [ "$(ctr_field "$1" '{{.State.Status}} {{.State.ExitCode}}')" = "exited 3" ]
+}
+exited_settle() {
+    timeout 30 docker wait "$1" >/dev/null || die "$1 did not exit within 30 s."
+}
+
+# --- opsbot-test-restarting
+restarting_ok() {
+    case "$(ctr_field "$1" '{{.State.Status}}')" in running | restarting) ;; *) return 1 ;; esac
+    [ "$(ctr_field "$1" '{{.RestartCount}}')" -gt 0 ] 2>/dev/null
+}
+restarting_settle() {
+    wait_for 30 restarting_ok "$1" || die "$1 did not restart within 30 s (restart policy not working)."
+}
+
+# --- opsbot-test-oom
+# dd allocates one 64 MiB buffer and fills it: over the 16 MiB limit it is
+# OOM-killed; if the limit is not enforced it simply finishes with exit 0
+# (bounded, so an unenforced limit cannot eat the machine).
+# exec: dd becomes the container's main process, so an OOM kill ends the
+# container with exit 137 and State.OOMKilled=true, like a real OOM.
+OOM_SCRIPT='echo "oom: allocating 64 MiB with a 16 MiB memory limit"; exec dd if=/dev/zero of=/dev/null bs=64M count=2'
+oom_ok() { [ "$(ctr_field "$1" '{{.State.Status}}')" = exited ]; }
+oom_settle() {
+    timeout 60 docker wait "$1" >/dev/null || die "$1 did not finish within 60 s."
+}
+
+ensure_fleet() {
+    step "Test fleet (${PREFIX}*, --network host, label $LABEL)"
+    IMAGE_ID="$(docker image inspect -f '{{.Id}}' "$IMAGE")"
+
+    port_free_for "${PREFIX}web" "$WEB_PORT"
+    ensure_container "${PREFIX}web" web_ok web_settle \
+        --restart unless-stopped \
+        --health-cmd "wget -q -O /dev/null http://127.0.0.1:$WEB_PORT/health" \
+        --health-interval 2s --health-timeout 2s --health-retries 3 \
+        "$IMAGE" sh -c "$WEB_SCRIPT"
+
+    port_free_for "${PREFIX}web500" "$WEB500_PORT"
+    ensure_container "${PREFIX}web500" running_ok web_settle \
+        --restart unless-stopped \
+        "$IMAGE" sh -c "$WEB500_SCRIPT"
+
+    ensure_container "${PREFIX}exited" exited_ok exited_settle \
+        "$IMAGE" sh -c 'echo starting; echo ERROR fatal: config missing; exit 3'
+
+    ensure_container "${PREFIX}restarting" restarting_ok restarting_settle \
+        --restart always \
+        "$IMAGE" sh -c 'echo "restarting: boot at $(date +%T)"; echo "ERROR worker crashed: connection refused"; sleep 1; exit 1'
+
+    ensure_container "${PREFIX}oom" oom_ok oom_settle \
+        --memory 16m --memory-swap 16m \
+        "$IMAGE" sh -c "$OOM_SCRIPT"
+}
+
+# ----------------------------------------------------- verify and report
+
+http_200() { [ "$(http_get "$1" /dev/null)" = 200 ]; }
+web_healthy() { [ "$(ctr_field "${PREFIX}web" '{{.State.Health.Status}}')" = healthy ]; }
+
+verify_fleet() {
+    step "Verifying the fleet"
+    local body code
+    body="$(mktemp)"
+
+    wait_for 30 http_200 "$WEB_URL/health" || true
+    code="$(http_get "$WEB_URL/health" "$body")"
+    [ "$code" = 200 ] && grep -q '"healthy"' "$body" ||
+        die "$WEB_URL/health answered HTTP $code instead of 200 with the healthy JSON (docker logs ${PREFIX}web)."
+    info "$WEB_URL/health -> 200 $(head -c 60 "$body")..."
+    code="$(http_get "$WEB_URL/ready" "$body")"
+    [ "$code" = 200 ] && grep -q 'migration pending' "$body" ||
+        die "$WEB_URL/ready answered HTTP $code instead of 200 with the readiness JSON."
+    info "$WEB_URL/ready  -> 200 (checks.migrations unhealthy: migration pending)"
+    wait_for 30 web_healthy ||
+        die "${PREFIX}web does not report Docker health 'healthy' after 30 s ($(ctr_state "${PREFIX}web"))."
+    info "${PREFIX}web docker health: healthy"
+
+    wait_for 30 tcp_open 127.0.0.1 "$WEB500_PORT" || true
+    code="$(http_get "$WEB500_URL" "$body")"
+    [ "$code" = 500 ] ||
+        die "$WEB500_URL answered HTTP $code instead of 500 (docker logs ${PREFIX}web500)."
+    info "$WEB500_URL -> 500"
+    rm -f "$body"
+
+    OOM_ENFORCED=0
+    local oom exitcode
+    oom="$(ctr_field "${PREFIX}oom" '{{.State.OOMKilled}}')"
+    exitcode="$(ctr_field "${PREFIX}oom" '{{.State.ExitCode}}')"
+    if [ "$oom" = true ]; then
+        OOM_ENFORCED=1
+        rm -f "$OOM_MARKER"
+        info "OOM: enforced (${PREFIX}oom OOMKilled=true, exit $exitcode)"
+    else
+        info "OOM: not enforced here (${PREFIX}oom OOMKilled=$oom, exit $exitcode)"
+        mkdir -p "$(dirname "$OOM_MARKER")"
+        printf 'OOMKilled=%s exit=%s\n' "$oom" "$exitcode" >"$OOM_MARKER"
+    fi
+}
+
+write_fleet_env() {
+    mkdir -p "$(dirname "$FLEET_ENV")"
+    local tmp="$FLEET_ENV.tmp.$$"
+    cat >"$tmp" <<EOF
+# Written by scripts/test-env.sh; describes the local test fleet.
+OPSBOT_FLEET_OOM=$OOM_ENFORCED
+OPSBOT_FLEET_IMAGE=$IMAGE
+OPSBOT_FLEET_PREFIX=$PREFIX
+OPSBOT_FLEET_LABEL=$LABEL
+OPSBOT_FLEET_WEB=${PREFIX}web
+OPSBOT_FLEET_WEB_URL=$WEB_URL
+OPSBOT_FLEET_WEB_HEALTH_URL=$WEB_URL/health
+OPSBOT_FLEET_WEB_READY_URL=$WEB_URL/ready
+OPSBOT_FLEET_WEB500=${PREFIX}web500
+OPSBOT_FLEET_WEB500_URL=$WEB500_URL
+OPSBOT_FLEET_EXITED=${PREFIX}exited
+OPSBOT_FLEET_RESTARTING=${PREFIX}restarting
+OPSBOT_FLEET_OOM_CONTAINER=${PREFIX}oom
+OPSBOT_TEST_POSTGRES_DSN=postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB
+OPSBOT_TEST_REDIS_URL=redis://$REDIS_HOST:$REDIS_PORT/0
+EOF
+    mv -f "$tmp" "$FLEET_ENV"
+}
+
+summary() {
+    step "Summary"
+    docker ps -a --filter "label=$LABEL" --filter "name=^$PREFIX" \
+        --format '{{.Names}}\t{{.Status}}' | sort | while IFS=$'\t' read -r n s; do
+        printf '    %-24s %-42s %s\n' "$n" "$s" "$(ctr_state "$n")"
+    done
+    info "web:    $WEB_URL/health (200 healthy), $WEB_URL/ready (200, one check unhealthy)"
+    info "web500: $WEB500_URL (500)"
+    info "postgres: $PG_HOST:$PG_PORT/$PG_DB   redis: $REDIS_HOST:$REDIS_PORT"
+    if [ "$OOM_ENFORCED" = 1 ]; then info "OOM: enforced"; else info "OOM: not enforced here (marker: $OOM_MARKER)"; fi
+    info "wrote $FLEET_ENV"
+    printf '==> test environment ready in %ss\n' "$((SECONDS - START_SECONDS))"
+}
+
+ensure_postgres
+ensure_redis
+ensure_docker
+ensure_image
+ensure_fleet
+verify_fleet
+write_fleet_env
+summary

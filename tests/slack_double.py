@@ -1,0 +1,879 @@
+"""A real HTTP imitation of Slack's Web API, for tests.
+
+``SlackDouble`` runs an aiohttp server on 127.0.0.1 (free port) that speaks
+enough of Slack's Web API for opsbot: the bot talks to it through an ordinary
+``AsyncWebClient(base_url=double.api_url)``, so the whole HTTP path (headers,
+body encodings, status codes, retry handlers) is exercised, not a mock.
+
+The double enforces the facts in ``/work/shared/docs/slack-contract.md`` so a
+green test means the real Slack would accept the same traffic:
+
+* bearer-token auth on every ``/api/<method>`` call (``not_authed`` /
+  ``invalid_auth``, HTTP 200 like Slack);
+* arguments accepted as JSON body, form body, or query string (merged);
+* Block Kit limits (see :func:`validate_blocks`) and message ``text`` length;
+* ``chat.update`` only on messages previously posted in that channel;
+* file upload v2 (get URL -> POST bytes without auth -> complete);
+* ``response_url``: at most 5 posts within 30 minutes, then 404 ``used_url``;
+* rate limiting (HTTP 429 + ``Retry-After``) and error injection on demand.
+
+Every call is recorded (``calls``, ``response_posts``, ``uploaded_files``) and
+tests can await traffic produced by background tasks with ``wait_for``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+__all__ = [
+    "BOT_ID",
+    "BOT_USER_ID",
+    "TEAM_ID",
+    "Call",
+    "ResponsePost",
+    "SlackDouble",
+    "UploadedFile",
+    "validate_blocks",
+]
+
+TEAM_ID = "T0TEST"
+TEAM_DOMAIN = "opsbot-test"
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+BOT_USER_NAME = "opsbot"
+
+# --- Slack limits (see the contract's Block Kit table) ----------------------
+MAX_BLOCKS_PER_MESSAGE = 50
+MAX_BLOCKS_PER_MODAL = 100
+MAX_MESSAGE_TEXT = 40_000
+MAX_SECTION_TEXT = 3_000
+MAX_SECTION_FIELDS = 10
+MAX_SECTION_FIELD_TEXT = 2_000
+MAX_HEADER_TEXT = 150
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2_000
+MAX_URL = 3_000
+MAX_ID = 255  # action_id, block_id, callback_id
+MAX_ACTIONS_ELEMENTS = 25
+MAX_CONTEXT_ELEMENTS = 10
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
+MAX_OPTIONS = 100
+MAX_IMAGE_ALT_TEXT = 2_000
+
+RESPONSE_URL_MAX_POSTS = 5
+RESPONSE_URL_LIFETIME_S = 30 * 60
+
+# Block types Slack accepts in messages; anything else is ``invalid_blocks``.
+KNOWN_BLOCK_TYPES = frozenset(
+    {
+        "actions",
+        "context",
+        "divider",
+        "file",
+        "header",
+        "image",
+        "input",
+        "markdown",
+        "rich_text",
+        "section",
+        "video",
+    }
+)
+TEXT_OBJECT_TYPES = frozenset({"plain_text", "mrkdwn"})
+
+
+# =============================================================================
+# Block Kit validation
+# =============================================================================
+
+
+class _BlockErrors:
+    """Collects validation messages, each prefixed with a JSON pointer."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, pointer: str, message: str) -> None:
+        self.messages.append(f"{pointer}: {message}")
+
+    def max_len(self, pointer: str, value: Any, limit: int) -> None:
+        if isinstance(value, str) and len(value) > limit:
+            self.add(pointer, f"must be at most {limit} characters (got {len(value)})")
+
+
+def _check_text_object(
+    errors: _BlockErrors,
+    pointer: str,
+    obj: Any,
+    *,
+    limit: int,
+    plain_only: bool = False,
+    required: bool = True,
+) -> None:
+    """Validate a composition text object ``{"type": ..., "text": ...}``."""
+    if obj is None:
+        if required:
+            errors.add(pointer, "is required")
+        return
+    if not isinstance(obj, dict):
+        errors.add(pointer, "must be a text object")
+        return
+    kind = obj.get("type")
+    allowed = {"plain_text"} if plain_only else TEXT_OBJECT_TYPES
+    if kind not in allowed:
+        errors.add(f"{pointer}/type", f"must be one of {sorted(allowed)} (got {kind!r})")
+    text = obj.get("text")
+    if not isinstance(text, str) or not text:
+        # Slack's minimum length for text objects is 1.
+        errors.add(f"{pointer}/text", "must be a non-empty string")
+        return
+    errors.max_len(f"{pointer}/text", text, limit)
+
+
+def _check_options(errors: _BlockErrors, pointer: str, options: Any) -> None:
+    if not isinstance(options, list):
+        errors.add(pointer, "must be an array")
+        return
+    if len(options) > MAX_OPTIONS:
+        errors.add(pointer, f"must have at most {MAX_OPTIONS} items (got {len(options)})")
+    for i, option in enumerate(options):
+        op = f"{pointer}/{i}"
+        if not isinstance(option, dict):
+            errors.add(op, "must be an option object")
+            continue
+        _check_text_object(errors, f"{op}/text", option.get("text"), limit=MAX_OPTION_TEXT)
+        value = option.get("value")
+        if not isinstance(value, str) or not value:
+            errors.add(f"{op}/value", "must be a non-empty string")
+        else:
+            errors.max_len(f"{op}/value", value, MAX_OPTION_VALUE)
+
+
+def _check_element(errors: _BlockErrors, pointer: str, element: Any, action_ids: set[str]) -> None:
+    """Validate an interactive element (button, select, ...) or image element."""
+    if not isinstance(element, dict):
+        errors.add(pointer, "must be an object")
+        return
+    kind = element.get("type")
+    if not isinstance(kind, str):
+        errors.add(f"{pointer}/type", "is required")
+        return
+    action_id = element.get("action_id")
+    if action_id is not None:
+        if not isinstance(action_id, str):
+            errors.add(f"{pointer}/action_id", "must be a string")
+        else:
+            errors.max_len(f"{pointer}/action_id", action_id, MAX_ID)
+            # Slack requires action_ids to be unique within their block.
+            if action_id in action_ids:
+                errors.add(f"{pointer}/action_id", f"duplicate action_id {action_id!r}")
+            action_ids.add(action_id)
+    if kind == "button":
+        _check_text_object(errors, f"{pointer}/text", element.get("text"), limit=MAX_BUTTON_TEXT, plain_only=True)
+        errors.max_len(f"{pointer}/value", element.get("value"), MAX_BUTTON_VALUE)
+        errors.max_len(f"{pointer}/url", element.get("url"), MAX_URL)
+        style = element.get("style")
+        if style is not None and style not in ("primary", "danger"):
+            errors.add(f"{pointer}/style", f"must be 'primary' or 'danger' (got {style!r})")
+    elif kind == "image":
+        errors.max_len(f"{pointer}/image_url", element.get("image_url"), MAX_URL)
+        if not element.get("alt_text"):
+            errors.add(f"{pointer}/alt_text", "is required")
+        errors.max_len(f"{pointer}/alt_text", element.get("alt_text"), MAX_IMAGE_ALT_TEXT)
+    elif kind in ("static_select", "multi_static_select", "overflow", "radio_buttons", "checkboxes"):
+        if "options" in element:
+            _check_options(errors, f"{pointer}/options", element["options"])
+        elif "option_groups" not in element:
+            errors.add(f"{pointer}/options", "is required")
+
+
+def _check_block(errors: _BlockErrors, pointer: str, block: Any, block_ids: set[str]) -> None:
+    if not isinstance(block, dict):
+        errors.add(pointer, "must be an object")
+        return
+    kind = block.get("type")
+    if kind not in KNOWN_BLOCK_TYPES:
+        errors.add(f"{pointer}/type", f"unknown block type {kind!r}")
+        return
+
+    block_id = block.get("block_id")
+    if block_id is not None:
+        if not isinstance(block_id, str):
+            errors.add(f"{pointer}/block_id", "must be a string")
+        else:
+            errors.max_len(f"{pointer}/block_id", block_id, MAX_ID)
+            # Duplicate block_ids in one message are rejected by Slack.
+            if block_id in block_ids:
+                errors.add(f"{pointer}/block_id", f"duplicate block_id {block_id!r}")
+            block_ids.add(block_id)
+
+    action_ids: set[str] = set()
+    if kind == "section":
+        text, fields = block.get("text"), block.get("fields")
+        if text is None and fields is None:
+            errors.add(pointer, "section must have text or fields")
+        _check_text_object(errors, f"{pointer}/text", text, limit=MAX_SECTION_TEXT, required=False)
+        if fields is not None:
+            if not isinstance(fields, list):
+                errors.add(f"{pointer}/fields", "must be an array")
+            else:
+                if len(fields) > MAX_SECTION_FIELDS:
+                    errors.add(
+                        f"{pointer}/fields", f"must have at most {MAX_SECTION_FIELDS} items (got {len(fields)})"
+                    )
+                for i, item in enumerate(fields):
+                    _check_text_object(errors, f"{pointer}/fields/{i}", item, limit=MAX_SECTION_FIELD_TEXT)
+        if "accessory" in block:
+            _check_element(errors, f"{pointer}/accessory", block["accessory"], action_ids)
+    elif kind == "header":
+        _check_text_object(errors, f"{pointer}/text", block.get("text"), limit=MAX_HEADER_TEXT, plain_only=True)
+    elif kind in ("actions", "context"):
+        limit = MAX_ACTIONS_ELEMENTS if kind == "actions" else MAX_CONTEXT_ELEMENTS
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not elements:
+            errors.add(f"{pointer}/elements", "must be a non-empty array")
+            return
+        if len(elements) > limit:
+            errors.add(f"{pointer}/elements", f"must have at most {limit} items (got {len(elements)})")
+        for i, element in enumerate(elements):
+            ep = f"{pointer}/elements/{i}"
+            if kind == "context":
+                if not isinstance(element, dict) or element.get("type") not in (*TEXT_OBJECT_TYPES, "image"):
+                    errors.add(ep, "context elements must be text objects or images")
+                elif element["type"] == "image":
+                    _check_element(errors, ep, element, action_ids)
+                else:
+                    _check_text_object(errors, ep, element, limit=MAX_SECTION_TEXT)
+            else:
+                _check_element(errors, ep, element, action_ids)
+    elif kind == "image":
+        if not block.get("image_url") and not block.get("slack_file"):
+            errors.add(f"{pointer}/image_url", "is required")
+        errors.max_len(f"{pointer}/image_url", block.get("image_url"), MAX_URL)
+        if not block.get("alt_text"):
+            errors.add(f"{pointer}/alt_text", "is required")
+        errors.max_len(f"{pointer}/alt_text", block.get("alt_text"), MAX_IMAGE_ALT_TEXT)
+    elif kind == "input":
+        _check_text_object(errors, f"{pointer}/label", block.get("label"), limit=2_000, plain_only=True)
+        if "element" not in block:
+            errors.add(f"{pointer}/element", "is required")
+        else:
+            _check_element(errors, f"{pointer}/element", block["element"], action_ids)
+
+
+def validate_blocks(blocks: Any, *, max_blocks: int = MAX_BLOCKS_PER_MESSAGE) -> list[str]:
+    """Return Slack's objections to ``blocks`` (an empty list means valid).
+
+    ``blocks`` may be a list or a JSON string (form-encoded calls send it that
+    way). Each message starts with a JSON pointer into the payload, e.g.
+    ``/blocks/0/text/text: must be at most 3000 characters (got 3001)``.
+    Use ``max_blocks=MAX_BLOCKS_PER_MODAL`` for modal views.
+    """
+    if isinstance(blocks, str):
+        try:
+            blocks = json.loads(blocks)
+        except json.JSONDecodeError as exc:
+            return [f"/blocks: not valid JSON ({exc.msg})"]
+    if not isinstance(blocks, list):
+        return ["/blocks: must be an array"]
+    errors = _BlockErrors()
+    if len(blocks) > max_blocks:
+        errors.add("/blocks", f"must have at most {max_blocks} items (got {len(blocks)})")
+    block_ids: set[str] = set()
+    for i, block in enumerate(blocks):
+        _check_block(errors, f"/blocks/{i}", block, block_ids)
+    return errors.messages
+
+
+# =============================================================================
+# Recordings
+# =============================================================================
+
+
+@dataclass
+class Call:
+    """One request to ``/api/<method>`` as the double saw it.
+
+    ``args`` merges query string, form body and JSON body. The trailing fields
+    (verb, status, response) let tests assert wire format and outcome.
+    """
+
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str]
+    at: float
+    http_verb: str = "POST"
+    content_type: str = ""
+    status: int = 200
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and bool(self.response.get("ok"))
+
+
+@dataclass
+class ResponsePost:
+    """One POST to a ``response_url``; ``status`` is what the double answered."""
+
+    url: str
+    body: dict[str, Any]
+    at: float
+    status: int = 200
+
+    @property
+    def text(self) -> str | None:
+        return self.body.get("text")
+
+    @property
+    def blocks(self) -> list[dict[str, Any]] | None:
+        return _coerce_blocks(self.body.get("blocks"))
+
+
+@dataclass
+class UploadedFile:
+    """A file going through upload v2: registered, bytes received, completed."""
+
+    file_id: str
+    filename: str
+    length: int
+    data: bytes | None = None
+    title: str | None = None
+    alt_txt: str | None = None
+    snippet_type: str | None = None
+    completed: bool = False
+    channel_id: str | None = None
+    channels: list[str] = field(default_factory=list)
+    initial_comment: str | None = None
+    thread_ts: str | None = None
+
+
+@dataclass
+class _RateLimit:
+    retry_after: int
+
+
+Handler = Callable[[dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
+
+
+class _ApiError(Exception):
+    """Raised by method handlers; becomes ``{"ok": false, "error": ...}``."""
+
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+
+def _coerce_blocks(raw: Any) -> list[dict[str, Any]] | None:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return None
+    return raw if isinstance(raw, list) else None
+
+
+def _present(args: Mapping[str, Any], key: str) -> bool:
+    value = args.get(key)
+    return value is not None and value != ""
+
+
+# =============================================================================
+# The double
+# =============================================================================
+
+
+class SlackDouble:
+    """A Slack Web API imitation served over real HTTP on 127.0.0.1.
+
+    Usage::
+
+        double = SlackDouble()
+        await double.start()
+        client = AsyncWebClient(token=double.bot_token, base_url=double.api_url)
+        ...
+        await double.stop()
+    """
+
+    def __init__(self, bot_token: str = "xoxb-test-token") -> None:
+        self.bot_token = bot_token
+        self.calls: list[Call] = []
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self._response_posts: list[ResponsePost] = []
+        self._uploads: dict[str, UploadedFile] = {}
+        self._usergroups: dict[str, list[str]] = {}
+        self._users: dict[str, dict[str, Any]] = {}
+        self._response_urls: dict[str, float] = {}  # token -> created (monotonic)
+        self._rate_limits: dict[str, deque[_RateLimit]] = defaultdict(deque)
+        self._failures: dict[str, deque[str]] = defaultdict(deque)
+        self._custom_handlers: dict[str, Handler] = {}
+        # Slack ts values look like "1700000000.000100" and grow per message.
+        self._ts_counter = itertools.count(100, 100)
+        self._file_counter = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._changed: asyncio.Condition | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind 127.0.0.1 on a free port and start serving."""
+        if self._runner is not None:
+            raise RuntimeError("SlackDouble already started")
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
+        app.router.add_post("/response/{token}", self._handle_response_url)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        self._changed = asyncio.Condition()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SlackDouble:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("SlackDouble not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        """API root for ``AsyncWebClient(base_url=...)``; ends with a slash."""
+        return f"{self.base_url}/api/"
+
+    # -- configuration --------------------------------------------------------
+
+    def set_usergroup(self, group_id: str, user_ids: list[str]) -> None:
+        self._usergroups[group_id] = list(user_ids)
+
+    def set_user(self, user_id: str, **fields: Any) -> None:
+        """Override fields of the ``users.info`` answer for ``user_id``.
+
+        Unconfigured ids that look like Slack user ids (``U...``/``W...``) get
+        a synthesised user; anything else is ``user_not_found``.
+        """
+        self._users[user_id] = fields
+
+    def new_response_url(self) -> str:
+        token = uuid.uuid4().hex
+        self._response_urls[token] = time.monotonic()
+        return f"{self.base_url}/response/{token}"
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next ``times`` calls to ``method`` with HTTP 429.
+
+        ``retry_after`` must be whole seconds: slack-sdk parses it with int().
+        """
+        self._rate_limits[method].extend(_RateLimit(int(retry_after)) for _ in range(times))
+
+    def fail_next(self, method: str, error: str = "internal_error") -> None:
+        """Answer the next call to ``method`` with ``{"ok": false, "error": error}``."""
+        self._failures[method].append(error)
+
+    def set_handler(self, method: str, handler: Handler) -> None:
+        """Serve ``method`` (not built in) with ``handler(args) -> response``.
+
+        The handler may be sync or async; auth, rate limits and injected
+        failures still apply. Raise nothing: return ``{"ok": False, ...}``.
+        """
+        self._custom_handlers[method] = handler
+
+    def reset(self) -> None:
+        """Clear recordings, posted messages, uploads and pending injections.
+
+        Configured usergroups, users and custom handlers are kept.
+        """
+        self.calls.clear()
+        self.messages.clear()
+        self._response_posts.clear()
+        self._uploads.clear()
+        self._response_urls.clear()
+        self._rate_limits.clear()
+        self._failures.clear()
+
+    # -- recordings -----------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def response_posts(self, url: str | None = None) -> list[ResponsePost]:
+        return [p for p in self._response_posts if url is None or p.url == url]
+
+    @property
+    def uploaded_files(self) -> dict[str, UploadedFile]:
+        """Files whose bytes reached the upload URL, keyed by file id."""
+        return {fid: f for fid, f in self._uploads.items() if f.data is not None}
+
+    async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        """Wait until at least ``count`` calls to ``method`` were recorded."""
+        await self._wait(lambda: len(self.calls_to(method)) >= count, timeout, f"{count} call(s) to {method}")
+        return self.calls_to(method)
+
+    async def wait_for_response_posts(self, count: int = 1, timeout: float = 5.0) -> list[ResponsePost]:
+        await self._wait(lambda: len(self._response_posts) >= count, timeout, f"{count} response_url post(s)")
+        return self.response_posts()
+
+    async def _wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        if self._changed is None:
+            raise RuntimeError("SlackDouble not started")
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+        except TimeoutError:
+            seen = [c.method for c in self.calls]
+            raise TimeoutError(
+                f"timed out after {timeout}s waiting for {what}; calls so far: {seen}, "
+                f"response_url posts: {len(self._response_posts)}"
+            ) from None
+
+    async def _notify(self) -> None:
+        if self._changed is not None:
+            async with self._changed:
+                self._changed.notify_all()
+
+    # -- HTTP handlers --------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._read_args(request)
+        status, body, headers = await self._dispatch(method, args, request)
+        self.calls.append(
+            Call(
+                method=method,
+                args=args,
+                headers=dict(request.headers),
+                at=time.time(),
+                http_verb=request.method,
+                content_type=request.content_type if request.body_exists else "",
+                status=status,
+                response=body,
+            )
+        )
+        await self._notify()
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _dispatch(
+        self, method: str, args: dict[str, Any], request: web.Request
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        # Order mirrors Slack: authenticate first, then rate limit, then run.
+        auth = request.headers.get("Authorization", "")
+        if not auth:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        if auth != f"Bearer {self.bot_token}":
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+
+        limits = self._rate_limits.get(method)
+        if limits:
+            limit = limits.popleft()
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(limit.retry_after)}
+
+        failures = self._failures.get(method)
+        if failures:
+            return 200, {"ok": False, "error": failures.popleft()}, {}
+
+        handler = self._builtin_handlers().get(method)
+        try:
+            if handler is not None:
+                result = handler(args)
+            elif method in self._custom_handlers:
+                produced = self._custom_handlers[method](args)
+                result = await produced if isinstance(produced, Awaitable) else produced
+            else:
+                raise _ApiError("unknown_method", req_method=method)
+        except _ApiError as exc:
+            return 200, {"ok": False, "error": exc.error, **exc.extra}, {}
+        return 200, result, {}
+
+    @staticmethod
+    async def _read_args(request: web.Request) -> dict[str, Any]:
+        """Merge query string, form body and JSON body (later wins)."""
+        args: dict[str, Any] = dict(request.query)
+        if not request.body_exists:
+            return args
+        if request.content_type == "application/json":
+            try:
+                payload = await request.json()
+            except json.JSONDecodeError:
+                payload = None
+            if isinstance(payload, dict):
+                args.update(payload)
+        elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.post()
+            for key, value in form.items():
+                args[key] = value.file.read() if isinstance(value, web.FileField) else value
+        return args
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """The upload URL: raw bytes or multipart; no auth (like files.slack.com)."""
+        upload = self._uploads.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="file_not_found")
+        if request.content_type == "multipart/form-data":
+            # Take the first file part; fall back to the first plain field.
+            form = await request.post()
+            parts = list(form.values())
+            file_part = next((v for v in parts if isinstance(v, web.FileField)), None)
+            if file_part is not None:
+                data = file_part.file.read()
+            else:
+                first = parts[0] if parts else ""
+                data = first.encode() if isinstance(first, str) else bytes(first)
+        else:
+            data = await request.read()
+        upload.data = data
+        await self._notify()
+        # files.slack.com answers plain text; slack-sdk checks only the status.
+        return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        url = f"{self.base_url}/response/{token}"
+        try:
+            raw = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raw = None
+        body: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        status, text = self._judge_response_post(token, url, body, valid_json=isinstance(raw, dict))
+        self._response_posts.append(ResponsePost(url=url, body=body, at=time.time(), status=status))
+        await self._notify()
+        return web.Response(status=status, text=text, content_type="text/plain")
+
+    def _judge_response_post(
+        self, token: str, url: str, body: dict[str, Any], *, valid_json: bool
+    ) -> tuple[int, str]:
+        """Slack's answer to a response_url post: (status, plain-text body)."""
+        created = self._response_urls.get(token)
+        if created is None:
+            return 404, "no_service"
+        if time.monotonic() - created > RESPONSE_URL_LIFETIME_S:
+            return 404, "expired_url"
+        # Only accepted posts use up the URL's allowance of five.
+        accepted = sum(1 for p in self._response_posts if p.url == url and p.status == 200)
+        if accepted >= RESPONSE_URL_MAX_POSTS:
+            return 404, "used_url"
+        if not valid_json:
+            return 400, "invalid_payload"
+        if body.get("delete_original"):
+            return 200, "ok"
+        try:
+            self._check_message_content(body)
+        except _ApiError as exc:
+            detail = "\n".join(exc.extra.get("errors", []))
+            return 400, f"{exc.error}\n{detail}".rstrip()
+        return 200, "ok"
+
+    # -- Web API methods ------------------------------------------------------
+
+    def _builtin_handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.update": self._chat_update,
+            "usergroups.users.list": self._usergroups_users_list,
+            "users.info": self._users_info,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
+        }
+
+    def _next_ts(self) -> str:
+        n = next(self._ts_counter)
+        return f"{1_700_000_000 + n // 1_000_000}.{n % 1_000_000:06d}"
+
+    @staticmethod
+    def _check_message_content(args: Mapping[str, Any], *, require_content: bool = True) -> None:
+        """Text/blocks rules shared by chat.* and response_url posts."""
+        has_blocks = args.get("blocks") not in (None, "", [])
+        if require_content and not (_present(args, "text") or has_blocks or _present(args, "attachments")):
+            raise _ApiError("no_text")
+        text = args.get("text")
+        if isinstance(text, str) and len(text) > MAX_MESSAGE_TEXT:
+            raise _ApiError("msg_too_long")
+        if "blocks" in args and args["blocks"] not in (None, ""):
+            raw = args["blocks"]
+            if isinstance(raw, str):
+                try:
+                    raw = json.loads(raw)
+                except json.JSONDecodeError:
+                    raise _ApiError("invalid_blocks_format") from None
+            if not isinstance(raw, list):
+                raise _ApiError("invalid_blocks_format")
+            errors = validate_blocks(raw)
+            if errors:
+                raise _ApiError("invalid_blocks", errors=errors)
+
+    @staticmethod
+    def _require(args: Mapping[str, Any], *names: str) -> None:
+        for name in names:
+            if not _present(args, name):
+                raise _ApiError("invalid_arguments", response_metadata={"messages": [f"missing required: {name}"]})
+
+    def _message(self, args: Mapping[str, Any], ts: str) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "ts": ts,
+            "text": args.get("text") or "",
+            "team": TEAM_ID,
+        }
+        blocks = _coerce_blocks(args.get("blocks"))
+        if blocks is not None:
+            message["blocks"] = blocks
+        if _present(args, "thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
+        return message
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": f"https://{TEAM_DOMAIN}.slack.com/",
+            "team": TEAM_DOMAIN,
+            "user": BOT_USER_NAME,
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not _present(args, "channel"):
+            raise _ApiError("channel_not_found")
+        self._check_message_content(args)
+        channel = str(args["channel"])
+        ts = self._next_ts()
+        message = self._message(args, ts)
+        self.messages[(channel, ts)] = message
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not _present(args, "channel"):
+            raise _ApiError("channel_not_found")
+        if not _present(args, "user"):
+            raise _ApiError("user_not_found")
+        self._check_message_content(args)
+        # Ephemeral messages are not stored: chat.update cannot touch them.
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not _present(args, "channel"):
+            raise _ApiError("channel_not_found")
+        self._require(args, "ts")
+        channel, ts = str(args["channel"]), str(args["ts"])
+        # chat.update keeps the old content for fields it is not given.
+        self._check_message_content(args, require_content=False)
+        message = self.messages.get((channel, ts))
+        if message is None:
+            raise _ApiError("message_not_found")
+        if "text" in args:
+            message["text"] = args["text"] or ""
+        blocks = _coerce_blocks(args.get("blocks"))
+        if blocks is not None:
+            message["blocks"] = blocks
+        message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
+        return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": dict(message)}
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "usergroup")
+        users = self._usergroups.get(str(args["usergroup"]))
+        if users is None:
+            raise _ApiError("no_such_subteam")
+        return {"ok": True, "users": list(users)}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "user")
+        user_id = str(args["user"])
+        if user_id not in self._users and not (user_id[:1] in ("U", "W") and user_id.isalnum()):
+            raise _ApiError("user_not_found")
+        name = user_id.lower()
+        user: dict[str, Any] = {
+            "id": user_id,
+            "team_id": TEAM_ID,
+            "name": name,
+            "real_name": f"User {user_id}",
+            "deleted": False,
+            "is_bot": user_id == BOT_USER_ID,
+            "tz": "Etc/UTC",
+            "profile": {"display_name": name, "real_name": f"User {user_id}", "email": f"{name}@example.com"},
+        }
+        user.update(self._users.get(user_id, {}))
+        return {"ok": True, "user": user}
+
+    def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "filename", "length")
+        try:
+            length = int(args["length"])
+        except (TypeError, ValueError):
+            raise _ApiError("invalid_arguments") from None
+        file_id = f"F{next(self._file_counter):08d}"
+        self._uploads[file_id] = UploadedFile(
+            file_id=file_id,
+            filename=str(args["filename"]),
+            length=length,
+            alt_txt=args.get("alt_txt"),
+            snippet_type=args.get("snippet_type"),
+        )
+        return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "files")
+        raw = args["files"]
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError:
+                raise _ApiError("invalid_arguments") from None
+        if not isinstance(raw, list) or not raw or not all(isinstance(f, dict) and f.get("id") for f in raw):
+            raise _ApiError("invalid_arguments")
+        # Validate every id before mutating, so a bad batch records nothing.
+        uploads: list[tuple[UploadedFile, dict[str, Any]]] = []
+        for item in raw:
+            upload = self._uploads.get(str(item["id"]))
+            if upload is None or upload.data is None:
+                raise _ApiError("file_not_found")
+            uploads.append((upload, item))
+        channels = [c for c in str(args.get("channels") or "").split(",") if c]
+        answered = []
+        for upload, item in uploads:
+            upload.completed = True
+            upload.title = item.get("title") or upload.filename
+            upload.channel_id = args.get("channel_id") or None
+            upload.channels = channels
+            upload.initial_comment = args.get("initial_comment") or None
+            upload.thread_ts = args.get("thread_ts") or None
+            answered.append(
+                {
+                    "id": upload.file_id,
+                    "name": upload.filename,
+                    "title": upload.title,
+                    "size": len(upload.data or b""),
+                    "user": BOT_USER_ID,
+                    "created": int(time.time()),
+                }
+            )
+        return {"ok": True, "files": answered}

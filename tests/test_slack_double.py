@@ -1,0 +1,471 @@
+"""The Slack double enforces Slack's contract, as seen through the real slack_sdk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+try:  # tests/ on sys.path (rootdir-relative imports, no tests/__init__.py)
+    from slack_double import SlackDouble, validate_blocks
+    from slack_signing import block_actions_body, sign, slash_command_body
+except ImportError:  # tests is a package
+    from tests.slack_double import SlackDouble, validate_blocks
+    from tests.slack_signing import block_actions_body, sign, slash_command_body
+
+TOKEN = "xoxb-test-token"
+
+
+@pytest_asyncio.fixture
+async def double() -> AsyncIterator[SlackDouble]:
+    d = SlackDouble(bot_token=TOKEN)
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.stop()
+
+
+@pytest.fixture
+def client(double: SlackDouble) -> AsyncWebClient:
+    return AsyncWebClient(token=TOKEN, base_url=double.api_url)
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def button(text: str, action_id: str = "act", **extra: str) -> dict[str, Any]:
+    return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": text}, **extra}
+
+
+async def slack_error(call: Any) -> SlackApiError:
+    """Await ``call`` and return the SlackApiError it must raise."""
+    with pytest.raises(SlackApiError) as info:
+        await call
+    return info.value
+
+
+# --- auth -----------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_auth_test_identifies_the_bot(double: SlackDouble, client: AsyncWebClient) -> None:
+    resp = await client.auth_test()
+    assert resp.status_code == 200
+    assert resp["team_id"] == "T0TEST"
+    assert resp["user_id"] == "UBOT"
+    assert resp["bot_id"] == "BBOT"
+    assert resp["url"].startswith("https://") and resp["team"] and resp["user"]
+    assert double.api_url.endswith("/api/") and double.api_url.startswith("http://127.0.0.1:")
+    assert double.calls_to("auth.test")[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.asyncio
+async def test_wrong_token_is_invalid_auth(double: SlackDouble) -> None:
+    bad = AsyncWebClient(token="xoxb-wrong", base_url=double.api_url)
+    err = await slack_error(bad.chat_postMessage(channel="C1", text="hi"))
+    assert err.response.status_code == 200
+    assert err.response["error"] == "invalid_auth"
+    assert double.messages == {}
+
+
+@pytest.mark.asyncio
+async def test_missing_token_is_not_authed(double: SlackDouble) -> None:
+    anonymous = AsyncWebClient(token=None, base_url=double.api_url)
+    err = await slack_error(anonymous.auth_test())
+    assert err.response["error"] == "not_authed"
+    assert "Authorization" not in double.calls[0].headers
+
+
+# --- arguments and wire formats -----------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_post_message_requires_channel_and_content(client: AsyncWebClient) -> None:
+    err = await slack_error(client.api_call("chat.postMessage", json={"text": "hi"}))
+    assert err.response["error"] == "channel_not_found"
+    err = await slack_error(client.api_call("chat.postMessage", json={"channel": "C1"}))
+    assert err.response["error"] == "no_text"
+
+
+@pytest.mark.asyncio
+async def test_post_message_returns_increasing_unique_ts(double: SlackDouble, client: AsyncWebClient) -> None:
+    first = await client.chat_postMessage(channel="C1", text="one")
+    second = await client.chat_postMessage(channel="C1", text="two", blocks=[section("two")])
+    assert first["channel"] == "C1"
+    assert first["ts"] == "1700000000.000100"
+    assert float(second["ts"]) > float(first["ts"])
+    assert second["message"]["blocks"][0]["text"]["text"] == "two"
+    call = double.calls_to("chat.postMessage")[0]
+    assert call.http_verb == "POST" and call.content_type == "application/json"
+    assert call.args == {"channel": "C1", "text": "one"}
+
+
+@pytest.mark.asyncio
+async def test_post_ephemeral_requires_user(client: AsyncWebClient) -> None:
+    err = await slack_error(client.api_call("chat.postEphemeral", json={"channel": "C1", "text": "psst"}))
+    assert err.response["error"] in ("user_not_found", "invalid_arguments")
+    resp = await client.chat_postEphemeral(channel="C1", user="U1", text="psst")
+    assert resp["message_ts"]
+
+
+@pytest.mark.asyncio
+async def test_form_body_and_query_string_are_merged(double: SlackDouble, client: AsyncWebClient) -> None:
+    # Form-encoded callers send blocks as a JSON string; it must be validated too.
+    ok = await client.api_call(
+        "chat.postMessage", params={"channel": "C9"}, data={"blocks": json.dumps([section("hi")])}
+    )
+    assert ok["channel"] == "C9"
+    err = await slack_error(
+        client.api_call("chat.postMessage", params={"channel": "C9"}, data={"blocks": json.dumps([section("")])})
+    )
+    assert err.response["error"] == "invalid_blocks"
+    err = await slack_error(client.api_call("chat.postMessage", data={"channel": "C9", "blocks": "[{"}))
+    assert err.response["error"] == "invalid_blocks_format"
+    assert double.calls_to("chat.postMessage")[0].content_type == "application/x-www-form-urlencoded"
+
+
+@pytest.mark.asyncio
+async def test_usergroups_and_users_are_gets(double: SlackDouble, client: AsyncWebClient) -> None:
+    double.set_usergroup("S0ONCALL", ["U1", "U2"])
+    resp = await client.usergroups_users_list(usergroup="S0ONCALL")
+    assert resp["users"] == ["U1", "U2"]
+    err = await slack_error(client.usergroups_users_list(usergroup="S0NOPE"))
+    assert err.response["error"] == "no_such_subteam"
+    err = await slack_error(client.api_call("usergroups.users.list", http_verb="GET", params={}))
+    assert err.response["error"] == "invalid_arguments"
+
+    double.set_user("U1", real_name="Ada Lovelace")
+    user = await client.users_info(user="U1")
+    assert user["user"]["id"] == "U1" and user["user"]["real_name"] == "Ada Lovelace"
+    err = await slack_error(client.users_info(user="not-a-user"))
+    assert err.response["error"] == "user_not_found"
+    assert {c.http_verb for c in double.calls_to("users.info")} == {"GET"}
+    assert {c.http_verb for c in double.calls_to("usergroups.users.list")} == {"GET"}
+
+
+@pytest.mark.asyncio
+async def test_unknown_method_and_fail_next(double: SlackDouble, client: AsyncWebClient) -> None:
+    err = await slack_error(client.api_call("conversations.nope"))
+    assert err.response["error"] == "unknown_method"
+
+    double.fail_next("chat.postMessage", error="channel_is_archived")
+    err = await slack_error(client.chat_postMessage(channel="C1", text="hi"))
+    assert err.response["error"] == "channel_is_archived"
+    assert (await client.chat_postMessage(channel="C1", text="hi"))["ok"]
+
+
+@pytest.mark.asyncio
+async def test_set_handler_serves_extra_methods(double: SlackDouble, client: AsyncWebClient) -> None:
+    double.set_handler("conversations.create", lambda args: {"ok": True, "channel": {"id": "C0NEW"}})
+    resp = await client.conversations_create(name="inc-42")
+    assert resp["channel"]["id"] == "C0NEW"
+    # conversations.create sends its arguments in the query string with no body.
+    call = double.calls_to("conversations.create")[0]
+    assert call.args["name"] == "inc-42" and call.content_type == ""
+
+
+# --- Block Kit limits -------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("blocks", "fragment"),
+    [
+        ([section(f"b{i}") for i in range(51)], "at most 50 items"),
+        ([section("x" * 3001)], "/blocks/0/text/text: must be at most 3000"),
+        ([{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}], "at most 150"),
+        ([{"type": "actions", "elements": [button("b" * 76)]}], "/blocks/0/elements/0/text/text"),
+    ],
+    ids=["51-blocks", "3001-char-section", "151-char-header", "76-char-button"],
+)
+async def test_block_limits_are_rejected(client: AsyncWebClient, blocks: list[Any], fragment: str) -> None:
+    err = await slack_error(client.chat_postMessage(channel="C1", text="fallback", blocks=blocks))
+    assert err.response["error"] == "invalid_blocks"
+    assert any(fragment in e for e in err.response["errors"]), err.response["errors"]
+
+
+@pytest.mark.asyncio
+async def test_blocks_at_the_limits_are_accepted(client: AsyncWebClient) -> None:
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "h" * 150}}]
+    blocks += [section("x" * 3000)]
+    blocks += [{"type": "actions", "elements": [button("b" * 75, value="v" * 2000, url="https://x.test/")]}]
+    blocks += [section(f"b{i}") for i in range(50 - len(blocks))]
+    assert len(blocks) == 50
+    resp = await client.chat_postMessage(channel="C1", text="fallback", blocks=blocks)
+    assert resp["ok"]
+
+
+@pytest.mark.asyncio
+async def test_blocks_validated_on_ephemeral_and_update(client: AsyncWebClient) -> None:
+    too_long = [section("x" * 3001)]
+    err = await slack_error(client.chat_postEphemeral(channel="C1", user="U1", text="t", blocks=too_long))
+    assert err.response["error"] == "invalid_blocks"
+    posted = await client.chat_postMessage(channel="C1", text="t")
+    err = await slack_error(client.chat_update(channel="C1", ts=posted["ts"], text="t", blocks=too_long))
+    assert err.response["error"] == "invalid_blocks"
+
+
+@pytest.mark.asyncio
+async def test_message_text_over_40000_chars_is_msg_too_long(client: AsyncWebClient) -> None:
+    err = await slack_error(client.chat_postMessage(channel="C1", text="x" * 40_001))
+    assert err.response["error"] == "msg_too_long"
+
+
+def test_validate_blocks_other_limits() -> None:
+    assert validate_blocks([section("ok")]) == []
+    assert validate_blocks(json.dumps([section("ok")])) == []
+
+    def one_error(blocks: list[Any], fragment: str) -> None:
+        errors = validate_blocks(blocks)
+        assert any(fragment in e for e in errors), errors
+
+    field = {"type": "mrkdwn", "text": "f"}
+    one_error([{"type": "section", "fields": [field] * 11}], "/blocks/0/fields: must have at most 10")
+    one_error([{"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}]}], "/blocks/0/fields/0/text")
+    one_error([{"type": "header", "text": {"type": "mrkdwn", "text": "h"}}], "/blocks/0/text/type")
+    one_error([{"type": "actions", "elements": [button("b", value="v" * 2001)]}], "/elements/0/value")
+    one_error([{"type": "actions", "elements": [button("b", url="u" * 3001)]}], "/elements/0/url")
+    one_error([{"type": "actions", "elements": [button("b", action_id="a" * 256)]}], "/elements/0/action_id")
+    one_error([{**section("s"), "block_id": "b" * 256}], "/blocks/0/block_id")
+    one_error([{**section("s"), "block_id": "dup"}, {**section("t"), "block_id": "dup"}], "duplicate block_id")
+    buttons = [button("b", action_id=f"a{i}") for i in range(26)]
+    one_error([{"type": "actions", "elements": buttons}], "at most 25 items")
+    one_error([{"type": "context", "elements": [field] * 11}], "at most 10 items")
+    one_error([{"type": "carousel"}], "unknown block type")
+    one_error([{"type": "section"}], "text or fields")
+    assert validate_blocks([section("s")] * 100, max_blocks=100) == []
+
+
+# --- rate limiting -------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_429_with_retry_after_is_honoured_by_the_retry_handler(double: SlackDouble) -> None:
+    double.rate_limit("chat.postMessage", times=1, retry_after=1)
+    client = AsyncWebClient(
+        token=TOKEN,
+        base_url=double.api_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+    )
+    started = time.monotonic()
+    resp = await client.chat_postMessage(channel="C1", text="after the wait")
+    elapsed = time.monotonic() - started
+
+    assert resp["ok"]
+    assert elapsed >= 1.0  # the client slept for Retry-After before retrying
+    statuses = [c.status for c in double.calls_to("chat.postMessage")]
+    assert statuses == [429, 200]
+
+
+@pytest.mark.asyncio
+async def test_429_surfaces_without_a_retry_handler(double: SlackDouble, client: AsyncWebClient) -> None:
+    double.rate_limit("users.info", times=1, retry_after=7)
+    err = await slack_error(client.users_info(user="U1"))
+    assert err.response.status_code == 429
+    assert err.response["error"] == "ratelimited"
+    assert err.response.headers["Retry-After"] == "7"
+    assert (await client.users_info(user="U1"))["ok"]
+
+
+# --- chat.update -------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_chat_update_needs_a_message_posted_in_that_channel(
+    double: SlackDouble, client: AsyncWebClient
+) -> None:
+    err = await slack_error(client.chat_update(channel="C1", ts="1700000000.999999", text="new"))
+    assert err.response["error"] == "message_not_found"
+
+    posted = await client.chat_postMessage(channel="C1", text="old", blocks=[section("old")])
+    err = await slack_error(client.chat_update(channel="C2", ts=posted["ts"], text="new"))
+    assert err.response["error"] == "message_not_found"
+
+    ephemeral = await client.chat_postEphemeral(channel="C1", user="U1", text="only you")
+    err = await slack_error(client.chat_update(channel="C1", ts=ephemeral["message_ts"], text="new"))
+    assert err.response["error"] == "message_not_found"
+
+    updated = await client.chat_update(channel="C1", ts=posted["ts"], text="new")
+    assert updated["ts"] == posted["ts"]
+    stored = double.messages[("C1", posted["ts"])]
+    assert stored["text"] == "new"
+    assert stored["blocks"] == [section("old")]  # omitted blocks are kept, like Slack
+
+
+# --- file upload v2 ----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_files_upload_v2_round_trip(double: SlackDouble, client: AsyncWebClient) -> None:
+    content = b"timeline\n10:00 paged\n10:05 acked\n"
+    resp = await client.files_upload_v2(
+        content=content,
+        filename="timeline.txt",
+        title="Incident timeline",
+        channel="C1",
+        initial_comment="Postmortem attached",
+        thread_ts="1700000000.000100",
+    )
+    file_id = resp["file"]["id"]
+    uploaded = double.uploaded_files[file_id]
+    assert uploaded.data == content
+    assert uploaded.length == len(content)
+    assert uploaded.filename == "timeline.txt" and uploaded.title == "Incident timeline"
+    assert uploaded.completed
+    assert uploaded.channel_id == "C1"
+    assert uploaded.initial_comment == "Postmortem attached"
+    assert uploaded.thread_ts == "1700000000.000100"
+    # The bytes went to the double without a bearer token, like files.slack.com.
+    assert [c.method for c in double.calls] == ["files.getUploadURLExternal", "files.completeUploadExternal"]
+    assert double.calls_to("files.getUploadURLExternal")[0].content_type == ""  # query string, empty body
+
+
+@pytest.mark.asyncio
+async def test_complete_upload_requires_uploaded_bytes(double: SlackDouble, client: AsyncWebClient) -> None:
+    err = await slack_error(client.files_getUploadURLExternal(filename="x.txt", length=None))  # type: ignore[arg-type]
+    assert err.response["error"] == "invalid_arguments"
+
+    pending = await client.files_getUploadURLExternal(filename="x.txt", length=3)
+    err = await slack_error(client.files_completeUploadExternal(files=[{"id": pending["file_id"], "title": "x"}]))
+    assert err.response["error"] == "file_not_found"
+    err = await slack_error(client.files_completeUploadExternal(files=[{"id": "F0NOPE", "title": "x"}]))
+    assert err.response["error"] == "file_not_found"
+
+    async with aiohttp.ClientSession() as http:  # multipart upload, no auth header
+        form = aiohttp.FormData()
+        form.add_field("file", b"abc", filename="x.txt")
+        async with http.post(pending["upload_url"], data=form) as r:
+            assert r.status == 200
+    done = await client.files_completeUploadExternal(files=[{"id": pending["file_id"], "title": "x"}])
+    assert done["files"][0]["id"] == pending["file_id"]
+    assert double.uploaded_files[pending["file_id"]].data == b"abc"
+
+
+# --- response_url ------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_response_url_accepts_five_posts_then_used_url(double: SlackDouble) -> None:
+    url = double.new_response_url()
+    async with aiohttp.ClientSession() as http:
+        for i in range(5):
+            async with http.post(url, json={"text": f"update {i}", "response_type": "ephemeral"}) as r:
+                assert r.status == 200
+        async with http.post(url, json={"text": "one too many"}) as r:
+            assert r.status == 404
+            assert await r.text() == "used_url"
+        async with http.post(f"{double.base_url}/response/unknown", json={"text": "x"}) as r:
+            assert r.status == 404
+
+    posts = double.response_posts(url)
+    assert [p.status for p in posts] == [200] * 5 + [404]
+    assert posts[0].text == "update 0" and posts[0].body["response_type"] == "ephemeral"
+
+
+@pytest.mark.asyncio
+async def test_response_url_validates_blocks(double: SlackDouble) -> None:
+    url = double.new_response_url()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"blocks": [section("x" * 3001)], "replace_original": True}) as r:
+            assert r.status == 400
+            assert "invalid_blocks" in await r.text()
+        async with http.post(url, json={"blocks": json.dumps([section("fine")])}) as r:
+            assert r.status == 200
+    posts = await double.wait_for_response_posts(2)
+    assert posts[1].blocks == [section("fine")]
+
+
+# --- recording helpers ---------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_wait_for_sees_calls_made_in_the_background(double: SlackDouble, client: AsyncWebClient) -> None:
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await client.chat_postMessage(channel="C1", text="from a task")
+
+    task = asyncio.create_task(later())
+    calls = await double.wait_for("chat.postMessage", timeout=2.0)
+    assert calls[0].args["text"] == "from a task"
+    await task
+
+    with pytest.raises(TimeoutError, match="chat.update"):
+        await double.wait_for("chat.update", timeout=0.05)
+
+
+@pytest.mark.asyncio
+async def test_reset_clears_recordings_and_injections(double: SlackDouble, client: AsyncWebClient) -> None:
+    await client.chat_postMessage(channel="C1", text="hi")
+    double.fail_next("auth.test")
+    double.rate_limit("auth.test", times=3)
+    double.reset()
+    assert double.calls == [] and double.messages == {} and double.response_posts() == []
+    assert (await client.auth_test())["ok"]
+
+
+# --- signing helpers -----------------------------------------------------------------
+
+
+def test_sign_matches_slack_sdk_verifier() -> None:
+    secret = "8f742231b10e8888abcd99yyyzzz85a5"
+    body = slash_command_body("/incident", "declare sev2 db down", response_url="http://127.0.0.1:1/response/x")
+    headers = sign(secret, body)
+    verifier = SignatureVerifier(signing_secret=secret)
+    assert verifier.is_valid_request(body, headers)
+    assert verifier.is_valid(
+        body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"]
+    )
+    assert verifier.is_valid_request(body.encode(), sign(secret, body.encode()))
+    assert not verifier.is_valid_request(body + "&x=1", headers)
+    assert not verifier.is_valid_request(body, sign("other-secret", body))
+    stale = sign(secret, body, timestamp=int(time.time()) - 301)
+    assert not verifier.is_valid_request(body, stale)
+
+
+def test_slash_command_body_has_every_field_slack_sends() -> None:
+    body = slash_command_body("/incident", "declare sev2", user_id="U7", channel_id="C7", response_url="http://r/1")
+    fields = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    expected = {
+        "token", "team_id", "team_domain", "channel_id", "channel_name", "user_id", "user_name",
+        "command", "text", "api_app_id", "is_enterprise_install", "response_url", "trigger_id",
+    }  # fmt: skip
+    assert expected <= fields.keys()
+    assert fields["command"] == "/incident" and fields["text"] == "declare sev2"
+    assert fields["user_id"] == "U7" and fields["channel_id"] == "C7" and fields["response_url"] == "http://r/1"
+    other = parse_qs(slash_command_body("/incident", ""))
+    assert other["trigger_id"] != [fields["trigger_id"]]
+    grid = parse_qs(slash_command_body("/incident", "x", enterprise_id="E1", enterprise_name="Acme"))
+    assert grid["enterprise_id"] == ["E1"]
+
+
+def test_block_actions_body_carries_the_contract_fields() -> None:
+    body = block_actions_body("U7", "ack", "INC-42", channel_id="C7", message_ts="1700000000.000200",
+                              response_url="http://r/2", block_id="incident_actions")  # fmt: skip
+    form = parse_qs(body)
+    assert list(form) == ["payload"]
+    payload = json.loads(form["payload"][0])
+    assert payload["type"] == "block_actions"
+    assert {"id", "username", "name", "team_id"} <= payload["user"].keys()
+    for key in ("api_app_id", "trigger_id", "team", "channel", "response_url"):
+        assert payload[key], key
+    assert payload["container"] == {
+        "type": "message", "message_ts": "1700000000.000200", "channel_id": "C7", "is_ephemeral": False,
+    }  # fmt: skip
+    assert payload["state"] == {"values": {}}
+    action = payload["actions"][0]
+    assert {"action_id", "block_id", "text", "value", "type", "action_ts"} <= action.keys()
+    assert (action["action_id"], action["block_id"], action["value"]) == ("ack", "incident_actions", "INC-42")
+    assert validate_blocks(payload["message"]["blocks"]) == []
