@@ -88,7 +88,8 @@ def _scalar(node: yaml.Node):
 
 def _explain(err: dict, lines: dict[tuple, int], filename: str) -> ConfigProblem:
     loc = tuple(err["loc"])
-    data_path, model_path = _data_path(loc)
+    is_key = bool(loc) and loc[-1] == "[key]"  # pydantic's marker for a bad mapping key
+    data_path, model_path = _data_path(loc[:-1] if is_key else loc)
     line = None
     for cut in range(len(data_path), -1, -1):
         if data_path[:cut] in lines:
@@ -106,7 +107,8 @@ def _explain(err: dict, lines: dict[tuple, int], filename: str) -> ConfigProblem
     elif err["type"] == "union_tag_not_found":
         message = f"'kind' is required; allowed: {', '.join(_check_kinds())}"
     elif err["type"] == "string_pattern_mismatch":
-        message = f"does not match the allowed form {err['ctx']['pattern']}"
+        what = "the name" if is_key else "the value"
+        message = f"{what} does not match the allowed form {err['ctx']['pattern']}"
     return ConfigProblem(filename, line, _dotted(data_path), message)
 
 

@@ -1,0 +1,40 @@
+# make run   start the bot: Slack when tokens are set, otherwise the console on SQLite
+# make test  install everything, start PostgreSQL/Redis checks, the Docker Engine and test fleet, run the tests
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv fleet fleet-down bench config-reference clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/opsbot migrate
+	$(BIN)/opsbot start
+
+fleet:
+	scripts/test-env.sh
+
+fleet-down:
+	scripts/test-env-down.sh
+
+test: $(STAMP)
+	scripts/test-env.sh
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	scripts/test-env.sh
+	$(BIN)/python bench/ack_latency.py
+	$(BIN)/python bench/health_fanout.py
+
+config-reference: $(STAMP)
+	$(BIN)/opsbot config reference > docs/config-reference.md
+
+clean:
+	rm -rf $(VENV) opsbot.db *.egg-info

@@ -1,0 +1,115 @@
+"""app.yaml: the bundled file and every example validate; bad files are explained line by line."""
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main as cli
+from bot.config.loader import ConfigError, load_config, parse_config
+from bot.config.reference import render_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("path", [ROOT / "app.yaml", *sorted((ROOT / "examples").glob("*/app.yaml"))], ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_configs_validate(path):
+    config = load_config(path)
+    assert config.services
+    assert all(service.checks for service in config.services.values())
+
+
+def test_examples_cover_runbooks_000_and_001():
+    names = {p.parent.name for p in (ROOT / "examples").glob("*/app.yaml")}
+    assert {"stayafrica", "loyalty"} <= names
+
+
+def test_reference_doc_is_generated_from_the_models():
+    assert (ROOT / "docs" / "config-reference.md").read_text() == render_reference(), (
+        "docs/config-reference.md is stale: run make config-reference"
+    )
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "bad.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_unknown_key_names_line_path_and_allowed_keys():
+    [message] = problems("services:\n  web:\n    checks:\n      - kind: tcp\n        host: a\n        port: 1\n        colour: red\n")
+    assert message.startswith("bad.yaml:7: services.web.checks[0].colour: unknown key; allowed here: ")
+    assert "host" in message and "port" in message
+
+
+def test_unknown_check_kind_lists_kinds():
+    [message] = problems("services:\n  web:\n    checks:\n      - kind: ping\n")
+    assert "bad.yaml:4" in message and "'http'" in message and "'tls'" in message
+
+
+def test_missing_kind_and_missing_required_key():
+    messages = problems("services:\n  web:\n    checks:\n      - url: http://x\n      - kind: tcp\n        host: h\n")
+    assert any("'kind' is required" in m for m in messages)
+    assert any("checks[1].port: required key is missing" in m for m in messages)
+
+
+def test_bad_values_are_explained():
+    messages = problems(
+        "services:\n  Web Server:\n    checks: []\n"
+        "  db:\n    checks:\n      - kind: disk\n        usage: {warn: 95, critical: 90}\n"
+        "      - kind: http\n        url: ftp://x\n        timeout: soon\n"
+        "roles:\n  ops: {users: [alice]}\n"
+    )
+    joined = "\n".join(messages)
+    assert "bad.yaml:2: services.Web Server: the name does not match the allowed form" in joined
+    assert "warn must not be above critical" in joined
+    assert "must start with http:// or https://" in joined
+    assert "expected a duration like 5s" in joined
+    assert "roles.ops.users[0]" in joined
+
+
+def test_literal_password_is_refused_but_env_reference_is_fine():
+    [message] = problems("services:\n  db:\n    checks:\n      - kind: postgres\n        dsn: postgresql://app:hunter2@db/app\n")
+    assert "use ${VAR}" in message and "hunter2" not in message
+    parse_config("services:\n  db:\n    checks:\n      - kind: postgres\n        dsn: postgresql://app:${DB_PASSWORD}@db/app\n")
+    parse_config("services:\n  db:\n    checks:\n      - kind: postgres\n        dsn: ${DATABASE_DSN}\n")
+
+
+def test_references_between_services_and_roles_are_checked():
+    messages = problems(
+        "services:\n  a:\n    depends_on: [b]\n  b:\n    depends_on: [a]\n    owners: [nobody]\n  c:\n    depends_on: [zzz]\n"
+    )
+    joined = "\n".join(messages)
+    assert "depends_on has a cycle" in joined
+    assert "unknown service 'zzz'" in joined
+    assert "unknown role 'nobody'" in joined
+
+
+def test_container_checks_need_a_container():
+    [message] = problems("services:\n  a:\n    checks:\n      - kind: container\n")
+    assert "needs a container" in message
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("services: [a, b\n", "not valid YAML"),
+        ("- just\n- a list\n", "top level must be a mapping"),
+        ("services:\n  a: {}\n  a: {}\n", "duplicate key 'a'"),
+        ("services:\n  a:\n    checks:\n      - kind: tcp\n        host: h\n        port: 70000\n", "less than or equal to 65535"),
+        ("version: 2\n", "version"),
+    ],
+)
+def test_malformed_files(text, expected):
+    assert any(expected in m for m in problems(text))
+
+
+def test_config_check_command(tmp_path, capsys):
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("services:\n  a:\n    checks:\n      - kind: memory\n")
+    bad.write_text("services:\n  a:\n    checks:\n      - kind: memory\n        usage: {warn: high}\n")
+    assert cli(["config", "check", str(good)]) == 0
+    assert "is valid: 1 services, 1 checks" in capsys.readouterr().out
+    assert cli(["config", "check", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:5: services.a.checks[0].usage.warn:" in out and "1 problem in" in out
+    assert cli(["config", "check", str(tmp_path / "missing.yaml")]) == 1
+    assert "file not found" in capsys.readouterr().out
