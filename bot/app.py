@@ -9,7 +9,8 @@ from bot.config.models import AppConfig
 from bot.coordination import Coordinator
 from bot.docker_engine import DockerGateway
 from bot.pipeline.dispatch import DEFAULT_MIDDLEWARE, Pipeline
-from bot.pipeline.reply import Reply
+from bot.pipeline.messenger import Click, Messenger
+from bot.pipeline.reply import Outcome, Reply
 from bot.pipeline.request import Request
 from bot.pipeline.roles import GroupLookup, RoleDirectory
 from bot.settings import Settings
@@ -29,6 +30,8 @@ class Bot:
         self.roles = RoleDirectory(config, group_lookup)
         self.coordinator = Coordinator(settings.redis_url)
         self.pipeline = Pipeline(ALL, DEFAULT_MIDDLEWARE)
+        # Transports register how they post and edit messages: {"slack": ..., "console": ...}.
+        self.messengers: dict[str, Messenger] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, config_path: str | None = None, group_lookup: GroupLookup | None = None) -> "Bot":
@@ -36,6 +39,28 @@ class Bot:
 
     async def handle(self, request: Request) -> Reply:
         return await self.pipeline.handle(request, self)
+
+    async def handle_click(self, click: Click) -> Reply:
+        """A button press: Approve or Deny on an action request."""
+        from bot.action.flow import decide
+
+        try:
+            return await decide(self, click)
+        except Exception:
+            log.exception("button %s failed", click.action_id)
+            return Reply.refusal(
+                "That button press failed inside opsbot; the request's state is unchanged unless its message says otherwise.",
+                Outcome.error,
+            )
+
+    async def sweep(self) -> None:
+        """Periodic housekeeping: expire overdue approval requests."""
+        from bot.action.flow import sweep_expired
+
+        try:
+            await sweep_expired(self)
+        except Exception as exc:
+            log.warning("expiry sweep failed: %s", exc)
 
     async def close(self) -> None:
         await self.checks.close()

@@ -15,11 +15,14 @@ class Coordinator:
         self.redis = aioredis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2) if redis_url else None
         self._seen: dict[str, float] = {}
 
-    async def first_delivery(self, key: str, ttl: int = 3600) -> bool:
-        """True the first time `key` is seen; retried deliveries of the same request get False."""
+    async def claim(self, key: str, ttl: int = 3600) -> bool:
+        """True for the first caller to claim `key` (across replicas when Redis is set); False for every later one.
+
+        Used for retried Slack deliveries and for starting an approved action.
+        """
         if self.redis is not None:
             try:
-                return bool(await self.redis.set(f"opsbot:delivery:{key}", b"1", nx=True, ex=ttl))
+                return bool(await self.redis.set(f"opsbot:claim:{key}", b"1", nx=True, ex=ttl))
             except (aioredis.RedisError, OSError):
                 pass  # Redis down: fall back to this process's memory rather than dropping commands
         now = time.monotonic()

@@ -72,6 +72,91 @@ class DockerGateway:
 
         return await self._run(call)
 
+    async def restart(self, name: str, timeout: float) -> None:
+        """Docker's restart: SIGTERM, up to `timeout` seconds grace, then SIGKILL, then start."""
+
+        def call():
+            try:
+                self._docker().api.restart(name, timeout=int(timeout))
+            except docker.errors.NotFound:
+                raise DockerUnavailable(f"container {name} does not exist") from None
+            except docker.errors.APIError as exc:
+                raise DockerUnavailable(f"restarting {name} failed ({_reason(exc)})") from None
+
+        await self._run(call)
+
+    async def recreate(self, name: str, timeout: float) -> str:
+        """compose's --force-recreate: a new container from the same image and settings; the old one goes.
+
+        When the new container cannot be created or started, the old one is put back.
+        Returns the new container's id.
+        """
+
+        def call():
+            api = self._docker().api
+            try:
+                info = api.inspect_container(name)
+            except docker.errors.NotFound:
+                raise DockerUnavailable(f"container {name} does not exist") from None
+            config, host_config = info["Config"], info["HostConfig"]
+            networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+            endpoints = {
+                net: {k: v for k, v in (ep or {}).items() if k in ("Aliases", "IPAMConfig", "Links")}
+                for net, ep in networks.items()
+                if net not in ("host", "none", "bridge")
+            }
+            parked = f"{name}-replaced-{info['Id'][:12]}"
+            try:
+                api.stop(info["Id"], timeout=int(timeout))
+                api.rename(info["Id"], parked)
+            except docker.errors.APIError as exc:
+                raise DockerUnavailable(f"stopping {name} failed ({_reason(exc)})") from None
+            try:
+                created = api.create_container(
+                    image=config["Image"],
+                    command=config.get("Cmd"),
+                    entrypoint=config.get("Entrypoint"),
+                    environment=config.get("Env"),
+                    labels=config.get("Labels"),
+                    working_dir=config.get("WorkingDir") or None,
+                    user=config.get("User") or None,
+                    healthcheck=config.get("Healthcheck"),
+                    name=name,
+                    host_config=host_config,
+                    networking_config={"EndpointsConfig": endpoints} if endpoints else None,
+                )
+                api.start(created["Id"])
+            except docker.errors.APIError as exc:
+                try:  # put the old container back as it was
+                    if "created" in locals():
+                        api.remove_container(created["Id"], force=True)
+                    api.rename(info["Id"], name)
+                    api.start(info["Id"])
+                except docker.errors.APIError:
+                    pass
+                raise DockerUnavailable(f"recreating {name} failed, the old container is back ({_reason(exc)})") from None
+            api.remove_container(info["Id"], force=True)
+            return created["Id"]
+
+        return await self._run(call)
+
+    async def logs(self, name: str, *, tail: int | None = None, since: float | None = None) -> str:
+        """stdout and stderr of the container, oldest first, with Docker's timestamps stripped."""
+
+        def call():
+            kwargs = {"stdout": True, "stderr": True, "tail": tail if tail is not None else "all"}
+            if since is not None:
+                kwargs["since"] = int(since)
+            try:
+                raw = self._docker().api.logs(name, **kwargs)
+            except docker.errors.NotFound:
+                raise DockerUnavailable(f"container {name} does not exist") from None
+            except docker.errors.APIError as exc:
+                raise DockerUnavailable(f"reading the logs of {name} failed ({_reason(exc)})") from None
+            return raw.decode("utf-8", "replace")
+
+        return await self._run(call)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -1,4 +1,4 @@
 """One module per slash command; ALL is what the bot registers, in /help order."""
-from commands import health, help
+from commands import audit, health, help, logs, restart
 
-ALL = [health.COMMAND, help.COMMAND]
+ALL = [health.COMMAND, restart.COMMAND, logs.COMMAND, audit.COMMAND, help.COMMAND]

@@ -1,7 +1,7 @@
 """/help: the commands the caller may run, one usage line each."""
 from __future__ import annotations
 
-from bot.pipeline.commands import CommandSpec, Invocation
+from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.parse import Grammar
 from bot.pipeline.reply import Header, Reply, Section
 
@@ -11,7 +11,9 @@ GRAMMAR = Grammar(usage="/help")
 async def handle(inv: Invocation) -> Reply:
     held = await inv.bot.roles.roles_of(inv.request.user_id)
     allowed = [
-        spec for spec in inv.bot.pipeline.commands.values() if spec.public or held.intersection(spec.roles)
+        spec
+        for spec in inv.bot.pipeline.commands.values()
+        if spec.public or held.intersection(spec.roles) or (ANY_ROLE in spec.roles and held)
     ]
     lines = [f"`{spec.usage}`  {spec.summary}" for spec in allowed]
     roles = ", ".join(sorted(held)) or "none"

@@ -16,6 +16,7 @@ class AuditEntry(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     user_id: Mapped[str] = mapped_column(String(64))
     command: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)  # service acted on
     arguments: Mapped[str] = mapped_column(Text)  # redacted argument text
     channel: Mapped[str] = mapped_column(String(64))
     transport: Mapped[str] = mapped_column(String(16))

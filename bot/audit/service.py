@@ -11,9 +11,19 @@ MAX_ARGUMENTS = 2000
 
 
 async def record(
-    db: Database, *, user_id: str, command: str, arguments: str, channel: str, transport: str, outcome: str, detail: str = ""
+    db: Database,
+    *,
+    user_id: str,
+    command: str,
+    arguments: str,
+    channel: str,
+    transport: str,
+    outcome: str,
+    detail: str = "",
+    target: str = "",
 ) -> None:
     entry = AuditEntry(
+        target=target[:64],
         user_id=user_id[:64],
         command=command[:64],
         arguments=redact(arguments)[:MAX_ARGUMENTS],
@@ -26,7 +36,12 @@ async def record(
         session.add(entry)
 
 
-async def entries(db: Database, limit: int = 50) -> list[AuditEntry]:
+async def entries(db: Database, limit: int = 50, *, target: str | None = None, since=None) -> list[AuditEntry]:
+    """Newest first."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if target is not None:
+        query = query.where(AuditEntry.target == target)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
     async with db.sessions() as session:
-        rows = await session.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
-        return list(rows.scalars())
+        return list((await session.execute(query)).scalars())

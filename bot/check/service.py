@@ -51,21 +51,26 @@ async def run_health(
     started = time.perf_counter()
     results = await engine.run(config, services)
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    run_id = await record_run(db, results, duration_ms, trigger=trigger, user=user, channel=channel)
+    return HealthReport(results, duration_ms, run_id)
+
+
+async def record_run(db: Database, results: list[CheckResult], duration_ms: float, *, trigger: str, user: str, channel: str) -> int | None:
+    """Save a run to check_runs; None when the bot's database is down (the report still matters)."""
     run = CheckRun(
         trigger=trigger,
         requested_by=user,
         channel=channel,
         status=worst(r.status for r in results),
-        duration_ms=duration_ms,
+        duration_ms=round(duration_ms, 1),
         results=[r.as_dict() for r in results],
     )
     try:
         async with db.sessions() as session, session.begin():
             session.add(run)
-        run_id = run.id
-    except Exception:  # the report still matters when the bot's database is down
-        run_id = None
-    return HealthReport(results, duration_ms, run_id)
+    except Exception:
+        return None
+    return run.id
 
 
 async def recent_runs(db: Database, limit: int = 10) -> list[CheckRun]:

@@ -166,6 +166,40 @@ class Service(Strict):
         return self
 
 
+class ApprovalPolicy(Strict):
+    """The two-person rule, per action."""
+
+    approver_roles: list[RoleName] = Field([], description="Roles whose members may approve; empty: the service's owners.")
+    approvals: int = Field(1, ge=0, le=2, description="Approvals needed before it runs (0, 1 or 2).")
+    self_approval: bool = Field(False, description="Whether the requester may approve their own request.")
+    expires: Duration = Field(900.0, description="A pending request expires after this.")
+
+
+class VerifyPolicy(Strict):
+    deadline: Duration = Field(60.0, description="How long the service's checks may take to pass afterwards.")
+    interval: Duration = Field(2.0, description="Pause between verification rounds.")
+
+
+class ActionSpec(Strict):
+    """An action on one service of the inventory; chat only names the service and the declared flags."""
+
+    kind: Literal["docker_restart", "docker_logs"]
+    description: str = ""
+    request_roles: list[RoleName] = Field([], description="Roles that may request it; empty: the service's owners.")
+    approval: ApprovalPolicy = ApprovalPolicy()
+    timeout: Duration = Field(30.0, description="Graceful stop timeout before Docker kills the process (runbook 001: restart -t 30).")
+    verify: VerifyPolicy | None = Field(VerifyPolicy(), description="Run the service's checks afterwards; null to skip.")
+
+
+# Shipped when app.yaml declares no action of that name (runbooks 000 and 001: restart, logs).
+DEFAULT_ACTIONS = {
+    "restart": ActionSpec(kind="docker_restart", description="Restart a service's container, then verify its checks pass."),
+    "logs": ActionSpec(
+        kind="docker_logs", description="Read a service's container logs (redacted).", approval=ApprovalPolicy(approvals=0), verify=None
+    ),
+}
+
+
 class Role(Strict):
     users: list[SlackUserId] = []
     groups: list[SlackUserGroupId] = Field([], description="Slack user-group IDs, resolved via usergroups.users.list.")
@@ -181,10 +215,42 @@ class AppConfig(Strict):
     services: dict[ServiceName, Service] = {}
     roles: dict[RoleName, Role] = {}
     slack: SlackSettings = SlackSettings()
+    actions: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,30}$")], ActionSpec] = Field(
+        {}, description="Declared actions; restart and logs have defaults when absent."
+    )
+
+    def action(self, name: str) -> ActionSpec | None:
+        return self.actions.get(name) or DEFAULT_ACTIONS.get(name)
+
+    def dependents_of(self, name: str) -> list[str]:
+        """Services that depend on `name`, directly or not, in an order where each comes after what it needs."""
+        found: list[str] = []
+        frontier = [name]
+        while frontier:
+            current = frontier.pop(0)
+            for other, service in self.services.items():
+                if current in service.depends_on and other not in found and other != name:
+                    found.append(other)
+                    frontier.append(other)
+        ordered: list[str] = []
+        while len(ordered) < len(found):
+            for other in found:
+                needs = [d for d in self.services[other].depends_on if d in found and d not in ordered]
+                if other not in ordered and not needs:
+                    ordered.append(other)
+        return ordered
 
     @model_validator(mode="after")
     def _references(self) -> "AppConfig":
         problems = []
+        for action_name, action in self.actions.items():
+            if action_name not in DEFAULT_ACTIONS:
+                problems.append(f"action '{action_name}' has no command; declare one of: {', '.join(DEFAULT_ACTIONS)}")
+            elif action.kind != DEFAULT_ACTIONS[action_name].kind:
+                problems.append(f"action '{action_name}' must have kind {DEFAULT_ACTIONS[action_name].kind}")
+            for role in action.request_roles + action.approval.approver_roles:
+                if role not in self.roles:
+                    problems.append(f"action '{action_name}' names unknown role '{role}'")
         for name, service in self.services.items():
             for dep in service.depends_on:
                 if dep not in self.services:

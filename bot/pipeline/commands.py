@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from bot.app import Bot
 
 
+# In CommandSpec.roles: any configured role passes the pipeline; the handler applies a finer policy.
+ANY_ROLE = "*"
+
+
 @dataclass(frozen=True)
 class Invocation:
     """What a handler receives: the request, its parsed arguments and the bot's services."""

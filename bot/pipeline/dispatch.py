@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from bot.metrics import COMMANDS
-from bot.pipeline.commands import CommandSpec, Invocation
+from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.parse import ParsedArgs, UsageError
 from bot.pipeline.reply import Context, Outcome, Reply
 from bot.pipeline.request import Request
@@ -87,6 +87,7 @@ async def audit_trail(call: Call, call_next: Next) -> Reply:
             transport=call.request.transport,
             outcome=reply.outcome.value,
             detail="" if reply.outcome in (Outcome.ok, Outcome.warning, Outcome.critical) else reply.text,
+            target=str(call.args.positionals.get("service") or ""),
         )
     except Exception as exc:
         log.error("audit write failed: %s", redact(str(exc))[:300])
@@ -116,8 +117,8 @@ async def authorize(call: Call, call_next: Next) -> Reply:
     spec = call.spec
     if not spec.public:
         held = await call.bot.roles.roles_of(call.request.user_id)
-        if not held.intersection(spec.roles):
-            needed = " or ".join(spec.roles) or "a role that no one holds"
+        if not (held.intersection(spec.roles) or (ANY_ROLE in spec.roles and held)):
+            needed = "any" if ANY_ROLE in spec.roles else " or ".join(spec.roles) or "a role that no one holds"
             return Reply.refusal(
                 f"You are not allowed to run /{spec.name}: it needs the {needed} role in app.yaml.", Outcome.denied
             )

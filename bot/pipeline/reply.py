@@ -47,7 +47,30 @@ class Context:
     text: str
 
 
-Block = Header | Section | Preformatted | Context
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action_id: str  # which click handler runs: "approve", "deny"
+    value: str  # what it acts on: a request id
+    style: str | None = None  # "primary" or "danger"
+
+
+@dataclass(frozen=True)
+class Actions:
+    """Buttons: Block Kit buttons in Slack, numbered choices on the console."""
+
+    buttons: tuple[Button, ...]
+
+
+Block = Header | Section | Preformatted | Context | Actions
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    """Output too long for a message: uploaded as a file in Slack, printed in full on the console."""
+
+    filename: str
+    content: str
 
 
 @dataclass
@@ -57,6 +80,7 @@ class Reply:
     outcome: Outcome = Outcome.ok
     # Only the caller sees it (errors, refusals, help); otherwise the channel does.
     ephemeral: bool = False
+    file: FileAttachment | None = None
 
     @classmethod
     def refusal(cls, sentence: str, outcome: Outcome = Outcome.usage_error) -> "Reply":

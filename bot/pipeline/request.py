@@ -12,4 +12,5 @@ class Request:
     text: str  # argument text exactly as received
     transport: str  # "slack" or "console"
     trigger: str = "command"  # what started it; stored with check runs
-    meta: dict = field(default_factory=dict, compare=False)
+    # Posts and edits follow-up messages (action plans); None where the transport cannot.
+    messenger: object = field(default=None, compare=False)

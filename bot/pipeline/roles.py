@@ -19,21 +19,22 @@ class RoleDirectory:
         self._ttl = ttl
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
 
-    async def roles_of(self, user_id: str) -> set[str]:
+    async def roles_of(self, user_id: str, *, fresh: bool = False) -> set[str]:
+        """`fresh` skips the group cache: used right before an approved action runs."""
         held = set()
         for name, role in self._config.roles.items():
             if user_id in role.users:
                 held.add(name)
                 continue
             for group in role.groups:
-                if user_id in await self._members(group):
+                if user_id in await self._members(group, fresh):
                     held.add(name)
                     break
         return held
 
-    async def _members(self, group: str) -> frozenset[str]:
+    async def _members(self, group: str, fresh: bool = False) -> frozenset[str]:
         cached = self._groups.get(group)
-        if cached and time.monotonic() - cached[0] < self._ttl:
+        if cached and not fresh and time.monotonic() - cached[0] < self._ttl:
             return cached[1]
         if self._group_lookup is None:
             return frozenset()  # no Slack here: group membership cannot be shown, so it is not granted

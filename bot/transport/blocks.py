@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.pipeline.reply import Context, Header, Preformatted, Reply, Section
+from bot.pipeline.reply import Actions, Context, Header, Preformatted, Reply, Section
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -15,8 +15,9 @@ MAX_TEXT = 4000  # Slack truncates past 40,000; a phone screen gives up long bef
 class SlackMessage:
     text: str
     blocks: list[dict]
-    # Set when the reply did not fit in one message: the whole text goes as a file.
+    # Set when the reply did not fit in one message or carries a file: uploaded alongside.
     attachment: str | None = None
+    filename: str | None = None
 
 
 def to_slack(reply: Reply) -> SlackMessage:
@@ -32,13 +33,27 @@ def to_slack(reply: Reply) -> SlackMessage:
                 blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{chunk}```"}})
         elif isinstance(block, Context):
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(block.text, MAX_SECTION)}]})
-    attachment = None
+        elif isinstance(block, Actions):
+            blocks.append({"type": "actions", "elements": [_button(b) for b in block.buttons[:25]]})
+    attachment, filename = (reply.file.content, reply.file.filename) if reply.file else (None, None)
     if len(blocks) > MAX_BLOCKS:
-        attachment = reply.text
+        attachment = attachment or reply.text
         blocks = blocks[: MAX_BLOCKS - 1] + [
             {"type": "context", "elements": [{"type": "mrkdwn", "text": "Too long for one message: the full output is attached as a file."}]}
         ]
-    return SlackMessage(text=_clip(reply.text, MAX_TEXT), blocks=blocks, attachment=attachment)
+    return SlackMessage(text=_clip(reply.text, MAX_TEXT), blocks=blocks, attachment=attachment, filename=filename)
+
+
+def _button(button) -> dict:
+    element = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": _clip(button.label, 75)},
+        "action_id": button.action_id,
+        "value": button.value[:2000],
+    }
+    if button.style:
+        element["style"] = button.style
+    return element
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -1,15 +1,24 @@
-"""The console: type `/health backend`, get the reply as text. Works with piped standard input."""
+"""The console: type `/health backend`, get the reply as text. Works with piped standard input.
+
+Buttons are numbered; typing the number presses it. `as U123` switches the user, so one
+terminal can play requester and approver.
+"""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from typing import TextIO
 
+from bot.pipeline.messenger import Click
+from bot.pipeline.reply import Button, Reply
 from bot.pipeline.request import Request
 from bot.transport.text import to_text
 
 CONSOLE_CHANNEL = "console"
 PROMPT = "opsbot> "
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SWEEP_SECONDS = 30
 
 
 def split_command(line: str) -> tuple[str, str] | None:
@@ -21,29 +30,92 @@ def split_command(line: str) -> tuple[str, str] | None:
     return name.lower(), rest.strip()
 
 
-async def run_console(bot, user_id: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
-    interactive = stdin.isatty()
-    if interactive:
-        stdout.write(f"opsbot console as {user_id}. Type /help, or quit to leave.\n")
-    loop = asyncio.get_running_loop()
-    while True:
-        if interactive:
-            stdout.write(PROMPT)
-            stdout.flush()
-        line = await loop.run_in_executor(None, stdin.readline)
-        if not line:
-            break
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line in ("quit", "exit"):
-            break
+class ConsoleMessenger:
+    """Posts and edits are printed; edits say which message they replace."""
+
+    def __init__(self, console: "Console"):
+        self._console = console
+        self._count = 0
+
+    async def post(self, channel: str, reply: Reply) -> str:
+        self._count += 1
+        self._console.write(self._console.render(reply))
+        return f"console:{self._count}"
+
+    async def update(self, ref: str, reply: Reply) -> None:
+        self._console.write(f"[message {ref.split(':', 1)[1]} updated]\n" + self._console.render(reply))
+
+
+class Console:
+    def __init__(self, bot, user_id: str, stdin: TextIO, stdout: TextIO):
+        self.bot, self.user_id, self.stdin, self.stdout = bot, user_id, stdin, stdout
+        self._buttons: dict[int, Button] = {}
+        bot.messengers["console"] = ConsoleMessenger(self)
+
+    def render(self, reply: Reply) -> str:
+        return to_text(reply, self._number)
+
+    def _number(self, button: Button) -> int:
+        number = len(self._buttons) + 1
+        self._buttons[number] = button
+        return number
+
+    def write(self, text: str) -> None:
+        self.stdout.write(text.rstrip("\n") + "\n")
+        self.stdout.flush()
+
+    async def handle_line(self, line: str) -> None:
+        if line.isdigit():
+            button = self._buttons.get(int(line))
+            if button is None:
+                self.write(f"There is no button {line}; the numbers are shown in brackets next to each button.")
+                return
+            click = Click(self.user_id, button.action_id, button.value, CONSOLE_CHANNEL, "console")
+            self.write(self.render(await self.bot.handle_click(click)))
+            return
+        if line.startswith("as "):
+            user = line[3:].strip()
+            if not _USER_ID.match(user):
+                self.write("Type as followed by a Slack user ID, like: as U012ABCDEF")
+                return
+            self.user_id = user
+            self.write(f"Now acting as {user}.")
+            return
         parsed = split_command(line)
         if parsed is None:
-            stdout.write("Commands start with a slash, like /health or /help.\n")
-            stdout.flush()
-            continue
+            self.write("Commands start with a slash, like /health or /help; a number presses a button; as U123 switches user.")
+            return
         command, text = parsed
-        reply = await bot.handle(Request(user_id=user_id, channel_id=CONSOLE_CHANNEL, command=command, text=text, transport="console"))
-        stdout.write(to_text(reply) + "\n")
-        stdout.flush()
+        request = Request(user_id=self.user_id, channel_id=CONSOLE_CHANNEL, command=command, text=text, transport="console")
+        self.write(self.render(await self.bot.handle(request)))
+
+
+async def run_console(bot, user_id: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
+    console = Console(bot, user_id, stdin, stdout)
+    interactive = stdin.isatty()
+    if interactive:
+        console.write(f"opsbot console as {user_id}. Type /help, or quit to leave.")
+    sweeper = asyncio.create_task(_sweep_forever(bot))
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            if interactive:
+                stdout.write(PROMPT)
+                stdout.flush()
+            line = await loop.run_in_executor(None, stdin.readline)
+            if not line:
+                break
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line in ("quit", "exit"):
+                break
+            await console.handle_line(line)
+    finally:
+        sweeper.cancel()
+
+
+async def _sweep_forever(bot) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        await bot.sweep()

@@ -44,7 +44,7 @@ def build_slack_app(bot, settings: Settings, client: AsyncWebClient, socket_mode
     async def skip_retried_deliveries(body, next):  # noqa: A002 (Bolt's argument name)
         """Slack retries deliveries (X-Slack-Retry-Num); the same request must never run twice."""
         key = _delivery_key(body)
-        if key is not None and not await bot.coordinator.first_delivery(key):
+        if key is not None and not await bot.coordinator.claim(key):
             log.info("skipping a repeated delivery of %s", key)
             return BoltResponse(status=200, body="")
         return await next()
@@ -69,11 +69,16 @@ def build_slack_app(bot, settings: Settings, client: AsyncWebClient, socket_mode
 async def deliver(reply, respond, client: AsyncWebClient, channel_id: str, command: str) -> None:
     message = to_slack(reply)
     try:
-        await respond(
+        posted = await respond(
             text=message.text,
             blocks=message.blocks,
             response_type="ephemeral" if reply.ephemeral else "in_channel",
         )
+        # respond() does not raise when Slack refuses the post (404 used_url / expired_url, 400 invalid_blocks).
+        if posted is not None and posted.status_code != 200:
+            error = (posted.body or str(posted.status_code)).splitlines()[0][:64]
+            SLACK_API_ERRORS.labels("response_url", error).inc()
+            log.error("could not deliver /%s reply: response_url answered %s %s", command, posted.status_code, redact(error))
         if message.attachment is not None:
             await client.files_upload_v2(
                 channel=channel_id,

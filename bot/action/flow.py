@@ -1,0 +1,226 @@
+"""Request, approve or deny, execute: the guarded-action flow both transports drive.
+
+Every step is written to the audit log before the user gets an answer.
+"""
+from __future__ import annotations
+
+import logging
+
+from bot.action import policy
+from bot.action import service as requests
+from bot.action.executor import run_restart
+from bot.action.plan import PlanError, plan_hash, restart_plan
+from bot.action.views import request_message, when
+from bot.audit import service as audit
+from bot.docker_engine import DockerUnavailable
+from bot.pipeline.messenger import Click
+from bot.pipeline.reply import Outcome, Reply
+
+log = logging.getLogger(__name__)
+
+
+async def _audit(bot, request, user: str, outcome: str, detail: str = "", channel: str = "", transport: str = "") -> None:
+    await audit.record(
+        bot.db,
+        user_id=user,
+        command=request.action,
+        arguments=f"#{request.id} {request.service}",
+        channel=channel or request.channel,
+        transport=transport or request.transport,
+        outcome=outcome,
+        detail=detail,
+        target=request.service,
+    )
+
+
+async def request_restart(bot, req, service: str, *, with_dependents: bool, force_recreate: bool) -> Reply:
+    config = bot.config
+    spec = config.action("restart")
+    if not await policy.can_request(bot.roles, config, spec, service, req.user_id):
+        needed = policy.roles_phrase(policy.request_roles(config, spec, service))
+        return Reply.refusal(f"You cannot restart {service}: it needs the {needed} role in app.yaml.", Outcome.denied)
+    try:
+        plan = await restart_plan(config, bot.checks.docker, "restart", spec, service, with_dependents=with_dependents, force_recreate=force_recreate)
+    except (PlanError, DockerUnavailable) as exc:
+        sentence = str(exc)
+        return Reply.refusal(sentence[0].upper() + sentence[1:] + ("" if sentence.endswith(".") else "; nothing was requested."), Outcome.error)
+    try:
+        request = await requests.open_request(
+            bot.db,
+            action="restart",
+            service=service,
+            plan=plan,
+            plan_hash=plan_hash(plan),
+            requester=req.user_id,
+            channel=req.channel_id,
+            transport=req.transport,
+            approvals_needed=spec.approval.approvals,
+            expires_in=spec.approval.expires,
+        )
+    except requests.Locked as exc:
+        holder = exc.holder
+        if holder is None:
+            return Reply.refusal(f"{service} is busy with another action; try again in a minute.", Outcome.usage_error)
+        return Reply.refusal(
+            f"{service} is locked by request #{holder.request_id} (/{holder.action} by <@{holder.holder}>) since {when(holder.since)}; "
+            "wait for it to finish or be decided.",
+            Outcome.usage_error,
+        )
+    await _audit(bot, request, req.user_id, "requested", f"plan {request.plan_hash[:16]}")
+    if request.state == "approved":  # approvals: 0
+        return await execute(bot, request)
+    message = await _message(bot, request)
+    messenger = bot.messengers.get(req.transport)
+    if messenger is None:
+        return message
+    ref = await messenger.post(req.channel_id, message)
+    await requests.set_message_ref(bot.db, request.id, ref)
+    return Reply(
+        text=f"Request #{request.id} is posted and waits for approval.", outcome=Outcome.ok, ephemeral=True
+    )
+
+
+async def decide(bot, click: Click) -> Reply:
+    try:
+        request_id = int(click.value)
+    except ValueError:
+        return Reply.refusal("That button does not belong to a request opsbot knows.")
+    request = await requests.get(bot.db, request_id)
+    if request is None:
+        return Reply.refusal(f"Request #{request_id} does not exist.")
+    spec = bot.config.action(request.action)
+    if request.service not in bot.config.services or spec is None:
+        return Reply.refusal(f"Request #{request_id} is for something app.yaml no longer declares; request it again.")
+
+    if request.state == "pending" and await requests.expire(bot.db, request.id) is not None:
+        return await _expired(bot, request.id, click)
+
+    if click.action_id == "deny":
+        roles = await bot.roles.roles_of(click.user_id)
+        if click.user_id != request.requested_by and not roles & policy.approver_roles(bot.config, spec, request.service):
+            return Reply.refusal("You cannot deny this request: only its requester or an approver can.", Outcome.denied)
+        try:
+            request = await requests.deny(bot.db, request.id, click.user_id)
+        except requests.NotPending:
+            return await _already_decided(bot, request_id)
+        await _audit(bot, request, click.user_id, "denied", channel=click.channel_id, transport=click.transport)
+        await _update(bot, request)
+        return Reply(text=f"You denied request #{request.id}; nothing was run.", ephemeral=True, outcome=Outcome.ok)
+
+    refusal = await policy.approval_refusal(bot.roles, bot.config, spec, request.service, request.requested_by, click.user_id)
+    if refusal:
+        await _audit(bot, request, click.user_id, "approval refused", refusal, click.channel_id, click.transport)
+        return Reply.refusal(refusal, Outcome.denied)
+    try:
+        request = await requests.approve(bot.db, request.id, click.user_id)
+    except requests.AlreadyApproved:
+        return Reply.refusal(f"You already approved request #{request_id}; it needs another approver.")
+    except requests.NotPending:
+        current = await requests.get(bot.db, request_id)
+        if current.state == "pending" and await requests.expire(bot.db, request_id) is not None:
+            return await _expired(bot, request_id, click)
+        return await _already_decided(bot, request_id)
+    await _audit(bot, request, click.user_id, "approved", channel=click.channel_id, transport=click.transport)
+    if request.state != "approved":
+        await _update(bot, request)
+        return Reply(text=f"Approved request #{request.id}; it needs one more approver.", ephemeral=True)
+    return await execute(bot, request)
+
+
+async def execute(bot, request) -> Reply:
+    """approved -> running -> succeeded | failed, after checking again that it may and should run."""
+    spec = bot.config.action(request.action)
+    reason = await _still_allowed(bot, request, spec)
+    if reason:
+        await requests.refuse_approved(bot.db, request.id, reason)
+        await _audit(bot, request, request.decided_by or request.requested_by, "refused", reason)
+        request = await requests.get(bot.db, request.id)
+        await _update(bot, request)
+        return Reply.refusal(reason, Outcome.denied)
+    # The database row decides; the Redis claim keeps a second replica from even trying.
+    if not await bot.coordinator.claim(f"action:{request.id}") or not await requests.start(bot.db, request.id):
+        return Reply.refusal(f"Request #{request.id} is already running or done.")
+    request = await requests.get(bot.db, request.id)
+    await _audit(bot, request, request.decided_by or request.requested_by, "running")
+    await _update(bot, request)
+    try:
+        report = await run_restart(bot, request.plan, requested_by=request.requested_by, channel=request.channel)
+        succeeded, summary = report.succeeded, report.summary()
+        logs = next((step.logs for step in report.steps if not step.ok), "")
+    except Exception as exc:  # the request must never stay 'running'
+        log.exception("request #%s crashed", request.id)
+        succeeded, summary, logs = False, f"opsbot failed while running it ({exc.__class__.__name__}); check the container by hand.", ""
+    await requests.finish(bot.db, request.id, succeeded, summary)
+    request = await requests.get(bot.db, request.id)
+    await _audit(bot, request, request.decided_by or request.requested_by, "succeeded" if succeeded else "failed", summary)
+    message = await _message(bot, request, logs)
+    if await _update(bot, request, logs):
+        # Everyone sees the edited message; the one who pressed the button gets the outcome in a line.
+        return Reply(text=f"Request #{request.id} {request.state}.", ephemeral=True, outcome=message.outcome)
+    return message
+
+
+async def _still_allowed(bot, request, spec) -> str | None:
+    roles = policy.approver_roles(bot.config, spec, request.service)
+    for approval in await requests.approvers(bot.db, request.id):
+        if not roles & await bot.roles.roles_of(approval.approver, fresh=True):
+            return f"Request #{request.id} was not run: approver <@{approval.approver}> no longer holds the {policy.roles_phrase(roles)} role."
+    try:
+        current = await restart_plan(
+            bot.config,
+            bot.checks.docker,
+            request.action,
+            spec,
+            request.service,
+            **request.plan["options"],
+        )
+    except (PlanError, DockerUnavailable) as exc:
+        return f"Request #{request.id} was not run: {exc}"
+    if plan_hash(current) != request.plan_hash:
+        return f"Request #{request.id} was not run: the plan changed since it was approved (config or container); request it again."
+    return None
+
+
+async def _expired(bot, request_id: int, click: Click) -> Reply:
+    request = await requests.get(bot.db, request_id)
+    await _audit(bot, request, click.user_id, "expired")
+    await _update(bot, request)
+    return Reply.refusal(f"Request #{request_id} expired at {when(request.expires_at)}; request it again.")
+
+
+async def _already_decided(bot, request_id: int) -> Reply:
+    request = await requests.get(bot.db, request_id)
+    by = f" by <@{request.decided_by}>" if request.decided_by else ""
+    return Reply.refusal(f"Request #{request_id} was already decided{by}: it is {request.state}.")
+
+
+async def sweep_expired(bot) -> int:
+    """Expire overdue pending requests and update their messages; run periodically."""
+    count = 0
+    for request_id in await requests.overdue(bot.db):
+        request = await requests.expire(bot.db, request_id)
+        if request is not None:
+            count += 1
+            await _audit(bot, request, "opsbot", "expired")
+            await _update(bot, request)
+    return count
+
+
+async def _message(bot, request, logs: str = "") -> Reply:
+    spec = bot.config.action(request.action)
+    roles = policy.roles_phrase(policy.approver_roles(bot.config, spec, request.service)) if spec and request.service in bot.config.services else "?"
+    approvers = [a.approver for a in await requests.approvers(bot.db, request.id)]
+    return request_message(request, approvers, approver_roles=roles, logs=logs)
+
+
+async def _update(bot, request, logs: str = "") -> bool:
+    """Edit the request's message in place; False when there is none to edit."""
+    messenger = bot.messengers.get(request.transport)
+    if messenger is None or not request.message_ref:
+        return False
+    try:
+        await messenger.update(request.message_ref, await _message(bot, request, logs))
+    except Exception as exc:  # the state is in the database; a failed edit must not undo it
+        log.error("could not update the message of request #%s: %s", request.id, exc)
+        return False
+    return True

@@ -1,0 +1,217 @@
+"""State transitions of action requests. Each one is a single transaction whose first statement
+is a conditional UPDATE on the request row: it takes the row lock (PostgreSQL) or the write
+lock (SQLite), so concurrent callers queue up and exactly one of them sees the expected state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.action.models import ActionApproval, ActionLock, ActionRequest
+from bot.storage import Database, utcnow
+
+
+class NotPending(Exception):
+    """The request was already decided; carries it so the caller can say by whom."""
+
+    def __init__(self, request: ActionRequest | None):
+        self.request = request
+
+
+class AlreadyApproved(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    request_id: int
+    holder: str
+    since: datetime
+    action: str
+
+
+class Locked(Exception):
+    def __init__(self, holder: LockHolder):
+        self.holder = holder
+
+
+def lock_key(service: str) -> str:
+    return f"service:{service}"
+
+
+async def open_request(
+    db: Database,
+    *,
+    action: str,
+    service: str,
+    plan: dict,
+    plan_hash: str,
+    requester: str,
+    channel: str,
+    transport: str,
+    approvals_needed: int,
+    expires_in: float,
+) -> ActionRequest:
+    """Insert the request and take the service's lock in one transaction, or raise Locked."""
+    now = utcnow()
+    request = ActionRequest(
+        action=action,
+        service=service,
+        plan=plan,
+        plan_hash=plan_hash,
+        requested_by=requester,
+        channel=channel,
+        transport=transport,
+        state="pending" if approvals_needed else "approved",
+        approvals_needed=approvals_needed,
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_in),
+        result="",
+    )
+    for attempt in range(2):
+        try:
+            async with db.sessions() as session, session.begin():
+                session.add(request)
+                await session.flush()
+                session.add(ActionLock(key=lock_key(service), request_id=request.id, holder=requester, acquired_at=now))
+            return request
+        except IntegrityError:
+            request = _fresh_copy(request)
+            holder = await _lock_holder(db, service)
+            # Retry once when the lock went away meanwhile or belonged to a pending request past its expiry.
+            stale = holder is None or await expire(db, holder.request_id) is not None
+            if not stale or attempt == 1:
+                raise Locked(holder or await _lock_holder(db, service)) from None
+    raise AssertionError("unreachable")
+
+
+def _fresh_copy(request: ActionRequest) -> ActionRequest:
+    columns = [c.key for c in ActionRequest.__table__.columns if c.key != "id"]
+    return ActionRequest(**{c: getattr(request, c) for c in columns})
+
+
+async def _lock_holder(db: Database, service: str) -> LockHolder | None:
+    async with db.sessions() as session:
+        row = (
+            await session.execute(
+                select(ActionLock, ActionRequest.action)
+                .join(ActionRequest, ActionRequest.id == ActionLock.request_id)
+                .where(ActionLock.key == lock_key(service))
+            )
+        ).first()
+    if row is None:
+        return None
+    lock, action = row
+    return LockHolder(lock.request_id, lock.holder, lock.acquired_at, action)
+
+
+async def get(db: Database, request_id: int) -> ActionRequest | None:
+    async with db.sessions() as session:
+        return await session.get(ActionRequest, request_id)
+
+
+async def approvers(db: Database, request_id: int) -> list[ActionApproval]:
+    async with db.sessions() as session:
+        rows = await session.execute(select(ActionApproval).where(ActionApproval.request_id == request_id).order_by(ActionApproval.id))
+        return list(rows.scalars())
+
+
+async def approve(db: Database, request_id: int, user: str) -> ActionRequest:
+    """Record one approval; the request becomes approved when it has enough. Raises NotPending, AlreadyApproved."""
+    async with db.sessions() as session:
+        async with session.begin():
+            claimed = await session.execute(
+                update(ActionRequest)
+                .where(ActionRequest.id == request_id, ActionRequest.state == "pending", ActionRequest.expires_at > utcnow())
+                .values(state="pending")
+            )
+            if claimed.rowcount != 1:
+                raise NotPending(None)
+            existing = await session.scalar(
+                select(func.count()).select_from(ActionApproval).where(ActionApproval.request_id == request_id, ActionApproval.approver == user)
+            )
+            if existing:
+                raise AlreadyApproved()
+            session.add(ActionApproval(request_id=request_id, approver=user, at=utcnow()))
+            await session.flush()
+            count = await session.scalar(select(func.count()).select_from(ActionApproval).where(ActionApproval.request_id == request_id))
+            request = await session.get(ActionRequest, request_id, populate_existing=True)
+            if count >= request.approvals_needed:
+                request.state = "approved"
+                request.decided_by = user
+                request.decided_at = utcnow()
+        return request
+
+
+async def deny(db: Database, request_id: int, user: str) -> ActionRequest:
+    async with db.sessions() as session:
+        async with session.begin():
+            claimed = await session.execute(
+                update(ActionRequest)
+                .where(ActionRequest.id == request_id, ActionRequest.state == "pending")
+                .values(state="denied", decided_by=user, decided_at=utcnow(), finished_at=utcnow())
+            )
+            if claimed.rowcount != 1:
+                raise NotPending(None)
+            request = await session.get(ActionRequest, request_id, populate_existing=True)
+            await session.execute(delete(ActionLock).where(ActionLock.request_id == request_id))
+        return request
+
+
+async def expire(db: Database, request_id: int) -> ActionRequest | None:
+    """pending -> expired once its time is up; None when it was not (or no longer) pending and overdue."""
+    async with db.sessions() as session:
+        async with session.begin():
+            claimed = await session.execute(
+                update(ActionRequest)
+                .where(ActionRequest.id == request_id, ActionRequest.state == "pending", ActionRequest.expires_at <= utcnow())
+                .values(state="expired", finished_at=utcnow())
+            )
+            if claimed.rowcount != 1:
+                return None
+            await session.execute(delete(ActionLock).where(ActionLock.request_id == request_id))
+            return await session.get(ActionRequest, request_id, populate_existing=True)
+
+
+async def overdue(db: Database) -> list[int]:
+    async with db.sessions() as session:
+        rows = await session.execute(select(ActionRequest.id).where(ActionRequest.state == "pending", ActionRequest.expires_at <= utcnow()))
+        return list(rows.scalars())
+
+
+async def start(db: Database, request_id: int) -> bool:
+    """approved -> running. True for exactly one caller."""
+    async with db.sessions() as session, session.begin():
+        claimed = await session.execute(
+            update(ActionRequest).where(ActionRequest.id == request_id, ActionRequest.state == "approved").values(state="running", started_at=utcnow())
+        )
+        return claimed.rowcount == 1
+
+
+async def finish(db: Database, request_id: int, succeeded: bool, result: str) -> None:
+    async with db.sessions() as session, session.begin():
+        await session.execute(
+            update(ActionRequest)
+            .where(ActionRequest.id == request_id, ActionRequest.state == "running")
+            .values(state="succeeded" if succeeded else "failed", finished_at=utcnow(), result=result)
+        )
+        await session.execute(delete(ActionLock).where(ActionLock.request_id == request_id))
+
+
+async def refuse_approved(db: Database, request_id: int, reason: str) -> None:
+    """An approved request that may not run after all (approver lost the role, plan changed): failed, lock released."""
+    async with db.sessions() as session, session.begin():
+        await session.execute(
+            update(ActionRequest)
+            .where(ActionRequest.id == request_id, ActionRequest.state == "approved")
+            .values(state="failed", finished_at=utcnow(), result=reason)
+        )
+        await session.execute(delete(ActionLock).where(ActionLock.request_id == request_id))
+
+
+async def set_message_ref(db: Database, request_id: int, ref: str) -> None:
+    async with db.sessions() as session, session.begin():
+        await session.execute(update(ActionRequest).where(ActionRequest.id == request_id).values(message_ref=ref))

@@ -1,0 +1,70 @@
+"""How an action request looks at each step; the same message is edited in place."""
+from __future__ import annotations
+
+from bot.action.models import ActionRequest
+from bot.action.plan import describe_step
+from bot.pipeline.reply import Actions, Button, Context, Header, Outcome, Preformatted, Reply, Section
+
+STATE_LINE = {
+    "pending": "Waiting for approval",
+    "approved": "Approved, starting",
+    "running": "Running",
+    "succeeded": "Succeeded",
+    "failed": "Failed",
+    "denied": "Denied",
+    "expired": "Expired",
+}
+
+
+def when(dt) -> str:
+    return dt.strftime("%H:%M UTC") if dt else "?"
+
+
+def request_message(request: ActionRequest, approvers: list[str], *, approver_roles: str, logs: str = "") -> Reply:
+    plan = request.plan
+    title = f"/{request.action} {request.service}: request #{request.id}"
+    who = f"Requested by <@{request.requested_by}> at {when(request.created_at)}"
+    needed = request.approvals_needed
+    if needed:
+        who += f" · needs {needed} approval{'s' if needed > 1 else ''} from {approver_roles}"
+    steps = "\n".join(describe_step(i, step, plan.get("verify")) for i, step in enumerate(plan["steps"], 1))
+    notes = []
+    if plan.get("skipped"):
+        notes.append(f"Not restarted (no container in app.yaml): {', '.join(plan['skipped'])}.")
+    if any(step.get("oom_killed") and step["operation"] == "restart" for step in plan["steps"]):
+        notes.append(
+            f"{plan['service']} was OOM-killed: a plain restart may not clear it; "
+            f"/{request.action} {plan['service']} --force-recreate makes a new container (runbook 000 section 1.1)."
+        )
+    status = STATE_LINE[request.state]
+    if request.state == "pending":
+        status += f" (expires {when(request.expires_at)})"
+        if approvers:
+            status += f"; approved so far by {', '.join(f'<@{a}>' for a in approvers)}"
+    elif request.state in ("denied",):
+        status += f" by <@{request.decided_by}> at {when(request.decided_at)}"
+    elif request.state in ("approved", "running", "succeeded", "failed") and approvers:
+        status += f" · approved by {', '.join(f'<@{a}>' for a in approvers)}"
+    blocks = [Header(title), Section(who), Section("*Plan*\n" + steps)]
+    blocks += [Section(note) for note in notes]
+    blocks.append(Section(f"*Status:* {status}"))
+    if request.result:
+        blocks.append(Section(request.result))
+    if logs:
+        blocks.append(Section("*Last log lines (redacted)*"))
+        blocks.append(Preformatted(logs))
+    blocks.append(Context(f"plan sha256 {request.plan_hash[:16]}"))
+    if request.state == "pending":
+        blocks.append(
+            Actions(
+                (
+                    Button("Approve", "approve", str(request.id), "primary"),
+                    Button("Deny", "deny", str(request.id), "danger"),
+                )
+            )
+        )
+    outcome = {"succeeded": Outcome.ok, "failed": Outcome.critical, "denied": Outcome.denied, "expired": Outcome.warning}.get(
+        request.state, Outcome.ok
+    )
+    text = f"{title}: {status}" + (f"\n{request.result}" if request.result else "")
+    return Reply(text=text, blocks=blocks, outcome=outcome)

@@ -1,0 +1,30 @@
+"""Messages a handler posts and later edits in place (an action's plan, then its progress).
+
+Slack posts with chat.postMessage and edits with chat.update; the console prints each
+version. Handlers only see this protocol, never the transport.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.pipeline.reply import Reply
+
+
+class Messenger(Protocol):
+    async def post(self, channel: str, reply: Reply) -> str:
+        """Post a message; returns a reference to pass to update()."""
+
+    async def update(self, ref: str, reply: Reply) -> None:
+        """Replace the message `ref` with `reply` (buttons gone once decided)."""
+
+
+@dataclass(frozen=True)
+class Click:
+    """A button press from either transport."""
+
+    user_id: str
+    action_id: str
+    value: str
+    channel_id: str
+    transport: str
