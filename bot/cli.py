@@ -80,12 +80,24 @@ def _load_bot(settings: Settings, config_path: str | None, group_lookup=None):
         return None
 
 
-def _prepare_embedded_database(settings: Settings) -> None:
-    """The embedded SQLite database is created and migrated on the spot; PostgreSQL uses `opsbot migrate`."""
-    if settings.database_url.startswith("sqlite"):
-        from bot.migrate import upgrade
+def _prepare_embedded_database(settings: Settings, *, in_child: bool = False) -> None:
+    """The embedded SQLite database is created and migrated on the spot; PostgreSQL uses `opsbot migrate`.
 
-        upgrade(settings.database_url)
+    `in_child` runs the migration in a short-lived process, so the long-running server
+    never loads Alembic (it keeps the idle server's memory down).
+    """
+    if not settings.database_url.startswith("sqlite"):
+        return
+    if in_child:
+        import subprocess
+
+        done = subprocess.run([sys.executable, "-m", "bot.cli", "migrate"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(done.stderr.strip() or "opsbot migrate failed")
+        return
+    from bot.migrate import upgrade
+
+    upgrade(settings.database_url)
 
 
 def _shell(args) -> int:
@@ -157,7 +169,7 @@ def _serve(args) -> int:
     if missing:
         print(f"opsbot serve cannot start: set {' and '.join(missing)} in the environment or .env.", file=sys.stderr)
         return 2
-    _prepare_embedded_database(settings)
+    _prepare_embedded_database(settings, in_child=True)
     from bot.transport.serve import serve
 
     return asyncio.run(serve(settings, args.config, args.host, args.port or settings.port, _load_bot))

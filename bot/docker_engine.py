@@ -9,8 +9,19 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import docker
-import docker.errors
+# The docker SDK (and requests under it) is imported on first use: a bot whose
+# app.yaml has no container checks or actions never pays its memory.
+docker = None
+
+
+def _sdk():
+    global docker
+    if docker is None:
+        import docker as sdk
+        import docker.errors  # noqa: F401
+
+        docker = sdk
+    return docker
 
 
 class DockerUnavailable(RuntimeError):
@@ -26,10 +37,11 @@ class ExecResult:
 class DockerGateway:
     def __init__(self, max_workers: int = 32):
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
-        self._client: docker.DockerClient | None = None
+        self._client = None
 
-    def _docker(self) -> docker.DockerClient:
+    def _docker(self):
         if self._client is None:
+            _sdk()
             try:
                 client = docker.from_env(timeout=30)
                 client.ping()

@@ -1,7 +1,7 @@
 """A command request as every transport hands it to the pipeline."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -12,5 +12,3 @@ class Request:
     text: str  # argument text exactly as received
     transport: str  # "slack" or "console"
     trigger: str = "command"  # what started it; stored with check runs
-    # Posts and edits follow-up messages (action plans); None where the transport cannot.
-    messenger: object = field(default=None, compare=False)

@@ -13,8 +13,13 @@ def build_web_app(bot, slack_app=None) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
 
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_response = await slack_app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        work = slack_app.background_work
+        work.ack_started()
+        try:
+            bolt_response = await slack_app.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(bolt_response)
+        finally:
+            work.ack_finished()
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "healthy"})

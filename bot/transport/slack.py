@@ -1,6 +1,7 @@
 """The Slack edge: Bolt listeners that turn slash commands into Requests and Replies into messages."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from slack_bolt.async_app import AsyncApp
@@ -10,6 +11,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import SLACK_API_ERRORS
+from bot.pipeline.messenger import Click
 from bot.pipeline.request import Request
 from bot.redaction import redact
 from bot.settings import Settings
@@ -32,13 +34,83 @@ def group_lookup(client: AsyncWebClient):
     return members
 
 
+class SlackMessenger:
+    """Action plans are posted with chat.postMessage so that chat.update can edit them in place."""
+
+    def __init__(self, client: AsyncWebClient):
+        self._client = client
+
+    async def post(self, channel: str, reply) -> str:
+        message = to_slack(reply)
+        response = await self._client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+        return f"{response['channel']}:{response['ts']}"
+
+    async def update(self, ref: str, reply) -> None:
+        channel, ts = ref.split(":", 1)
+        message = to_slack(reply)
+        try:
+            await self._client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+        except SlackApiError as exc:
+            SLACK_API_ERRORS.labels("chat.update", str(exc.response.get("error", "unknown"))).inc()
+            raise
+
+
+class BackgroundWork:
+    """Work started after the ack; kept referenced until done, awaited on shutdown.
+
+    Acks come first: Slack drops a command not acknowledged within 3 s, while a reply has
+    30 minutes on its response_url. So during a burst, work waits until no request has
+    been acknowledged for ACK_QUIET seconds, for at most ACK_PRIORITY_MAX_WAIT seconds
+    so a steady stream of requests cannot starve it.
+    """
+
+    ACK_QUIET = 0.02
+    ACK_PRIORITY_MAX_WAIT = 2.0
+
+    def __init__(self):
+        self._tasks: set[asyncio.Task] = set()
+        self._acks_in_flight = 0
+        self._last_ack = 0.0
+
+    def ack_started(self) -> None:
+        self._acks_in_flight += 1
+
+    def ack_finished(self) -> None:
+        self._acks_in_flight = max(0, self._acks_in_flight - 1)
+        self._last_ack = asyncio.get_running_loop().time()
+
+    def _quiet(self, now: float) -> bool:
+        return self._acks_in_flight == 0 and now - self._last_ack >= self.ACK_QUIET
+
+    def spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(self._after_acks(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _after_acks(self, coro):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ACK_PRIORITY_MAX_WAIT
+        while not self._quiet(loop.time()) and loop.time() < deadline:
+            await asyncio.sleep(self.ACK_QUIET)
+        return await coro
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+
 def build_slack_app(bot, settings: Settings, client: AsyncWebClient, socket_mode: bool = False) -> AsyncApp:
     app = AsyncApp(
         client=client,
         signing_secret=settings.slack_signing_secret,
         request_verification_enabled=not socket_mode,  # the socket is authenticated instead
-        process_before_response=False,  # ack at once, work after
+        # Listeners ack and hand the work to a task, so the response leaves as soon as the listener
+        # returns; Bolt's default mode would poll for the ack every 10 ms instead.
+        process_before_response=True,
     )
+    work = BackgroundWork()
+    app.background_work = work  # the server drains it on shutdown
+    bot.messengers["slack"] = SlackMessenger(client)
 
     @app.middleware
     async def skip_retried_deliveries(body, next):  # noqa: A002 (Bolt's argument name)
@@ -58,21 +130,47 @@ def build_slack_app(bot, settings: Settings, client: AsyncWebClient, socket_mode
             text=body.get("text") or "",
             transport="slack",
         )
-        reply = await bot.handle(request)
-        await deliver(reply, respond, client, request.channel_id, request.command)
+
+        async def run():
+            reply = await bot.handle(request)
+            await deliver(reply, respond, client, request.channel_id, request.command)
+
+        work.spawn(run())
+
+    async def on_button(ack, body, respond, client):
+        await ack()
+        action = (body.get("actions") or [{}])[0]
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+        click = Click(
+            user_id=(body.get("user") or {}).get("id", ""),
+            action_id=str(action.get("action_id", "")),
+            value=str(action.get("value", "")),
+            channel_id=channel,
+            transport="slack",
+        )
+
+        async def run():
+            reply = await bot.handle_click(click)
+            reply.ephemeral = True  # the shared message is edited in place; this line is for the one who clicked
+            await deliver(reply, respond, client, channel, click.action_id, replace_original=False)
+
+        work.spawn(run())
 
     for name in bot.pipeline.commands:
         app.command(f"/{name}")(on_command)
+    for action_id in ("approve", "deny"):
+        app.action(action_id)(on_button)
     return app
 
 
-async def deliver(reply, respond, client: AsyncWebClient, channel_id: str, command: str) -> None:
+async def deliver(reply, respond, client: AsyncWebClient, channel_id: str, command: str, **extra) -> None:
     message = to_slack(reply)
     try:
         posted = await respond(
             text=message.text,
             blocks=message.blocks,
             response_type="ephemeral" if reply.ephemeral else "in_channel",
+            **extra,
         )
         # respond() does not raise when Slack refuses the post (404 used_url / expired_url, 400 invalid_blocks).
         if posted is not None and posted.status_code != 200:
@@ -83,7 +181,7 @@ async def deliver(reply, respond, client: AsyncWebClient, channel_id: str, comma
             await client.files_upload_v2(
                 channel=channel_id,
                 content=message.attachment,
-                filename=f"{command}.txt",
+                filename=message.filename or f"{command}.txt",
                 title=f"/{command} output",
             )
     except SlackApiError as exc:
