@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from bot.audit.service import entries
 from bot.check.service import UnknownService, resolve_services
-from bot.config.types import parse_duration
+from bot.config.types import format_duration, parse_duration
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.parse import Grammar, Option
 from bot.pipeline.reply import Context, FileAttachment, Header, Preformatted, Reply
@@ -28,7 +28,7 @@ async def handle(inv: Invocation) -> Reply:
     since_seconds = inv.args.options.get("since", 86400.0)
     rows = await entries(inv.bot.db, LIMIT, target=target, since=utcnow() - timedelta(seconds=since_seconds))
     scope = f"{target}, " if target else ""
-    title = f"Audit: {scope}last {_human(since_seconds)}, {len(rows)} entries" + (" (newest 200)" if len(rows) == LIMIT else "")
+    title = f"Audit: {scope}last {format_duration(since_seconds)}, {len(rows)} entries" + (" (newest 200)" if len(rows) == LIMIT else "")
     lines = [
         f"{row.at:%m-%d %H:%M:%S} {row.user_id:<11} /{row.command} {row.arguments[:60]} -> {row.outcome}"
         + (f" ({row.detail[:80]})" if row.detail and row.outcome not in ("ok",) else "")
@@ -45,13 +45,6 @@ async def handle(inv: Invocation) -> Reply:
         ephemeral=True,
         file=FileAttachment("audit.txt", text + "\n"),
     )
-
-
-def _human(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 COMMAND = CommandSpec(

@@ -6,7 +6,7 @@ import time
 
 from bot.action import policy
 from bot.check.service import UnknownService, resolve_services
-from bot.config.types import parse_duration
+from bot.config.types import format_duration, parse_duration
 from bot.docker_engine import DockerUnavailable
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.parse import Grammar, Option
@@ -81,7 +81,7 @@ async def handle(inv: Invocation) -> Reply:
     lines = [line[:MAX_LINE] for line in raw.splitlines()]
     if pattern is not None:
         lines = [line for line in lines if pattern.search(line)]
-    window = f"last {_human(since)}" if since else f"last {tail} lines"
+    window = f"last {format_duration(since)}" if since else f"last {tail} lines"
     what = f" matching '{pattern.pattern if not _literal(pattern) else _unescape(pattern)}'" if pattern is not None else ""
 
     if options.get("count"):
@@ -108,13 +108,6 @@ def _literal(pattern: re.Pattern) -> bool:
 
 def _unescape(pattern: re.Pattern) -> str:
     return re.sub(r"\\(.)", r"\1", pattern.pattern)
-
-
-def _human(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 COMMAND = CommandSpec(

@@ -37,6 +37,14 @@ def parse_duration(value: object) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+def format_duration(seconds: float) -> str:
+    """The inverse of parse_duration for whole units: 3600 -> '1h', 90 -> '90s'."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 class Thresholds(Strict):
     """Warn/critical limits where a higher reading is worse (percentages, latency, counts)."""
 

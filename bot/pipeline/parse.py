@@ -100,6 +100,8 @@ class Grammar:
             named[name] = positionals.pop(0)
         if self.rest is not None:
             if len(positionals) > self.max_rest:
+                if self.max_rest == 1:
+                    raise UsageError(f"Unexpected '{_show(positionals[1])}'. Usage: {self.usage}")
                 raise UsageError(f"At most {self.max_rest} names at once. Usage: {self.usage}")
             named[self.rest] = positionals
         elif positionals:
