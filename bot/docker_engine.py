@@ -158,7 +158,7 @@ class DockerGateway:
         def call():
             kwargs = {"stdout": True, "stderr": True, "tail": tail if tail is not None else "all"}
             if since is not None:
-                kwargs["since"] = int(since)
+                kwargs["since"] = since  # a float keeps sub-second precision
             try:
                 raw = self._docker().api.logs(name, **kwargs)
             except docker.errors.NotFound:

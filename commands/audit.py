@@ -40,8 +40,8 @@ async def handle(inv: Invocation) -> Reply:
     if len(lines) <= INLINE:
         return Reply(text=f"{title}\n{text}", blocks=[Header("Audit log"), Context(title), Preformatted(text)], ephemeral=True)
     return Reply(
-        text=f"{title}; the full list is attached.",
-        blocks=[Header("Audit log"), Context(f"{title}; newest {INLINE} below, all attached."), Preformatted("\n".join(lines[:INLINE]))],
+        text=f"{title}; newest {INLINE} shown.",
+        blocks=[Header("Audit log"), Context(f"{title}; newest {INLINE} below."), Preformatted("\n".join(lines[:INLINE]))],
         ephemeral=True,
         file=FileAttachment("audit.txt", text + "\n"),
     )

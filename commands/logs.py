@@ -22,7 +22,10 @@ INLINE_CHARS = 2800
 
 
 def _tail(raw: str) -> int:
-    value = int(raw)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("must be a whole number of lines") from None
     if not 1 <= value <= MAX_TAIL:
         raise ValueError(f"must be between 1 and {MAX_TAIL}")
     return value
@@ -78,23 +81,24 @@ async def handle(inv: Invocation) -> Reply:
         return Reply.refusal(f"Cannot read the logs of {name}: {exc}.", Outcome.error)
 
     pattern: re.Pattern | None = options.get("grep")
-    lines = [line[:MAX_LINE] for line in raw.splitlines()]
+    # Redacted before matching: a pattern must not be able to confirm a secret the reply hides.
+    lines = redact("\n".join(line[:MAX_LINE] for line in raw.splitlines())).splitlines()
     if pattern is not None:
         lines = [line for line in lines if pattern.search(line)]
     window = f"last {format_duration(since)}" if since else f"last {tail} lines"
-    what = f" matching '{pattern.pattern if not _literal(pattern) else _unescape(pattern)}'" if pattern is not None else ""
+    what = redact(f" matching '{pattern.pattern if not _literal(pattern) else _unescape(pattern)}'") if pattern is not None else ""
 
     if options.get("count"):
         sentence = f"{len(lines)} lines{what} in the {window} of {name} ({container})."
         return Reply(text=sentence, blocks=[Header(f"/logs {name}"), Preformatted(sentence)])
 
-    text = redact("\n".join(lines))
+    text = "\n".join(lines)
     title = f"{name} logs: {len(lines)} lines{what}, {window}"
     if not lines:
         return Reply(text=f"{title}.", blocks=[Header(f"/logs {name}"), Context(f"No lines{what} in the {window}.")])
     if len(lines) <= INLINE_LINES and len(text) <= INLINE_CHARS:
         return Reply(text=f"{title}\n{text}", blocks=[Header(f"/logs {name}"), Context(title), Preformatted(text)])
-    shown = redact("\n".join(lines[-10:]))
+    shown = "\n".join(lines[-10:])
     return Reply(
         text=f"{title}; the full output is attached.",
         blocks=[Header(f"/logs {name}"), Context(f"{title}; the last 10 are below, the whole output is attached."), Preformatted(shown)],

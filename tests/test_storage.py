@@ -1,4 +1,6 @@
 """Migrations run both ways on PostgreSQL and SQLite; runs and audit rows land; a dead database is survived."""
+import uuid
+
 import asyncpg
 import pytest
 from sqlalchemy import inspect
@@ -23,7 +25,7 @@ async def tables(url: str) -> set[str]:
 
 @pytest.fixture
 async def scratch_pg():
-    name = "opsbot_migrations_test"
+    name = f"opsbot_migrations_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(PG_ADMIN_DSN)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{name}"')

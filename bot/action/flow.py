@@ -137,8 +137,10 @@ async def execute(bot, request) -> Reply:
         request = await requests.get(bot.db, request.id)
         await _update(bot, request)
         return Reply.refusal(reason, Outcome.denied)
-    # The database row decides; the Redis claim keeps a second replica from even trying.
-    if not await bot.coordinator.claim(f"action:{request.id}") or not await requests.start(bot.db, request.id):
+    # The database row decides: exactly one caller (any replica) moves it approved -> running.
+    # No Redis claim in front of it: a claim keyed by request id outlives a recreated database
+    # (ids restart) or a replica that died before start(), and would strand the request in 'approved'.
+    if not await requests.start(bot.db, request.id):
         return Reply.refusal(f"Request #{request.id} is already running or done.")
     request = await requests.get(bot.db, request.id)
     await _audit(bot, request, request.decided_by or request.requested_by, "running")

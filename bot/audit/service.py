@@ -22,15 +22,19 @@ async def record(
     detail: str = "",
     target: str = "",
 ) -> None:
+    def clean(text: str) -> str:
+        # PostgreSQL text cannot hold NUL; an attempt with one must still be on record.
+        return redact(text).replace("\x00", "\\x00")[:MAX_ARGUMENTS]
+
     entry = AuditEntry(
         target=target[:64],
         user_id=user_id[:64],
         command=command[:64],
-        arguments=redact(arguments)[:MAX_ARGUMENTS],
+        arguments=clean(arguments),
         channel=channel[:64],
         transport=transport,
         outcome=outcome,
-        detail=redact(detail)[:MAX_ARGUMENTS],
+        detail=clean(detail),
     )
     async with db.sessions() as session, session.begin():
         session.add(entry)

@@ -118,10 +118,8 @@ async def authorize(call: Call, call_next: Next) -> Reply:
     if not spec.public:
         held = await call.bot.roles.roles_of(call.request.user_id)
         if not (held.intersection(spec.roles) or (ANY_ROLE in spec.roles and held)):
-            needed = "any" if ANY_ROLE in spec.roles else " or ".join(spec.roles) or "a role that no one holds"
-            return Reply.refusal(
-                f"You are not allowed to run /{spec.name}: it needs the {needed} role in app.yaml.", Outcome.denied
-            )
+            needed = "a role" if ANY_ROLE in spec.roles else "the " + (" or ".join(spec.roles) or "a role that no one holds") + " role"
+            return Reply.refusal(f"You are not allowed to run /{spec.name}: it needs {needed} in app.yaml.", Outcome.denied)
     return await call_next(call)
 
 

@@ -29,7 +29,8 @@ def to_slack(reply: Reply) -> SlackMessage:
             for chunk in split_text(block.text, MAX_SECTION):
                 blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
         elif isinstance(block, Preformatted):
-            for chunk in split_text(block.text.replace("```", "'''"), MAX_SECTION - 8):
+            # Raw output (logs) is never mrkdwn: escaped, a log line cannot ping (<!channel>) or link (<url|text>).
+            for chunk in split_text(escape(block.text.replace("```", "'''")), MAX_SECTION - 8):
                 blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{chunk}```"}})
         elif isinstance(block, Context):
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(block.text, MAX_SECTION)}]})
@@ -76,6 +77,11 @@ def split_text(text: str, limit: int) -> list[str]:
     if current or not chunks:
         chunks.append(current or " ")
     return chunks
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters as entities (its formatting docs ask for exactly these)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _clip(text: str, limit: int) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
@@ -15,7 +16,7 @@ from bot.pipeline.messenger import Click
 from bot.pipeline.request import Request
 from bot.redaction import redact
 from bot.settings import Settings
-from bot.transport.blocks import to_slack
+from bot.transport.blocks import MAX_BLOCKS, to_slack
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,18 @@ def build_slack_app(bot, settings: Settings, client: AsyncWebClient, socket_mode
     return app
 
 
+PRIVATE_FILE_NOTE = (
+    "The full output is not attached: a file would be visible to the whole channel, and this reply is only for you. "
+    "Narrow it down, or run the command in the console (opsbot shell)."
+)
+
+
 async def deliver(reply, respond, client: AsyncWebClient, channel_id: str, command: str, **extra) -> None:
     message = to_slack(reply)
+    if message.attachment is not None and reply.ephemeral:
+        # Files cannot be ephemeral: sharing one would show the channel what only the caller may see (/audit).
+        note = {"type": "context", "elements": [{"type": "mrkdwn", "text": PRIVATE_FILE_NOTE}]}
+        message = replace(message, blocks=message.blocks[: MAX_BLOCKS - 1] + [note], attachment=None, filename=None)
     try:
         posted = await respond(
             text=message.text,
