@@ -5,9 +5,14 @@ replica, not for two.
 """
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
 
 import redis.asyncio as aioredis
+
+# Delete the lock only if it is still ours (it may have expired and been taken since).
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
 class Coordinator:
@@ -32,6 +37,33 @@ class Coordinator:
             return False
         self._seen[key] = now
         return True
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str, ttl: int):
+        """A Redis lock across replicas (yields False when someone else holds it).
+
+        Without Redis it always yields True: the database's conditional update is the
+        authority either way; this only keeps a second replica from starting at all.
+        The key expires after `ttl`, so a replica that dies cannot hold it forever.
+        """
+        if self.redis is None:
+            yield True
+            return
+        token = uuid.uuid4().hex.encode()
+        name = f"opsbot:lock:{key}"
+        try:
+            acquired = bool(await self.redis.set(name, token, nx=True, ex=ttl))
+        except (aioredis.RedisError, OSError):
+            acquired = True  # Redis down: the database still decides
+            token = None
+        try:
+            yield acquired
+        finally:
+            if acquired and token is not None:
+                try:
+                    await self.redis.eval(_RELEASE, 1, name, token)
+                except (aioredis.RedisError, OSError):
+                    pass
 
     async def ping(self) -> None:
         if self.redis is not None:

@@ -43,7 +43,9 @@ async def request_restart(bot, req, service: str, *, with_dependents: bool, forc
         plan = await restart_plan(config, bot.checks.docker, "restart", spec, service, with_dependents=with_dependents, force_recreate=force_recreate)
     except (PlanError, DockerUnavailable) as exc:
         sentence = str(exc)
-        return Reply.refusal(sentence[0].upper() + sentence[1:] + ("" if sentence.endswith(".") else "; nothing was requested."), Outcome.error)
+        return Reply.refusal(sentence if sentence.endswith(".") else f"{sentence}; nothing was requested.", Outcome.error)
+    # Overdue requests are expired first (audited, message edited) so their locks are free.
+    await sweep_expired(bot)
     try:
         request = await requests.open_request(
             bot.db,
@@ -138,10 +140,22 @@ async def execute(bot, request) -> Reply:
         await _update(bot, request)
         return Reply.refusal(reason, Outcome.denied)
     # The database row decides: exactly one caller (any replica) moves it approved -> running.
-    # No Redis claim in front of it: a claim keyed by request id outlives a recreated database
-    # (ids restart) or a replica that died before start(), and would strand the request in 'approved'.
-    if not await requests.start(bot.db, request.id):
-        return Reply.refusal(f"Request #{request.id} is already running or done.")
+    # Where Redis is configured, a lock (keyed by id and creation time, since ids restart with
+    # a new database; expiring, so a dead replica cannot strand it) keeps other replicas out.
+    lock_key = f"action:{request.id}:{request.created_at.timestamp():.6f}"
+    async with bot.coordinator.lock(lock_key, ttl=_execution_ttl(request)) as held:
+        if not held or not await requests.start(bot.db, request.id):
+            return Reply.refusal(f"Request #{request.id} is already running or done.")
+        return await _run(bot, request)
+
+
+def _execution_ttl(request) -> int:
+    """Long enough for every step's graceful stop and verification, with a margin."""
+    verify = (request.plan.get("verify") or {}).get("deadline", 10.0)
+    return int(sum(step["graceful_timeout"] + verify + 30 for step in request.plan["steps"]) + 60)
+
+
+async def _run(bot, request) -> Reply:
     request = await requests.get(bot.db, request.id)
     await _audit(bot, request, request.decided_by or request.requested_by, "running")
     await _update(bot, request)
