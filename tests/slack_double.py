@@ -272,6 +272,17 @@ def _check_block(errors: _BlockErrors, pointer: str, block: Any, block_ids: set[
             _check_element(errors, f"{pointer}/element", block["element"], action_ids)
 
 
+def block_texts(blocks: list[dict]) -> str:
+    """The visible text of headers, sections and context blocks, one per line (for assertions)."""
+    out = []
+    for block in blocks:
+        if block["type"] in ("section", "header"):
+            out.append(block["text"]["text"])
+        elif block["type"] == "context":
+            out.extend(e.get("text", "") for e in block["elements"])
+    return "\n".join(out)
+
+
 def validate_blocks(blocks: Any, *, max_blocks: int = MAX_BLOCKS_PER_MESSAGE) -> list[str]:
     """Return Slack's objections to ``blocks`` (an empty list means valid).
 

@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from slack_double import block_texts
 from conftest import SIGNING_SECRET, fleet, free_port, wait_until
 from slack_signing import block_actions_body, sign, slash_command_body
 
@@ -250,14 +251,6 @@ def blocks_of(call) -> list[dict]:
     return json.loads(blocks) if isinstance(blocks, str) else blocks
 
 
-def texts(blocks: list[dict]) -> str:
-    out = []
-    for block in blocks:
-        if block["type"] in ("section", "header"):
-            out.append(block["text"]["text"])
-        elif block["type"] == "context":
-            out.extend(e.get("text", "") for e in block["elements"])
-    return "\n".join(out)
 
 
 async def request_restart(slack, served: Served, user: str = "UOPS1") -> tuple[int, str]:
@@ -275,7 +268,7 @@ async def request_restart(slack, served: Served, user: str = "UOPS1") -> tuple[i
     assert (deny["action_id"], deny["text"]["text"], deny["style"]) == ("deny", "Deny", "danger")
     assert approve["value"] == deny["value"]
     request_id = int(approve["value"])
-    shown = texts(blocks)
+    shown = block_texts(blocks)
     assert f"/restart svc: request #{request_id}" in shown
     assert f"Requested by <@{user}>" in shown and "*Status:* Waiting for approval" in shown
 
@@ -307,8 +300,8 @@ async def test_slack_restart_approved_edits_the_message_in_place(slack, served, 
         assert update.ok, update.response
         assert (update.args["channel"], update.args["ts"]) == ("C1", ts)  # the plan message, edited in place
         assert all(b["type"] != "actions" for b in blocks_of(update))  # buttons gone after the decision
-    assert "*Status:* Running · approved by <@UOPS2>" in texts(blocks_of(updates[0]))
-    final = texts(blocks_of(updates[1]))
+    assert "*Status:* Running · approved by <@UOPS2>" in block_texts(blocks_of(updates[0]))
+    final = block_texts(blocks_of(updates[1]))
     assert "*Status:* Succeeded · approved by <@UOPS2>" in final
     assert "svc: restarted in" in final and "(2 checks pass)" in final
     assert "Succeeded" in updates[1].args["text"]
@@ -372,7 +365,7 @@ async def test_slack_forged_click_is_refused_then_deny(slack, served, service):
     [update] = await slack.wait_for("chat.update", 1, timeout=15)
     await wait_until(lambda: slack.response_posts(url))
     assert update.ok and (update.args["channel"], update.args["ts"]) == ("C1", ts)
-    shown = texts(blocks_of(update))
+    shown = block_texts(blocks_of(update))
     assert "*Status:* Denied by <@UOPS2> at" in shown
     assert all(b["type"] != "actions" for b in blocks_of(update))
     assert "Denied by <@UOPS2>" in update.args["text"]

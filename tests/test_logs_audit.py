@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from slack_double import block_texts
 from conftest import SIGNING_SECRET, fleet, free_port, wait_until
 from slack_signing import sign, slash_command_body
 
@@ -475,14 +476,6 @@ async def serve_bot(slack, make_bot):
         await runner.cleanup()
 
 
-def section_texts(blocks: list[dict]) -> str:
-    out = []
-    for block in blocks:
-        if block["type"] in ("section", "header"):
-            out.append(block["text"]["text"])
-        elif block["type"] == "context":
-            out.extend(e.get("text", "") for e in block["elements"])
-    return "\n".join(out)
 
 
 async def test_slack_long_logs_upload_a_file_and_fit_block_kit(slack, serve_bot, logs_container):
@@ -497,7 +490,7 @@ async def test_slack_long_logs_upload_a_file_and_fit_block_kit(slack, serve_bot,
     assert len(post.blocks) <= 50
     assert all(len(b["text"]["text"]) <= 3000 for b in post.blocks if b["type"] == "section")
     assert len(post.text) <= 4000
-    shown = section_texts(post.blocks)
+    shown = block_texts(post.blocks)
     assert "the last 10 are below" in shown
     code = [b["text"]["text"] for b in post.blocks if b["type"] == "section" and b["text"]["text"].startswith("```")]
 
@@ -536,7 +529,7 @@ async def test_slack_short_logs_need_no_file_and_refusals_are_ephemeral(slack, s
     [post] = await slack.wait_for_response_posts(1, timeout=15)
     assert post.status == 200 and post.body["response_type"] == "in_channel"
     assert "3 lines matching 'error'" in post.text
-    assert "postgres://app:[REDACTED]@db/app" in section_texts(post.blocks)
+    assert "postgres://app:[REDACTED]@db/app" in block_texts(post.blocks)
 
     url2 = slack.new_response_url()
     assert await served.command(slash_command_body("/logs", "app --tail 1", user_id="ULEAD1", response_url=url2)) == 200
@@ -559,7 +552,7 @@ async def test_slack_long_ephemeral_reply_is_not_shared_as_a_file(slack, serve_b
     [post] = await slack.wait_for_response_posts(1, timeout=15)
     assert post.status == 200, post
     assert post.body["response_type"] == "ephemeral"
-    shown = section_texts(post.blocks)
+    shown = block_texts(post.blocks)
     assert "35 entries" in shown and "--tail 35 --count" in shown
     assert "not attached" in shown
     await asyncio.sleep(0.5)

@@ -20,6 +20,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from slack_double import block_texts
 from conftest import BOT_TOKEN, FLEET_CONFIG, REDIS_URL, SIGNING_SECRET, free_port, wait_until
 from slack_signing import sign, slash_command_body
 
@@ -117,14 +118,6 @@ async def audit_rows(bot) -> list:
     return await audit.entries(bot.db)
 
 
-def section_texts(blocks: list[dict]) -> str:
-    out = []
-    for block in blocks:
-        if block["type"] in ("section", "header"):
-            out.append(block["text"]["text"])
-        elif block["type"] == "context":
-            out.extend(e.get("text", "") for e in block["elements"])
-    return "\n".join(out)
 
 
 # --- signed slash commands ----------------------------------------------------------
@@ -152,7 +145,7 @@ async def test_signed_health_is_acked_then_answered_once_in_channel(slack, serve
     assert "Health:" in post.text
     assert "Health:" in post.blocks[0]["text"]["text"]
     assert "broken" in post.text  # the fleet's 500 service is reported
-    assert "run #" in section_texts(post.blocks)
+    assert "run #" in block_texts(post.blocks)
 
     rows = await audit_rows(served.bot)
     assert len(rows) == 1
@@ -351,7 +344,7 @@ async def test_many_services_split_into_sections_within_limits(slack, serve_bot)
     sections = [b for b in post.blocks if b["type"] == "section"]
     assert len(sections) >= 2  # ~60 lines of failures do not fit one section
     assert all(len(b["text"]["text"]) <= 3000 for b in sections)
-    shown = section_texts(post.blocks)
+    shown = block_texts(post.blocks)
     assert all(f"service-{i:02d}" in shown for i in range(60))
     assert len(post.text) <= 4000
     assert slack.uploaded_files == {}  # still fits one message: no file
@@ -368,7 +361,7 @@ async def test_reply_over_fifty_blocks_uploads_the_full_text(slack, serve_bot):
     [post] = await slack.wait_for_response_posts(1, timeout=15)
     assert post.status == 200, post
     assert len(post.blocks) <= 50
-    assert "attached as a file" in section_texts(post.blocks[-1:])
+    assert "attached as a file" in block_texts(post.blocks[-1:])
     assert len(post.text) <= 4000
 
     completes = await slack.wait_for("files.completeUploadExternal", 2, timeout=10)
@@ -491,7 +484,7 @@ async def test_dead_database_unready_but_commands_still_answer(slack, serve_bot)
     [post] = await slack.wait_for_response_posts(1, timeout=15)
     assert post.status == 200
     assert "Health:" in post.text
-    shown = section_texts(post.blocks)
+    shown = block_texts(post.blocks)
     assert "not saved" in shown
     assert "Not recorded in the audit log" in shown
 
@@ -583,7 +576,7 @@ async def test_opsbot_serve_process(slack, tmp_path):
             [post] = await slack.wait_for_response_posts(1, timeout=15)
             assert post.status == 200
             assert "Health:" in post.text and post.body["response_type"] == "in_channel"
-            assert "run #" in section_texts(post.blocks)  # recorded in its migrated SQLite file
+            assert "run #" in block_texts(post.blocks)  # recorded in its migrated SQLite file
 
             forged_url = slack.new_response_url()
             forged_body = slash_command_body("/health", "", response_url=forged_url)
