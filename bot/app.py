@@ -1,6 +1,7 @@
 """The Bot object only wires things: config, storage, checks, roles and the pipeline."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from bot.check.engine import CheckEngine
@@ -49,18 +50,25 @@ class Bot:
         except Exception:
             log.exception("button %s failed", click.action_id)
             return Reply.refusal(
-                "That button press failed inside opsbot; the request's state is unchanged unless its message says otherwise.",
+                "That button press failed inside opsbot; the error is in the bot's log and the request's message shows its state.",
                 Outcome.error,
             )
 
+    async def sweep_forever(self, interval: float = 30.0) -> None:
+        """Run sweep() now (a restart may have left requests behind) and then every `interval` seconds."""
+        while True:
+            await self.sweep()
+            await asyncio.sleep(interval)
+
     async def sweep(self) -> None:
-        """Periodic housekeeping: expire overdue approval requests."""
-        from bot.action.flow import sweep_expired
+        """Housekeeping, at start and periodically: expire overdue approval requests, fail stranded ones."""
+        from bot.action.flow import recover_stale, sweep_expired
 
         try:
             await sweep_expired(self)
+            await recover_stale(self)
         except Exception as exc:
-            log.warning("expiry sweep failed: %s", exc)
+            log.warning("request sweep failed: %s", exc)
 
     async def close(self) -> None:
         await self.checks.close()

@@ -5,14 +5,9 @@ replica, not for two.
 """
 from __future__ import annotations
 
-import contextlib
 import time
-import uuid
 
 import redis.asyncio as aioredis
-
-# Delete the lock only if it is still ours (it may have expired and been taken since).
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
 class Coordinator:
@@ -23,7 +18,7 @@ class Coordinator:
     async def claim(self, key: str, ttl: int = 3600) -> bool:
         """True for the first caller to claim `key` (across replicas when Redis is set); False for every later one.
 
-        Used for retried Slack deliveries and for starting an approved action.
+        Used so that a retried Slack delivery never runs a handler twice.
         """
         if self.redis is not None:
             try:
@@ -37,33 +32,6 @@ class Coordinator:
             return False
         self._seen[key] = now
         return True
-
-    @contextlib.asynccontextmanager
-    async def lock(self, key: str, ttl: int):
-        """A Redis lock across replicas (yields False when someone else holds it).
-
-        Without Redis it always yields True: the database's conditional update is the
-        authority either way; this only keeps a second replica from starting at all.
-        The key expires after `ttl`, so a replica that dies cannot hold it forever.
-        """
-        if self.redis is None:
-            yield True
-            return
-        token = uuid.uuid4().hex.encode()
-        name = f"opsbot:lock:{key}"
-        try:
-            acquired = bool(await self.redis.set(name, token, nx=True, ex=ttl))
-        except (aioredis.RedisError, OSError):
-            acquired = True  # Redis down: the database still decides
-            token = None
-        try:
-            yield acquired
-        finally:
-            if acquired and token is not None:
-                try:
-                    await self.redis.eval(_RELEASE, 1, name, token)
-                except (aioredis.RedisError, OSError):
-                    pass
 
     async def ping(self) -> None:
         if self.redis is not None:

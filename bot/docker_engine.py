@@ -6,6 +6,7 @@ has only cpu+4 threads, which would serialise a /health of many containers.
 from __future__ import annotations
 
 import asyncio
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -52,7 +53,16 @@ class DockerGateway:
 
     async def _run(self, fn, *args):
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        return await loop.run_in_executor(self._executor, self._guarded, fn, args)
+
+    def _guarded(self, fn, args):
+        """A lost engine connection surfaces from requests, not as a DockerException."""
+        import requests.exceptions
+
+        try:
+            return fn(*args)
+        except requests.exceptions.RequestException as exc:
+            raise DockerUnavailable(f"the Docker Engine is not reachable ({exc.__class__.__name__})") from None
 
     async def inspect(self, name: str) -> dict | None:
         """The container's inspect document, or None when no such container exists."""
@@ -89,7 +99,7 @@ class DockerGateway:
 
         def call():
             try:
-                self._docker().api.restart(name, timeout=int(timeout))
+                self._docker().api.restart(name, timeout=math.ceil(timeout))
             except docker.errors.NotFound:
                 raise DockerUnavailable(f"container {name} does not exist") from None
             except docker.errors.APIError as exc:
@@ -97,10 +107,11 @@ class DockerGateway:
 
         await self._run(call)
 
-    async def recreate(self, name: str, timeout: float) -> str:
+    async def recreate(self, name: str, timeout: float, expected_id: str | None = None) -> str:
         """compose's --force-recreate: a new container from the same image and settings; the old one goes.
 
         When the new container cannot be created or started, the old one is put back.
+        `expected_id` refuses to touch a container that is not the one the plan named.
         Returns the new container's id.
         """
 
@@ -110,19 +121,32 @@ class DockerGateway:
                 info = api.inspect_container(name)
             except docker.errors.NotFound:
                 raise DockerUnavailable(f"container {name} does not exist") from None
-            config, host_config = info["Config"], info["HostConfig"]
+            if expected_id is not None and info["Id"] != expected_id:
+                raise DockerUnavailable(f"container {name} was replaced since the plan was made")
+            config, host_config = info["Config"], dict(info["HostConfig"])
             networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
             endpoints = {
                 net: {k: v for k, v in (ep or {}).items() if k in ("Aliases", "IPAMConfig", "Links")}
                 for net, ep in networks.items()
                 if net not in ("host", "none", "bridge")
             }
+            # Like compose: the new container keeps the old one's anonymous volumes (a database's data).
+            declared = {b.split(":")[1] for b in host_config.get("Binds") or [] if ":" in b}
+            kept = [
+                f"{m['Name']}:{m['Destination']}{'' if m.get('RW', True) else ':ro'}"
+                for m in info.get("Mounts") or []
+                if m.get("Type") == "volume" and m.get("Name") and m["Destination"] not in declared
+            ]
+            host_config["Binds"] = list(host_config.get("Binds") or []) + kept
+            network_mode = host_config.get("NetworkMode") or ""
+            shares_network = network_mode == "host" or network_mode.startswith("container:")
             parked = f"{name}-replaced-{info['Id'][:12]}"
             try:
-                api.stop(info["Id"], timeout=int(timeout))
+                api.stop(info["Id"], timeout=math.ceil(timeout))
                 api.rename(info["Id"], parked)
             except docker.errors.APIError as exc:
                 raise DockerUnavailable(f"stopping {name} failed ({_reason(exc)})") from None
+            created = None
             try:
                 created = api.create_container(
                     image=config["Image"],
@@ -132,6 +156,14 @@ class DockerGateway:
                     labels=config.get("Labels"),
                     working_dir=config.get("WorkingDir") or None,
                     user=config.get("User") or None,
+                    # A host- or container-network container takes its hostname from there; setting one is an error.
+                    hostname=None if shares_network else config.get("Hostname") or None,
+                    domainname=None if shares_network else config.get("Domainname") or None,
+                    stop_signal=config.get("StopSignal"),
+                    tty=bool(config.get("Tty")),
+                    stdin_open=bool(config.get("OpenStdin")),
+                    ports=list((config.get("ExposedPorts") or {}).keys()) or None,
+                    volumes=list((config.get("Volumes") or {}).keys()) or None,
                     healthcheck=config.get("Healthcheck"),
                     name=name,
                     host_config=host_config,
@@ -139,14 +171,9 @@ class DockerGateway:
                 )
                 api.start(created["Id"])
             except docker.errors.APIError as exc:
-                try:  # put the old container back as it was
-                    if "created" in locals():
-                        api.remove_container(created["Id"], force=True)
-                    api.rename(info["Id"], name)
-                    api.start(info["Id"])
-                except docker.errors.APIError:
-                    pass
-                raise DockerUnavailable(f"recreating {name} failed, the old container is back ({_reason(exc)})") from None
+                restored = _restore(api, created, info["Id"], name)
+                outcome = "the old container is back" if restored else f"and putting the old one back failed too: it is stopped as {parked}"
+                raise DockerUnavailable(f"recreating {name} failed ({_reason(exc)}); {outcome}") from None
             api.remove_container(info["Id"], force=True)
             return created["Id"]
 
@@ -175,7 +202,19 @@ class DockerGateway:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+def _restore(api, created: dict | None, old_id: str, name: str) -> bool:
+    """Put the parked container back under its name and start it; True when that worked."""
+    try:
+        if created is not None:
+            api.remove_container(created["Id"], force=True)
+        api.rename(old_id, name)
+        api.start(old_id)
+    except docker.errors.APIError:
+        return False
+    return True
+
+
 def _reason(exc: Exception) -> str:
     explanation = getattr(exc, "explanation", None)
     text = str(explanation or exc)
-    return text.splitlines()[0][:200] if text else exc.__class__.__name__
+    return text.splitlines()[0] if text else exc.__class__.__name__

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from dotenv import load_dotenv
 
+from bot.redaction import refresh_secrets
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///opsbot.db"
 
 
@@ -24,6 +26,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         if environ is None:
             load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+            refresh_secrets()  # the .env file may have added secret variables
             environ = dict(os.environ)
         api_url = environ.get("SLACK_API_URL") or "https://slack.com/api/"
         try:

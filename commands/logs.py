@@ -1,8 +1,11 @@
 """/logs <service> [--tail N] [--since 1h] [--grep PATTERN] [--count]: container logs, filtered in process, redacted."""
 from __future__ import annotations
 
-import re
+import asyncio
 import time
+from dataclasses import dataclass
+
+import regex
 
 from bot.action import policy
 from bot.check.service import UnknownService, resolve_services
@@ -19,6 +22,32 @@ MAX_PATTERN = 200
 MAX_LINE = 2000
 INLINE_LINES = 40
 INLINE_CHARS = 2800
+GREP_BUDGET = 2.0  # seconds of matching for the whole --grep pass, all lines together
+TOO_SLOW = "The pattern took too long to match; use plain text or a simpler /regex/."
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """What --grep asked for: literal text (case-insensitive), or a compiled /regex/."""
+
+    text: str  # as typed, without the slashes of a /regex/
+    compiled: "regex.Pattern | None" = None
+
+    def filter(self, lines: list[str], budget: float = GREP_BUDGET) -> list[str]:
+        """The lines that match. A /regex/ shares one time budget across all lines (TimeoutError past it)."""
+        if self.compiled is None:
+            needle = self.text.casefold()
+            return [line for line in lines if needle in line.casefold()]
+        deadline = time.monotonic() + budget
+        kept = []
+        for line in lines:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("grep budget spent")
+            # concurrent=True releases the GIL while matching, so the event loop keeps running.
+            if self.compiled.search(line, timeout=remaining, concurrent=True):
+                kept.append(line)
+        return kept
 
 
 def _tail(raw: str) -> int:
@@ -38,16 +67,23 @@ def _since(raw: str) -> float:
     return seconds
 
 
-def _pattern(raw: str) -> re.Pattern:
+def _pattern(raw: str) -> Pattern:
     """Literal text, or /regex/ for a regular expression; bounded in size either way."""
     if len(raw) > MAX_PATTERN:
         raise ValueError(f"at most {MAX_PATTERN} characters")
     if len(raw) > 2 and raw.startswith("/") and raw.endswith("/"):
         try:
-            return re.compile(raw[1:-1], re.IGNORECASE)
-        except re.error:
+            return Pattern(raw[1:-1], regex.compile(raw[1:-1], regex.IGNORECASE))
+        except (regex.error, ValueError, OverflowError, RecursionError):
             raise ValueError("not a valid regular expression") from None
-    return re.compile(re.escape(raw), re.IGNORECASE)
+    return Pattern(raw)
+
+
+def _read_lines(raw: str, pattern: Pattern | None) -> list[str]:
+    """Lines cut to MAX_LINE, redacted, then filtered. Runs in a worker thread."""
+    # Redacted before matching: a pattern must not be able to confirm a secret the reply hides.
+    lines = redact("\n".join(line[:MAX_LINE] for line in raw.splitlines())).splitlines()
+    return pattern.filter(lines) if pattern is not None else lines
 
 
 GRAMMAR = Grammar(
@@ -64,29 +100,35 @@ async def handle(inv: Invocation) -> Reply:
     except UnknownService as exc:
         return Reply.refusal(str(exc))
     spec = bot.config.action("logs")
-    if not await policy.can_request(bot.roles, bot.config, spec, name, inv.request.user_id):
-        needed = policy.roles_phrase(policy.request_roles(bot.config, spec, name))
-        return Reply.refusal(f"You cannot read the logs of {name}: it needs the {needed} role in app.yaml.", Outcome.denied)
+    refusal = await policy.request_refusal(bot.roles, bot.config, spec, [name], inv.request.user_id, "read the logs of")
+    if refusal:
+        return Reply.refusal(refusal, Outcome.denied)
     container = bot.config.services[name].container
     if container is None:
         return Reply.refusal(f"{name} has no container in app.yaml, so opsbot has no logs for it.")
 
     since = options.get("since")
     tail = options.get("tail")
-    if tail is None and since is None:
-        tail = 100
+    if tail is None:
+        # Never read a whole window: --since 7d on a chatty service would be millions of lines.
+        tail = MAX_TAIL if since else 100
     try:
         raw = await bot.checks.docker.logs(container, tail=tail, since=time.time() - since if since else None)
     except DockerUnavailable as exc:
         return Reply.refusal(f"Cannot read the logs of {name}: {exc}.", Outcome.error)
 
-    pattern: re.Pattern | None = options.get("grep")
-    # Redacted before matching: a pattern must not be able to confirm a secret the reply hides.
-    lines = redact("\n".join(line[:MAX_LINE] for line in raw.splitlines())).splitlines()
-    if pattern is not None:
-        lines = [line for line in lines if pattern.search(line)]
-    window = f"last {format_duration(since)}" if since else f"last {tail} lines"
-    what = redact(f" matching '{pattern.pattern if not _literal(pattern) else _unescape(pattern)}'") if pattern is not None else ""
+    pattern: Pattern | None = options.get("grep")
+    # In a worker thread: redaction and matching of up to MAX_TAIL lines must not stall the event loop.
+    try:
+        lines = await asyncio.to_thread(_read_lines, raw, pattern)
+    except TimeoutError:
+        return Reply.refusal(TOO_SLOW)
+    window = f"last {tail} lines"
+    if since:
+        window = f"last {format_duration(since)}"
+        if len(raw.splitlines()) >= tail:
+            window += f" (newest {tail} lines)"
+    what = redact(f" matching '{pattern.text}'") if pattern is not None else ""
 
     if options.get("count"):
         sentence = f"{len(lines)} lines{what} in the {window} of {name} ({container})."
@@ -104,14 +146,6 @@ async def handle(inv: Invocation) -> Reply:
         blocks=[Header(f"/logs {name}"), Context(f"{title}; the last 10 are below, the whole output is attached."), Preformatted(shown)],
         file=FileAttachment(f"{name}-logs.txt", text + "\n"),
     )
-
-
-def _literal(pattern: re.Pattern) -> bool:
-    return re.escape(_unescape(pattern)) == pattern.pattern
-
-
-def _unescape(pattern: re.Pattern) -> str:
-    return re.sub(r"\\(.)", r"\1", pattern.pattern)
 
 
 COMMAND = CommandSpec(

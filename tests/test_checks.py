@@ -30,7 +30,7 @@ from bot.config.loader import ConfigError, parse_config
 from bot.docker_engine import DockerGateway
 from bot.pipeline.reply import Outcome
 from bot.pipeline.request import Request
-from bot.redaction import MASK, redact
+from bot.redaction import MASK, redact, refresh_secrets
 
 FLEET = fleet()
 WEB = FLEET["OPSBOT_FLEET_WEB"]
@@ -1134,6 +1134,7 @@ def test_redact_tokens():
 def test_redact_secret_environment_values(monkeypatch):
     monkeypatch.setenv("OPSBOT_TEST_CHECKS_SECRET", "sup3r-s3cret-value")
     monkeypatch.setenv("OPSBOT_TEST_CHECKS_PLAIN", "not-a-secret-value")
+    refresh_secrets()  # the environment is read once, and again when settings load
     assert redact("got sup3r-s3cret-value back") == f"got {MASK} back"
     assert redact("got not-a-secret-value back") == "got not-a-secret-value back"
     assert redact("extra abcdef", extra_secrets=["abcdef"]) == f"extra {MASK}"

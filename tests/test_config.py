@@ -113,3 +113,9 @@ def test_config_check_command(tmp_path, capsys):
     assert f"{bad}:5: services.a.checks[0].usage.warn:" in out and "1 problem in" in out
     assert cli(["config", "check", str(tmp_path / "missing.yaml")]) == 1
     assert "file not found" in capsys.readouterr().out
+
+
+def test_a_literal_password_next_to_a_user_reference_is_refused():
+    [message] = problems("services:\n  db:\n    checks:\n      - kind: postgres\n        dsn: postgresql://${PGUSER}:hunter2@db/app\n")
+    assert "use ${VAR}" in message
+    parse_config("services:\n  db:\n    checks:\n      - kind: redis\n        url: redis://:${REDIS_PASSWORD}@cache:6379/0\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -279,6 +280,65 @@ async def test_since_window_uses_docker_timestamps(make_bot):
         assert "app logs: 1 lines, last 2s" in reply.text
         reply = await run(bot, "logs", "app --since 1m")
         assert preformatted(reply).splitlines() == ["before-the-pause", "after-the-pause"]
+    finally:
+        remove(client, container)
+
+
+async def test_since_without_tail_is_capped(logs_bot, logs_spy, monkeypatch):
+    import commands.logs
+
+    monkeypatch.setattr(commands.logs, "MAX_TAIL", 50)
+    reply = await run(logs_bot, "logs", "app --since 1h")
+    assert reply.outcome is Outcome.ok, reply.text
+    assert logs_spy[-1][1]["tail"] == 50  # the Docker Engine was never asked for the whole window
+    assert "app logs: 50 lines, last 1h (newest 50 lines)" in reply.text
+    lines = reply.file.content.splitlines()
+    assert len(lines) == 50 and lines[0] == ALL_LINES[-50] and lines[-1] == "done"
+    reply = await run(logs_bot, "logs", "app --since 1h --count")
+    assert reply.text.startswith("50 lines in the last 1h (newest 50 lines) of app")
+    # Below the cap nothing is said about one.
+    monkeypatch.setattr(commands.logs, "MAX_TAIL", 5000)
+    reply = await run(logs_bot, "logs", "app --since 1h --count")
+    assert reply.text.startswith(f"{len(ALL_LINES)} lines in the last 1h of app (")
+    assert logs_spy[-1][1]["tail"] == 5000
+
+
+async def test_catastrophic_regex_is_cut_off_and_the_bot_keeps_serving(make_bot, monkeypatch):
+    import commands.logs
+
+    client, container = start_container("echo " + "a" * 40 + "!; exec sleep 3600")
+    try:
+        bot = await make_bot(logs_config(container.name))
+        await asyncio.get_running_loop().run_in_executor(None, wait_for_log, container, "a!")
+        # The textbook (a+)+$ is no trouble for the regex engine: an answer, at once.
+        reply = await run(bot, "logs", "app --grep '/(a+)+$/'")
+        assert reply.outcome is Outcome.ok and "No lines matching '(a+)+$'" in to_text(reply)
+
+        # (a|aa)+$ still backtracks exponentially (about 1s at 30 a's, far past the budget at 40);
+        # the matching must run off the event loop.
+        matching = threading.Event()
+        real = commands.logs._read_lines
+
+        def read_lines(*args):
+            matching.set()
+            return real(*args)
+
+        monkeypatch.setattr(commands.logs, "_read_lines", read_lines)
+        slow = asyncio.create_task(run(bot, "logs", "app --grep '/(a|aa)+$/'"))
+        await wait_until(matching.is_set)
+        # While that pattern is being matched, the bot answers other commands.
+        reply = await run(bot, "help", "")
+        assert reply.outcome is Outcome.ok and "Commands you can run" in reply.text
+        assert not slow.done()
+        reply = await slow
+        assert_one_sentence(reply, "The pattern took too long to match; use plain text or a simpler /regex/.")
+        assert reply.outcome is Outcome.usage_error
+        # And afterwards too.
+        reply = await run(bot, "logs", "app --tail 1")
+        assert reply.outcome is Outcome.ok and preformatted(reply) == "a" * 40 + "!"
+        rows = await audit.entries(bot.db)
+        # Newest first; /help finished (and was recorded) before the slow /logs did.
+        assert [(r.command, r.outcome) for r in rows][:3] == [("logs", "ok"), ("logs", "usage_error"), ("help", "ok")]
     finally:
         remove(client, container)
 

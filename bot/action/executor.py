@@ -47,10 +47,11 @@ async def _run_step(bot, step: dict, verify: dict | None, *, requested_by: str, 
     docker, service, container = bot.checks.docker, step["service"], step["container"]
     started = time.perf_counter()
     try:
+        # By id: the container the approvers saw in the plan, not whatever holds the name now.
         if step["operation"] == "recreate":
-            await docker.recreate(container, step["graceful_timeout"])
+            await docker.recreate(container, step["graceful_timeout"], expected_id=step["container_id"])
         else:
-            await docker.restart(container, step["graceful_timeout"])
+            await docker.restart(step["container_id"], step["graceful_timeout"])
     except DockerUnavailable as exc:
         return StepResult(service, False, f"{service}: {exc}", await _logs(docker, container))
     restarted_in = time.perf_counter() - started

@@ -13,7 +13,7 @@ from bot.action.plan import PlanError, plan_hash, restart_plan
 from bot.action.views import request_message, when
 from bot.audit import service as audit
 from bot.docker_engine import DockerUnavailable
-from bot.pipeline.messenger import Click
+from bot.pipeline.messenger import Click, MessagePostFailed
 from bot.pipeline.reply import Outcome, Reply
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,28 @@ async def _audit(bot, request, user: str, outcome: str, detail: str = "", channe
     )
 
 
+def _services(plan: dict) -> list[str]:
+    return [step["service"] for step in plan["steps"]]
+
+
 async def request_restart(bot, req, service: str, *, with_dependents: bool, force_recreate: bool) -> Reply:
     config = bot.config
     spec = config.action("restart")
-    if not await policy.can_request(bot.roles, config, spec, service, req.user_id):
-        needed = policy.roles_phrase(policy.request_roles(config, spec, service))
-        return Reply.refusal(f"You cannot restart {service}: it needs the {needed} role in app.yaml.", Outcome.denied)
+    refusal = await policy.request_refusal(bot.roles, config, spec, [service], req.user_id, "restart")
+    if refusal:
+        return Reply.refusal(refusal, Outcome.denied)
     try:
         plan = await restart_plan(config, bot.checks.docker, "restart", spec, service, with_dependents=with_dependents, force_recreate=force_recreate)
     except (PlanError, DockerUnavailable) as exc:
         sentence = str(exc)
         return Reply.refusal(sentence if sentence.endswith(".") else f"{sentence}; nothing was requested.", Outcome.error)
+    refusal = await policy.request_refusal(bot.roles, config, spec, _services(plan), req.user_id, "restart")
+    if refusal:
+        return Reply.refusal(refusal, Outcome.denied)
+    if spec.approval.approvals and req.trigger == "cli":
+        return Reply.refusal(
+            "/restart needs an approval, which opsbot run cannot collect; use opsbot shell or Slack.", Outcome.usage_error
+        )
     # Overdue requests are expired first (audited, message edited) so their locks are free.
     await sweep_expired(bot)
     try:
@@ -58,14 +69,15 @@ async def request_restart(bot, req, service: str, *, with_dependents: bool, forc
             transport=req.transport,
             approvals_needed=spec.approval.approvals,
             expires_in=spec.approval.expires,
+            locked_services=_services(plan),
         )
     except requests.Locked as exc:
         holder = exc.holder
         if holder is None:
             return Reply.refusal(f"{service} is busy with another action; try again in a minute.", Outcome.usage_error)
         return Reply.refusal(
-            f"{service} is locked by request #{holder.request_id} (/{holder.action} by <@{holder.holder}>) since {when(holder.since)}; "
-            "wait for it to finish or be decided.",
+            f"{holder.service} is locked by request #{holder.request_id} (/{holder.action} by <@{holder.holder}>) "
+            f"since {when(holder.since)}; wait for it to finish or be decided.",
             Outcome.usage_error,
         )
     await _audit(bot, request, req.user_id, "requested", f"plan {request.plan_hash[:16]}")
@@ -75,11 +87,18 @@ async def request_restart(bot, req, service: str, *, with_dependents: bool, forc
     messenger = bot.messengers.get(req.transport)
     if messenger is None:
         return message
-    ref = await messenger.post(req.channel_id, message)
+    try:
+        ref = await messenger.post(req.channel_id, message)
+    except Exception as exc:  # e.g. not_in_channel: nobody could press Approve, so do not hold the lock
+        error = str(exc) if isinstance(exc, MessagePostFailed) else exc.__class__.__name__
+        reason = f"the plan could not be posted in this channel ({error})"
+        await requests.fail_unstarted(bot.db, request.id, reason, from_state="pending")
+        await _audit(bot, request, req.user_id, "failed", reason)
+        return Reply.refusal(
+            f"Request #{request.id} was withdrawn: {reason}. Invite opsbot to the channel and request it again.", Outcome.error
+        )
     await requests.set_message_ref(bot.db, request.id, ref)
-    return Reply(
-        text=f"Request #{request.id} is posted and waits for approval.", outcome=Outcome.ok, ephemeral=True
-    )
+    return Reply(text=f"Request #{request.id} is posted and waits for approval.", outcome=Outcome.ok, ephemeral=True)
 
 
 async def decide(bot, click: Click) -> Reply:
@@ -91,15 +110,16 @@ async def decide(bot, click: Click) -> Reply:
     if request is None:
         return Reply.refusal(f"Request #{request_id} does not exist.")
     spec = bot.config.action(request.action)
-    if request.service not in bot.config.services or spec is None:
+    services = _services(request.plan)
+    if spec is None or any(name not in bot.config.services for name in services):
         return Reply.refusal(f"Request #{request_id} is for something app.yaml no longer declares; request it again.")
 
     if request.state == "pending" and await requests.expire(bot.db, request.id) is not None:
         return await _expired(bot, request.id, click)
 
     if click.action_id == "deny":
-        roles = await bot.roles.roles_of(click.user_id)
-        if click.user_id != request.requested_by and not roles & policy.approver_roles(bot.config, spec, request.service):
+        held = await bot.roles.roles_of(click.user_id)
+        if click.user_id != request.requested_by and not all(policy.may_deny(held, bot.config, spec, name) for name in services):
             return Reply.refusal("You cannot deny this request: only its requester or an approver can.", Outcome.denied)
         try:
             request = await requests.deny(bot.db, request.id, click.user_id)
@@ -109,7 +129,7 @@ async def decide(bot, click: Click) -> Reply:
         await _update(bot, request)
         return Reply(text=f"You denied request #{request.id}; nothing was run.", ephemeral=True, outcome=Outcome.ok)
 
-    refusal = await policy.approval_refusal(bot.roles, bot.config, spec, request.service, request.requested_by, click.user_id)
+    refusal = await policy.approval_refusal(bot.roles, bot.config, spec, services, request.requested_by, click.user_id)
     if refusal:
         await _audit(bot, request, click.user_id, "approval refused", refusal, click.channel_id, click.transport)
         return Reply.refusal(refusal, Outcome.denied)
@@ -130,43 +150,38 @@ async def decide(bot, click: Click) -> Reply:
 
 
 async def execute(bot, request) -> Reply:
-    """approved -> running -> succeeded | failed, after checking again that it may and should run."""
+    """approved -> running -> succeeded | failed, after checking again that it may and should run.
+
+    Whatever goes wrong, the request does not stay approved or running: it ends failed
+    and its locks are released.
+    """
     spec = bot.config.action(request.action)
-    reason = await _still_allowed(bot, request, spec)
-    if reason:
-        await requests.refuse_approved(bot.db, request.id, reason)
-        await _audit(bot, request, request.decided_by or request.requested_by, "refused", reason)
-        request = await requests.get(bot.db, request.id)
-        await _update(bot, request)
-        return Reply.refusal(reason, Outcome.denied)
-    # The database row decides: exactly one caller (any replica) moves it approved -> running.
-    # Where Redis is configured, a lock (keyed by id and creation time, since ids restart with
-    # a new database; expiring, so a dead replica cannot strand it) keeps other replicas out.
-    lock_key = f"action:{request.id}:{request.created_at.timestamp():.6f}"
-    async with bot.coordinator.lock(lock_key, ttl=_execution_ttl(request)) as held:
-        if not held or not await requests.start(bot.db, request.id):
-            return Reply.refusal(f"Request #{request.id} is already running or done.")
-        return await _run(bot, request)
-
-
-def _execution_ttl(request) -> int:
-    """Long enough for every step's graceful stop and verification, with a margin."""
-    verify = (request.plan.get("verify") or {}).get("deadline", 10.0)
-    return int(sum(step["graceful_timeout"] + verify + 30 for step in request.plan["steps"]) + 60)
-
-
-async def _run(bot, request) -> Reply:
-    request = await requests.get(bot.db, request.id)
-    await _audit(bot, request, request.decided_by or request.requested_by, "running")
-    await _update(bot, request)
     try:
+        reason = await _still_allowed(bot, request, spec)
+    except Exception as exc:
+        log.exception("re-checking request #%s failed", request.id)
+        reason = f"Request #{request.id} was not run: opsbot could not re-check it ({exc.__class__.__name__})."
+    if reason:
+        if await requests.fail_unstarted(bot.db, request.id, reason):
+            await _audit(bot, request, request.decided_by or request.requested_by, "refused", reason)
+            await _update(bot, await requests.get(bot.db, request.id))
+        return Reply.refusal(reason, Outcome.denied)
+    # The database row decides: exactly one caller, on any replica, moves it approved -> running.
+    if not await requests.start(bot.db, request.id):
+        return Reply.refusal(f"Request #{request.id} is already running or done.")
+    succeeded, summary, logs = False, "", ""
+    try:
+        request = await requests.get(bot.db, request.id)
+        await _audit(bot, request, request.decided_by or request.requested_by, "running")
+        await _update(bot, request)
         report = await run_restart(bot, request.plan, requested_by=request.requested_by, channel=request.channel)
         succeeded, summary = report.succeeded, report.summary()
         logs = next((step.logs for step in report.steps if not step.ok), "")
     except Exception as exc:  # the request must never stay 'running'
         log.exception("request #%s crashed", request.id)
-        succeeded, summary, logs = False, f"opsbot failed while running it ({exc.__class__.__name__}); check the container by hand.", ""
-    await requests.finish(bot.db, request.id, succeeded, summary)
+        summary = f"opsbot failed while running it ({exc.__class__.__name__}); check the container by hand."
+    finally:
+        await requests.finish(bot.db, request.id, succeeded, summary or "opsbot stopped while running it; check the container by hand.")
     request = await requests.get(bot.db, request.id)
     await _audit(bot, request, request.decided_by or request.requested_by, "succeeded" if succeeded else "failed", summary)
     message = await _message(bot, request, logs)
@@ -177,19 +192,15 @@ async def _run(bot, request) -> Reply:
 
 
 async def _still_allowed(bot, request, spec) -> str | None:
-    roles = policy.approver_roles(bot.config, spec, request.service)
+    services = _services(request.plan)
     for approval in await requests.approvers(bot.db, request.id):
-        if not roles & await bot.roles.roles_of(approval.approver, fresh=True):
-            return f"Request #{request.id} was not run: approver <@{approval.approver}> no longer holds the {policy.roles_phrase(roles)} role."
+        held = await bot.roles.roles_of(approval.approver, fresh=True)
+        for name in services:
+            roles = policy.approver_roles(bot.config, spec, name)
+            if not roles & held:
+                return f"Request #{request.id} was not run: approver <@{approval.approver}> no longer holds the {policy.roles_phrase(roles)} role."
     try:
-        current = await restart_plan(
-            bot.config,
-            bot.checks.docker,
-            request.action,
-            spec,
-            request.service,
-            **request.plan["options"],
-        )
+        current = await restart_plan(bot.config, bot.checks.docker, request.action, spec, request.service, **request.plan["options"])
     except (PlanError, DockerUnavailable) as exc:
         return f"Request #{request.id} was not run: {exc}"
     if plan_hash(current) != request.plan_hash:
@@ -218,6 +229,26 @@ async def sweep_expired(bot) -> int:
         if request is not None:
             count += 1
             await _audit(bot, request, "opsbot", "expired")
+            await _update(bot, request)
+    return count
+
+
+# An approved request starts within seconds; one still approved after this was left by a stopped process.
+STALE_APPROVED_SECONDS = 300
+# No restart plan runs longer than this (graceful stops and verifications of a long dependents chain).
+STALE_RUNNING_SECONDS = 3600
+
+
+async def recover_stale(bot) -> int:
+    """Fail requests a stopped process left approved or running, so their locks are released."""
+    approved, running = await requests.stale(bot.db, approved_for=STALE_APPROVED_SECONDS, running_for=STALE_RUNNING_SECONDS)
+    count = 0
+    for request_id, state in [(i, "approved") for i in approved] + [(i, "running") for i in running]:
+        reason = "opsbot stopped before running it" if state == "approved" else "opsbot stopped while running it; check the container by hand"
+        if await requests.fail_unstarted(bot.db, request_id, reason, from_state=state):
+            count += 1
+            request = await requests.get(bot.db, request_id)
+            await _audit(bot, request, "opsbot", "failed", reason)
             await _update(bot, request)
     return count
 

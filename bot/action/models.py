@@ -13,10 +13,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage import Base, UtcDateTime, utcnow
 
-STATES = ("pending", "approved", "running", "succeeded", "failed", "denied", "expired")
-FINAL = ("succeeded", "failed", "denied", "expired")
-
-
 class ActionRequest(Base):
     __tablename__ = "action_requests"
 

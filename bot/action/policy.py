@@ -1,4 +1,8 @@
-"""Who may request and who may approve an action. Everything not granted is denied."""
+"""Who may request and who may approve an action. Everything not granted is denied.
+
+A plan can touch several services (--with-dependents): the requester and every approver
+must hold the right role for each of them.
+"""
 from __future__ import annotations
 
 from bot.config.models import ActionSpec, AppConfig
@@ -16,16 +20,29 @@ def roles_phrase(roles: set[str]) -> str:
     return " or ".join(sorted(roles)) if roles else "a role (none is configured for it in app.yaml)"
 
 
-async def can_request(roles_directory, config: AppConfig, spec: ActionSpec, service: str, user: str) -> bool:
-    allowed = request_roles(config, spec, service)
-    return bool(allowed & await roles_directory.roles_of(user))
+async def request_refusal(roles_directory, config: AppConfig, spec: ActionSpec, services: list[str], user: str, verb: str) -> str | None:
+    """None when `user` may request the action on all of `services`; otherwise the sentence saying why not."""
+    held = await roles_directory.roles_of(user)
+    for service in services:
+        allowed = request_roles(config, spec, service)
+        if not allowed & held:
+            return f"You cannot {verb} {service}: it needs the {roles_phrase(allowed)} role in app.yaml."
+    return None
 
 
-async def approval_refusal(roles_directory, config: AppConfig, spec: ActionSpec, service: str, requester: str, user: str) -> str | None:
-    """None when `user` may approve now; otherwise the sentence saying why not."""
+async def approval_refusal(
+    roles_directory, config: AppConfig, spec: ActionSpec, services: list[str], requester: str, user: str
+) -> str | None:
+    """None when `user` may approve an action on all of `services` now; otherwise the sentence saying why not."""
     if user == requester and not spec.approval.self_approval:
         return "You requested this, so someone else has to approve it (two-person rule)."
-    allowed = approver_roles(config, spec, service)
-    if not allowed & await roles_directory.roles_of(user):
-        return f"You cannot approve this: approving needs the {roles_phrase(allowed)} role."
+    held = await roles_directory.roles_of(user)
+    for service in services:
+        allowed = approver_roles(config, spec, service)
+        if not allowed & held:
+            return f"You cannot approve this: approving needs the {roles_phrase(allowed)} role."
     return None
+
+
+def may_deny(held: set[str], config: AppConfig, spec: ActionSpec, service: str) -> bool:
+    return bool(held & approver_roles(config, spec, service))

@@ -1,6 +1,10 @@
-"""State transitions of action requests. Each one is a single transaction whose first statement
-is a conditional UPDATE on the request row: it takes the row lock (PostgreSQL) or the write
-lock (SQLite), so concurrent callers queue up and exactly one of them sees the expected state.
+"""State transitions of action requests.
+
+Creating a request inserts it together with the lock rows of every service it touches
+(the primary keys make a second request fail). Every later transition is one transaction
+built on a conditional UPDATE (WHERE state = <expected>): it takes the row lock
+(PostgreSQL) or the write lock (SQLite), so concurrent callers queue up and exactly one
+of them sees the expected state.
 """
 from __future__ import annotations
 
@@ -15,10 +19,7 @@ from bot.storage import Database, utcnow
 
 
 class NotPending(Exception):
-    """The request was already decided; carries it so the caller can say by whom."""
-
-    def __init__(self, request: ActionRequest | None):
-        self.request = request
+    """The request is no longer pending (decided or expired); the caller re-reads it to say why."""
 
 
 class AlreadyApproved(Exception):
@@ -27,6 +28,7 @@ class AlreadyApproved(Exception):
 
 @dataclass(frozen=True)
 class LockHolder:
+    service: str
     request_id: int
     holder: str
     since: datetime
@@ -34,8 +36,8 @@ class LockHolder:
 
 
 class Locked(Exception):
-    def __init__(self, holder: LockHolder):
-        self.holder = holder
+    def __init__(self, holder: LockHolder | None):
+        self.holder = holder  # None when the lock was released between the attempt and the lookup
 
 
 def lock_key(service: str) -> str:
@@ -54,8 +56,13 @@ async def open_request(
     transport: str,
     approvals_needed: int,
     expires_in: float,
+    locked_services: list[str],
 ) -> ActionRequest:
-    """Insert the request and take the service's lock in one transaction, or raise Locked."""
+    """Insert the request and take the locks of `locked_services` in one transaction, or raise Locked.
+
+    Overdue requests' locks are not taken over here: the flow expires them first, with an
+    audit row and an edited message.
+    """
     now = utcnow()
     request = ActionRequest(
         action=action,
@@ -71,26 +78,17 @@ async def open_request(
         expires_at=now + timedelta(seconds=expires_in),
         result="",
     )
-    for attempt in range(2):
-        try:
-            async with db.sessions() as session, session.begin():
-                session.add(request)
-                await session.flush()
-                session.add(ActionLock(key=lock_key(service), request_id=request.id, holder=requester, acquired_at=now))
-            return request
-        except IntegrityError:
-            request = _fresh_copy(request)
-            holder = await _lock_holder(db, service)
-            # Retry once when the lock went away meanwhile or belonged to a pending request past its expiry.
-            stale = holder is None or await expire(db, holder.request_id) is not None
-            if not stale or attempt == 1:
-                raise Locked(holder or await _lock_holder(db, service)) from None
-    raise AssertionError("unreachable")
-
-
-def _fresh_copy(request: ActionRequest) -> ActionRequest:
-    columns = [c.key for c in ActionRequest.__table__.columns if c.key != "id"]
-    return ActionRequest(**{c: getattr(request, c) for c in columns})
+    try:
+        async with db.sessions() as session, session.begin():
+            session.add(request)
+            await session.flush()
+            for name in dict.fromkeys(locked_services):
+                session.add(ActionLock(key=lock_key(name), request_id=request.id, holder=requester, acquired_at=now))
+            await session.flush()
+    except IntegrityError:
+        holders = [h for h in [await _lock_holder(db, name) for name in locked_services] if h is not None]
+        raise Locked(holders[0] if holders else None) from None
+    return request
 
 
 async def _lock_holder(db: Database, service: str) -> LockHolder | None:
@@ -105,7 +103,7 @@ async def _lock_holder(db: Database, service: str) -> LockHolder | None:
     if row is None:
         return None
     lock, action = row
-    return LockHolder(lock.request_id, lock.holder, lock.acquired_at, action)
+    return LockHolder(service, lock.request_id, lock.holder, lock.acquired_at, action)
 
 
 async def get(db: Database, request_id: int) -> ActionRequest | None:
@@ -129,7 +127,7 @@ async def approve(db: Database, request_id: int, user: str) -> ActionRequest:
                 .values(state="pending")
             )
             if claimed.rowcount != 1:
-                raise NotPending(None)
+                raise NotPending()
             existing = await session.scalar(
                 select(func.count()).select_from(ActionApproval).where(ActionApproval.request_id == request_id, ActionApproval.approver == user)
             )
@@ -155,7 +153,7 @@ async def deny(db: Database, request_id: int, user: str) -> ActionRequest:
                 .values(state="denied", decided_by=user, decided_at=utcnow(), finished_at=utcnow())
             )
             if claimed.rowcount != 1:
-                raise NotPending(None)
+                raise NotPending()
             request = await session.get(ActionRequest, request_id, populate_existing=True)
             await session.execute(delete(ActionLock).where(ActionLock.request_id == request_id))
         return request
@@ -191,6 +189,19 @@ async def start(db: Database, request_id: int) -> bool:
         return claimed.rowcount == 1
 
 
+async def stale(db: Database, *, approved_for: float, running_for: float) -> tuple[list[int], list[int]]:
+    """Requests left behind by a process that stopped: approved but never started, running for too long."""
+    now = utcnow()
+    async with db.sessions() as session:
+        approved = await session.execute(
+            select(ActionRequest.id).where(ActionRequest.state == "approved", ActionRequest.decided_at <= now - timedelta(seconds=approved_for))
+        )
+        running = await session.execute(
+            select(ActionRequest.id).where(ActionRequest.state == "running", ActionRequest.started_at <= now - timedelta(seconds=running_for))
+        )
+        return list(approved.scalars()), list(running.scalars())
+
+
 async def finish(db: Database, request_id: int, succeeded: bool, result: str) -> None:
     async with db.sessions() as session, session.begin():
         await session.execute(
@@ -201,15 +212,19 @@ async def finish(db: Database, request_id: int, succeeded: bool, result: str) ->
         await session.execute(delete(ActionLock).where(ActionLock.request_id == request_id))
 
 
-async def refuse_approved(db: Database, request_id: int, reason: str) -> None:
-    """An approved request that may not run after all (approver lost the role, plan changed): failed, lock released."""
+async def fail_unstarted(db: Database, request_id: int, reason: str, *, from_state: str = "approved") -> bool:
+    """A request that will not run or finish after all (approver lost the role, plan changed, plan not
+    posted, process stopped): failed, locks released. False when it was not in `from_state`."""
     async with db.sessions() as session, session.begin():
-        await session.execute(
+        claimed = await session.execute(
             update(ActionRequest)
-            .where(ActionRequest.id == request_id, ActionRequest.state == "approved")
+            .where(ActionRequest.id == request_id, ActionRequest.state == from_state)
             .values(state="failed", finished_at=utcnow(), result=reason)
         )
+        if claimed.rowcount != 1:
+            return False
         await session.execute(delete(ActionLock).where(ActionLock.request_id == request_id))
+        return True
 
 
 async def set_message_ref(db: Database, request_id: int, ref: str) -> None:

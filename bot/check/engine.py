@@ -73,7 +73,7 @@ class CheckEngine:
             findings = [Finding("critical", str(exc))]
         except Exception as exc:  # a broken check must not take the others down
             log.exception("check %s/%s crashed", name, check.label)
-            findings = [Finding("critical", f"check failed: {exc.__class__.__name__}: {str(exc)[:200]}")]
+            findings = [Finding("critical", f"check failed: {exc.__class__.__name__}: {exc}")]
         elapsed = time.perf_counter() - started
         CHECK_LATENCY.labels(check.kind, findings[0].status).observe(elapsed)
         return [
@@ -83,7 +83,8 @@ class CheckEngine:
                 kind=check.kind,
                 status=f.status,
                 latency_ms=round(elapsed * 1000, 1),
-                detail=redact(f.detail),
+                # Redact before shortening: a cut could split a secret from what marks it as one.
+                detail=_shorten(redact(f.detail)),
             )
             for f in findings
         ]
@@ -92,3 +93,11 @@ class CheckEngine:
         if self._http is not None:
             await self._http.close()
         self.docker.close()
+
+
+MAX_DETAIL = 500
+
+
+def _shorten(text: str) -> str:
+    text = text.splitlines()[0] if "\n" in text else text
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"

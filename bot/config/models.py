@@ -5,8 +5,8 @@ and a test fails when the two drift apart.
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -16,7 +16,6 @@ from bot.config.types import (
     LatencyThresholds,
     Strict,
     Thresholds,
-    env_refs,
 )
 
 ServiceName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
@@ -27,13 +26,16 @@ SlackChannel = Annotated[str, Field(pattern=r"^(#[a-z0-9._-]{1,80}|[CG][A-Z0-9]{
 ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
 
 
+_WHOLE_ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
 def _no_literal_password(value: str) -> str:
-    """Secrets never live in app.yaml: a DSN/URL password must be a ${VAR} reference."""
-    try:
-        password = urlsplit(value).password
-    except ValueError:
+    """Secrets never live in app.yaml: the password of user:password@ in a DSN/URL must be exactly ${VAR}."""
+    if "://" not in value or "@" not in value:
         return value
-    if password and not env_refs(password) and not env_refs(value.split("@")[0]):
+    authority = value.split("://", 1)[1].split("@", 1)[0]
+    _, colon, password = authority.partition(":")
+    if colon and password and not _WHOLE_ENV_REF.fullmatch(password):
         raise ValueError("the password is written in the file; use ${VAR} and set it in the environment")
     return value
 

@@ -114,9 +114,25 @@ def env_refs(text: str) -> list[str]:
 
 
 def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """Replace ${VAR} with its value. Done at use time, so the loaded config never holds secrets."""
+    """Replace ${VAR} with its value. Done at use time, so the loaded config never holds secrets.
+
+    Each substituted value (except a short plain word) is registered with the redactor, whatever
+    the variable's name: a ${DATABASE_DSN} or ${API_URL} that carries a credential is masked
+    wherever it is echoed later.
+    """
+    from bot.redaction import register_secret  # here, not at the top: keeps this module free of bot imports
+
     env = os.environ if environ is None else environ
     missing = [name for name in env_refs(text) if name not in env]
     if missing:
         raise MissingEnvironment(missing)
-    return _ENV_REF.sub(lambda m: env[m.group(1)], text)
+
+    def substitute(match: re.Match[str]) -> str:
+        value = env[match.group(1)]
+        # A short plain word (a path segment like 'health', a host like 'localhost') is not a credential,
+        # and masking it would blank that word in every later message. register_secret ignores < 6 chars.
+        if not (value.isalpha() and len(value) < 12):
+            register_secret(value)
+        return value
+
+    return _ENV_REF.sub(substitute, text)

@@ -11,6 +11,10 @@ from typing import Protocol
 from bot.pipeline.reply import Reply
 
 
+class MessagePostFailed(Exception):
+    """The transport refused the message; str() is its reason (e.g. Slack's not_in_channel)."""
+
+
 class Messenger(Protocol):
     async def post(self, channel: str, reply: Reply) -> str:
         """Post a message; returns a reference to pass to update()."""

@@ -40,7 +40,6 @@ def normalise_slack_text(text: str) -> str:
 class Option:
     flag: str  # "--tail"
     parse: Callable[[str], object] | None = None  # None: a switch without a value
-    help: str = ""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from bot.transport.text import to_text
 CONSOLE_CHANNEL = "console"
 PROMPT = "opsbot> "
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-SWEEP_SECONDS = 30
 
 
 def split_command(line: str) -> tuple[str, str] | None:
@@ -95,7 +94,7 @@ async def run_console(bot, user_id: str, stdin: TextIO = sys.stdin, stdout: Text
     interactive = stdin.isatty()
     if interactive:
         console.write(f"opsbot console as {user_id}. Type /help, or quit to leave.")
-    sweeper = asyncio.create_task(_sweep_forever(bot))
+    sweeper = asyncio.create_task(bot.sweep_forever())
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -114,8 +113,3 @@ async def run_console(bot, user_id: str, stdin: TextIO = sys.stdin, stdout: Text
     finally:
         sweeper.cancel()
 
-
-async def _sweep_forever(bot) -> None:
-    while True:
-        await asyncio.sleep(SWEEP_SECONDS)
-        await bot.sweep()

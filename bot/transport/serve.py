@@ -12,14 +12,7 @@ from bot.transport.server import build_web_app
 from bot.transport.slack import build_slack_app, group_lookup, web_client
 
 log = logging.getLogger(__name__)
-SWEEP_SECONDS = 30
 
-
-async def _sweep_forever(bot) -> None:
-    """Expire overdue approval requests and edit their messages, while the server runs."""
-    while True:
-        await asyncio.sleep(SWEEP_SECONDS)
-        await bot.sweep()
 
 
 async def serve(settings: Settings, config_path: str | None, host: str, port: int, load_bot) -> int:
@@ -47,7 +40,7 @@ async def serve(settings: Settings, config_path: str | None, host: str, port: in
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    sweeper = loop.create_task(_sweep_forever(bot))
+    sweeper = loop.create_task(bot.sweep_forever())
     await stop.wait()
     log.info("shutting down")
     sweeper.cancel()

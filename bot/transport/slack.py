@@ -12,7 +12,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import SLACK_API_ERRORS
-from bot.pipeline.messenger import Click
+from bot.pipeline.messenger import Click, MessagePostFailed
 from bot.pipeline.request import Request
 from bot.redaction import redact
 from bot.settings import Settings
@@ -43,7 +43,12 @@ class SlackMessenger:
 
     async def post(self, channel: str, reply) -> str:
         message = to_slack(reply)
-        response = await self._client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+        try:
+            response = await self._client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown"))
+            SLACK_API_ERRORS.labels("chat.postMessage", error).inc()
+            raise MessagePostFailed(error) from None
         return f"{response['channel']}:{response['ts']}"
 
     async def update(self, ref: str, reply) -> None:

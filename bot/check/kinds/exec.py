@@ -10,5 +10,5 @@ async def run(check: ExecCheck, ctx) -> list[Finding]:
     result = await ctx.docker.exec(name, list(check.command))
     last = next((line for line in reversed(result.output.splitlines()) if line.strip()), "")
     if result.exit_code == 0:
-        return [Finding("ok", f"exit 0{': ' + last[:200] if last else ''}")]
-    return [Finding("critical", f"exit {result.exit_code}{': ' + last[:300] if last else ''}")]
+        return [Finding("ok", f"exit 0{': ' + last if last else ''}")]
+    return [Finding("critical", f"exit {result.exit_code}{': ' + last if last else ''}")]

@@ -32,4 +32,4 @@ async def run(check: PostgresCheck, ctx) -> list[Finding]:
 
 def _reason(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return text[:200]
+    return text  # the engine redacts, then shortens

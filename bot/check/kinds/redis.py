@@ -20,7 +20,7 @@ async def run(check: RedisCheck, ctx) -> list[Finding]:
         memory = await client.info("memory")
         stats = await client.info("stats")
     except (redis.exceptions.RedisError, OSError) as exc:
-        return [Finding("critical", f"cannot reach Redis: {(str(exc).splitlines() or [''])[0][:200] or exc.__class__.__name__}")]
+        return [Finding("critical", f"cannot reach Redis: {(str(exc).splitlines() or [''])[0] or exc.__class__.__name__}")]
     finally:
         await client.aclose()
 

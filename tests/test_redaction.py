@@ -1,0 +1,249 @@
+"""Secret redaction: cached environment secrets, values expanded from app.yaml, formats, log tracebacks."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import uuid
+
+import pytest
+
+import bot.redaction as redaction
+from bot.config.types import expand_env
+from bot.redaction import MASK, RedactingFilter, redact, refresh_secrets, register_secret
+from bot.settings import Settings
+
+
+# --------------------------------------------------------------------------- 1. computed once
+
+
+def test_environment_is_not_rescanned_on_every_call(monkeypatch):
+    calls = []
+    real = redaction.secret_values
+
+    def counting(environ=None):
+        calls.append(1)
+        return real(environ)
+
+    monkeypatch.setattr(redaction, "secret_values", counting)
+    refresh_secrets()
+    assert len(calls) == 1
+    for _ in range(50):
+        redact("nothing secret here DB_PASSWORD=x")
+    assert len(calls) == 1, "redact() re-read the environment although it did not change"
+
+
+def test_refresh_secrets_picks_up_changed_values(monkeypatch):
+    monkeypatch.setenv("OPSBOT_TEST_REDACTION_TOKEN", "first-token-value")
+    refresh_secrets()
+    assert redact("a first-token-value b") == f"a {MASK} b"
+    monkeypatch.setenv("OPSBOT_TEST_REDACTION_TOKEN", "second-token-value")
+    refresh_secrets()
+    assert redact("a second-token-value b") == f"a {MASK} b"
+
+
+def test_settings_from_env_refreshes_after_loading_dotenv(tmp_path, monkeypatch):
+    name = f"OPSBOT_TEST_REDACTION_DOTENV_{uuid.uuid4().hex[:8].upper()}_PASSWORD"
+    (tmp_path / ".env").write_text(f"{name}=from-dotenv-secret\n")
+    monkeypatch.chdir(tmp_path)
+    refreshed = []
+    real = redaction.refresh_secrets
+    monkeypatch.setattr("bot.settings.refresh_secrets", lambda: (refreshed.append(name in os.environ), real()))
+    try:
+        Settings.from_env()
+        assert refreshed == [True], "refresh_secrets() must run after the .env file is loaded"
+        assert redact("x from-dotenv-secret y") == f"x {MASK} y"
+    finally:
+        os.environ.pop(name, None)  # load_dotenv wrote it outside monkeypatch
+        refresh_secrets()
+
+
+def test_extra_secrets_still_work():
+    assert redact("extra abcdef", extra_secrets=["abcdef"]) == f"extra {MASK}"
+
+
+# --------------------------------------------------------------------------- 2. values from ${VAR}
+
+
+def test_expand_env_registers_values_whatever_the_variable_name(monkeypatch):
+    value = f"postgresql://u@h/db?sslpassword=zz9top{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("DATABASE_DSN", value)
+    refresh_secrets()
+    # The name alone does not say secret: before expansion only the sslpassword= pattern bites.
+    assert redact(f"cannot connect to {value}: refused") != f"cannot connect to {MASK}: refused"
+    assert expand_env("${DATABASE_DSN}") == value
+    assert redact(f"cannot connect to {value}: refused") == f"cannot connect to {MASK}: refused"
+    # Still masked after the environment cache is rebuilt.
+    refresh_secrets()
+    assert value not in redact(f"again {value}")
+
+
+def test_expanded_value_no_pattern_recognises_is_masked(monkeypatch):
+    hook = f"https://hooks.example.com/services/T0/B0/{uuid.uuid4().hex}"
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", hook)
+    assert redact(f"posting to {hook}") == f"posting to {hook}"
+    assert expand_env("${ALERT_WEBHOOK_URL}") == hook
+    assert redact(f"posting to {hook}") == f"posting to {MASK}"
+
+
+def test_expand_env_registers_each_value_and_skips_short_ones():
+    token = f"tok-{uuid.uuid4().hex}"
+    assert expand_env("a=${A} b=${B}", {"A": token, "B": "abc"}) == f"a={token} b=abc"
+    assert redact(f"saw {token}") == f"saw {MASK}"
+    assert redact("abc stays") == "abc stays"
+
+
+def test_expand_env_does_not_register_short_plain_words():
+    assert expand_env("http://h/${P}", {"P": "status"}) == "http://h/status"
+    assert redact("status ok") == "status ok"
+    long_word = "Correcthorsebatterystaple" + "".join(chr(97 + int(c, 16)) for c in uuid.uuid4().hex[:6])
+    expand_env("${W}", {"W": long_word})
+    assert redact(f"pw {long_word}") == f"pw {MASK}"
+
+
+def test_register_secret_longest_value_first():
+    short = f"s{uuid.uuid4().hex[:8]}"
+    register_secret(short)
+    register_secret(short + "-and-more")
+    assert redact(f"[{short}-and-more]") == f"[{MASK}]"
+
+
+# --------------------------------------------------------------------------- 3. formats
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"password": "hunter2", "api_key": "abc123"}', f'{{"password": "{MASK}", "api_key": "{MASK}"}}'),
+        ("{'secret': 'x', 'user': 'bob'}", f"{{'secret': '{MASK}', 'user': 'bob'}}"),
+        ('{"token":"a\\"b", "n": 1}', f'{{"token":"{MASK}", "n": 1}}'),
+        ('{"x-api-key": 12345}', f'{{"x-api-key": {MASK}}}'),
+        ("Authorization: Basic dXNlcjpwYXNz", f"Authorization: Basic {MASK}"),
+        ("authorization=basic dXNlcjpwYXNz;", f"authorization=basic {MASK};"),
+        ('curl -H "Basic dXNlcjpwYXNz"', f'curl -H "Basic {MASK}"'),
+        ("basic configuration done", "basic configuration done"),
+        ("basic auth is off", "basic auth is off"),
+        ("token ghp_" + "a" * 36 + " end", f"token {MASK} end"),
+        ("gho_" + "B1" * 18, MASK),
+        ("ghs_" + "c" * 36, MASK),
+        ("github_pat_11ABCDEFG0_" + "x" * 59, MASK),
+        ("ghs_total stays", "ghs_total stays"),
+        ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", f"stripe {MASK}"),
+        ("stripe sk_test_4eC39HqLyjWDarjtT1zdp7dc.", f"stripe {MASK}."),
+        ("rk_live_51H8abcdef", MASK),
+        ("id AKIAIOSFODNN7EXAMPLE used", f"id {MASK} used"),
+        ("AKIAshort", "AKIAshort"),
+    ],
+)
+def test_formats(text, expected):
+    assert redact(text) == expected
+
+
+def test_json_stays_json():
+    text = json.dumps({"password": "hunter2", "api_key": "abc123", "name": "web"})
+    assert json.loads(redact(text)) == {"password": MASK, "api_key": MASK, "name": "web"}
+
+
+PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nVJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dV"
+
+
+def test_private_key_blocks():
+    text = f"loaded\n-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY-----\nnext line"
+    assert redact(text) == f"loaded\n-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----\nnext line"
+    rsa = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
+    assert "MIIEvQ" not in redact(rsa) and "BEGIN RSA PRIVATE KEY" in redact(rsa)
+    escaped = '{"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\n-----END PRIVATE KEY-----\\n"}'
+    assert "MIIEvQ" not in redact(escaped)
+    ssh = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{PEM_BODY}\n-----END OPENSSH PRIVATE KEY-----"
+    assert "MIIEvQ" not in redact(ssh)
+
+
+def test_cut_short_private_key_masks_only_its_lines():
+    text = f"-----BEGIN EC PRIVATE KEY-----\n{PEM_BODY}\nERROR disk full"
+    assert redact(text) == f"-----BEGIN EC PRIVATE KEY-----{MASK}\nERROR disk full"
+
+
+def test_public_material_is_left_alone():
+    cert = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----"
+    assert redact(cert) == cert
+
+
+def test_existing_behaviour_is_kept():
+    assert redact("DB_PASSWORD=hunter2 next") == f"DB_PASSWORD={MASK} next"
+    assert redact("API_KEY: 'a b c', other=1") == f"API_KEY: {MASK}, other=1"
+    assert redact("postgresql://app:s3cr3t@db:5432/app") == f"postgresql://app:{MASK}@db:5432/app"
+    assert redact("Authorization: Bearer eyJhbGciOi.payload.sig") == f"Authorization: Bearer {MASK}"
+    assert redact("using xoxb-1234-5678-AbCdEf now") == f"using {MASK} now"
+    assert redact("socket xapp-1-A0-123-abc") == f"socket {MASK}"
+    assert redact("http://127.0.0.1:18080/health") == "http://127.0.0.1:18080/health"
+
+
+# --------------------------------------------------------------------------- 4. log records
+
+
+@pytest.fixture
+def captured():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log = logging.getLogger(f"opsbot.test.redaction.{uuid.uuid4().hex}")
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    log.addHandler(handler)
+    yield log, stream
+    log.removeHandler(handler)
+
+
+def test_exception_traceback_is_redacted(captured):
+    log, stream = captured
+    try:
+        raise ConnectionError("could not connect to postgresql://app:hunter2@db/app")
+    except ConnectionError:
+        log.exception("check %s failed", "database")
+    output = stream.getvalue()
+    assert "hunter2" not in output
+    assert "ERROR" in output and "check database failed" in output
+    assert "Traceback (most recent call last):" in output
+    assert "test_exception_traceback_is_redacted" in output
+    assert f"ConnectionError: could not connect to postgresql://app:{MASK}@db/app" in output
+
+
+def test_exc_info_given_explicitly_and_stack_info(captured):
+    log, stream = captured
+    try:
+        raise ValueError("DB_PASSWORD=hunter2")
+    except ValueError as exc:
+        error = exc
+    log.warning("failed", exc_info=error)
+    log.info("here token=xoxb-1-2-3", stack_info=True)
+    output = stream.getvalue()
+    assert "hunter2" not in output and "xoxb-1-2-3" not in output
+    assert f"ValueError: DB_PASSWORD={MASK}" in output
+    assert "Stack (most recent call last):" in output
+
+
+def test_the_record_is_cleared_for_every_handler(captured):
+    log, stream = captured
+    second = io.StringIO()
+    handler = logging.StreamHandler(second)  # no filter of its own: relies on the first handler's
+    log.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError("redis://:hunter2@cache:6379/0")
+        except RuntimeError:
+            log.exception("boom")
+    finally:
+        log.removeHandler(handler)
+    assert "hunter2" not in stream.getvalue() and "hunter2" not in second.getvalue()
+    assert second.getvalue().count("Traceback") == 1
+
+
+def test_plain_records_are_untouched(captured):
+    log, stream = captured
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "served %d requests", (5,), None)
+    assert RedactingFilter().filter(record)
+    assert (record.msg, record.args) == ("served %d requests", (5,))
+    log.info("password=%s", "hunter2")
+    assert stream.getvalue() == f"INFO {log.name}: password={MASK}\n"
