@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test venv fleet fleet-down bench config-reference clean
 
 $(STAMP): pyproject.toml requirements.lock
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/pip || $(PYTHON) -m venv --clear $(VENV) || { echo "Cannot create $(VENV): install Python's venv module (Debian: apt-get install python3-venv)."; exit 1; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
 	@touch $(STAMP)
 

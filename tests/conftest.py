@@ -27,7 +27,8 @@ from bot.config.loader import parse_config  # noqa: E402
 from bot.migrate import upgrade_async  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 
-PG_ADMIN_DSN = os.environ.get("OPSBOT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+PG_USER = os.environ.get("PGUSER", "postgres")
+PG_ADMIN_DSN = os.environ.get("OPSBOT_TEST_POSTGRES_DSN", f"postgresql://{PG_USER}@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("OPSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-test-token"
@@ -61,7 +62,7 @@ async def pg_database_url():
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({exc}); start it (scripts/test-env.sh does).")
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    url = f"postgresql+asyncpg://{PG_USER}@127.0.0.1:5432/{name}"
     await upgrade_async(url)
     yield url
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -208,8 +208,9 @@ class Role(Strict):
 
 
 class SlackSettings(Strict):
-    ops_channel: SlackChannel | None = Field(None, description="Where reports go.")
-    incidents_channel: SlackChannel | None = None
+    # Declared now so app.yaml files stay valid as scheduled reports and incidents arrive (ROADMAP 4, 5).
+    ops_channel: SlackChannel | None = Field(None, description="Where scheduled reports will go (not used by any command yet).")
+    incidents_channel: SlackChannel | None = Field(None, description="Where incident channels will be announced (not used yet).")
 
 
 class AppConfig(Strict):
