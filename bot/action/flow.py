@@ -255,7 +255,10 @@ async def recover_stale(bot) -> int:
 
 async def _message(bot, request, logs: str = "") -> Reply:
     spec = bot.config.action(request.action)
-    roles = policy.roles_phrase(policy.approver_roles(bot.config, spec, request.service)) if spec and request.service in bot.config.services else "?"
+    known = [name for name in _services(request.plan) if name in bot.config.services]
+    # Approvers need the approving role of every service in the plan: "ops and dbteam".
+    phrases = dict.fromkeys(policy.roles_phrase(policy.approver_roles(bot.config, spec, name)) for name in known) if spec else {}
+    roles = " and ".join(phrases) or "?"
     approvers = [a.approver for a in await requests.approvers(bot.db, request.id)]
     return request_message(request, approvers, approver_roles=roles, logs=logs)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.action.models import ActionApproval, ActionLock, ActionRequest
@@ -193,8 +193,13 @@ async def stale(db: Database, *, approved_for: float, running_for: float) -> tup
     """Requests left behind by a process that stopped: approved but never started, running for too long."""
     now = utcnow()
     async with db.sessions() as session:
+        cutoff = now - timedelta(seconds=approved_for)
+        # An approvals: 0 request is created approved and never gets a decided_at: its age is created_at.
         approved = await session.execute(
-            select(ActionRequest.id).where(ActionRequest.state == "approved", ActionRequest.decided_at <= now - timedelta(seconds=approved_for))
+            select(ActionRequest.id).where(
+                ActionRequest.state == "approved",
+                or_(ActionRequest.decided_at <= cutoff, and_(ActionRequest.decided_at.is_(None), ActionRequest.created_at <= cutoff)),
+            )
         )
         running = await session.execute(
             select(ActionRequest.id).where(ActionRequest.state == "running", ActionRequest.started_at <= now - timedelta(seconds=running_for))
