@@ -10,64 +10,57 @@ wall-clock durations (ages are set in the database, not waited for).
 """
 from __future__ import annotations
 
-import json
-import re
-import uuid
 from datetime import timedelta
 
-import aiohttp
 import docker
-import docker.errors
 import pytest
 import pytest_asyncio
-import yaml
-from aiohttp import web
-from conftest import SIGNING_SECRET, fleet, free_port, wait_until
+from conftest import free_port, wait_until
 from slack_double import block_texts
-from slack_signing import sign, slash_command_body
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from bot.action import service as requests
-from bot.action.models import ActionLock, ActionRequest
+from bot.action.models import ActionRequest
 from bot.action.plan import plan_hash, restart_plan
-from bot.audit import service as audit
-from bot.pipeline.messenger import Click
-from bot.pipeline.reply import Actions, Context, Header, Outcome, Preformatted, Reply, Section
-from bot.pipeline.request import Request
-from bot.pipeline.roles import RoleDirectory
+from bot.pipeline.reply import Outcome, Reply
 from bot.storage import utcnow
-from bot.transport.server import build_web_app
-from bot.transport.slack import build_slack_app, group_lookup, web_client
 
-IMAGE = fleet()["OPSBOT_FLEET_IMAGE"]
-RUN_LABEL = "opsbot.test.recovery"
-ROLES = {"ops": {"users": ["UOPS1", "UOPS2", "UOPS3"]}}
-HEALTHY_VERIFY = {"deadline": "20s", "interval": "200ms"}
+pytest.register_assert_rewrite("action_helpers")  # its asserts report like this module's
+
+from action_helpers import (  # noqa: E402
+    IMAGE,
+    OwnContainers,
+    RecordingMessenger,
+    Served,
+    app_yaml,
+    ask,
+    assert_one_sentence,
+    blocks_of,
+    buttons,
+    click,
+    everything,
+    lock_of,
+    own_fixture,
+    request_id_of,
+    request_rows,
+    send_slash_restart,
+    service,
+    serving,
+    state_of,
+    trail,
+    unique_service,
+)
+from action_helpers import database  # noqa: E402,F401 (fixture)
 
 
 # --------------------------------------------------------------------------- containers
 
 
-class OwnContainers:
-    """Containers this test creates; they (and any the bot recreated from them) and their volumes go at teardown."""
+class RecoveryContainers(OwnContainers):
+    """This module's containers (opsbot-test-rec-*): idle ones, one with an anonymous volume, and a shell in them."""
 
-    def __init__(self, client: docker.DockerClient):
-        self.client = client
-        self.tag = uuid.uuid4().hex[:12]
-
-    def labels(self) -> dict[str, str]:
-        return {"opsbot.test": "1", RUN_LABEL: self.tag}
-
-    def name(self) -> str:
-        return f"opsbot-test-rec-{uuid.uuid4().hex[:12]}"
-
-    def idle(self) -> str:
-        """`sleep` as PID 1: long-running, ignores SIGTERM (so a restart takes the 1 s grace)."""
-        name = self.name()
-        self.client.containers.run(
-            IMAGE, ["sh", "-c", "exec sleep 3600"], name=name, detach=True, network_mode="host", labels=self.labels()
-        )
-        return name
+    prefix = "opsbot-test-rec-"
+    run_label = "opsbot.test.recovery"
 
     def idle_with_anonymous_volume(self, path: str) -> str:
         """Like idle(), with an anonymous volume at `path` (declared in the image config, as VOLUME does)."""
@@ -84,32 +77,11 @@ class OwnContainers:
         api.start(created["Id"])
         return name
 
-    def inspect(self, name: str) -> dict | None:
-        try:
-            return self.client.api.inspect_container(name)
-        except docker.errors.NotFound:
-            return None
-
     def sh(self, name: str, script: str) -> tuple[int, str]:
         api = self.client.api
         exec_id = api.exec_create(name, ["sh", "-c", script], stdout=True, stderr=True)["Id"]
         output = api.exec_start(exec_id).decode("utf-8", "replace")
         return api.exec_inspect(exec_id)["ExitCode"], output
-
-    def cleanup(self) -> None:
-        volumes: set[str] = set()
-        for container in self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={self.tag}"}):
-            volumes |= {m["Name"] for m in container.attrs.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name")}
-            try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-        # A recreated container names the kept volume in its binds, so `v=True` leaves it: remove it here.
-        for volume in volumes:
-            try:
-                self.client.api.remove_volume(volume, force=True)
-            except docker.errors.NotFound:
-                pass
 
 
 @pytest.fixture(scope="module")
@@ -119,94 +91,10 @@ def docker_client():
     client.close()
 
 
-@pytest.fixture
-def own(docker_client):
-    containers = OwnContainers(docker_client)
-    yield containers
-    containers.cleanup()
+own = own_fixture(RecoveryContainers)
 
 
-# --------------------------------------------------------------------------- config and bot helpers
-
-
-def container_service(container: str, *, owners: list[str] | None = None, **extra) -> dict:
-    return {"container": container, "owners": owners or ["ops"], "checks": [{"kind": "container"}], **extra}
-
-
-def app_yaml(services: dict, *, approval: dict | None = None, roles: dict | None = None) -> str:
-    action = {
-        "kind": "docker_restart",
-        "timeout": "1s",
-        "approval": {"approvals": 1, "expires": "15m", **(approval or {})},
-        "verify": HEALTHY_VERIFY,
-    }
-    return yaml.safe_dump(
-        {"version": 1, "services": services, "roles": roles or ROLES, "actions": {"restart": action}}, sort_keys=False
-    )
-
-
-def unique_service() -> str:
-    return f"svc-{uuid.uuid4().hex[:8]}"
-
-
-def ask(user: str, text: str, command: str = "restart", **kwargs) -> Request:
-    return Request(user, "C1", command, text, "console", **kwargs)
-
-
-def click(user: str, request_id: int, action: str = "approve") -> Click:
-    return Click(user, action, str(request_id), "C1", "console")
-
-
-def buttons(reply: Reply) -> list:
-    return [button for block in reply.blocks if isinstance(block, Actions) for button in block.buttons]
-
-
-def request_id_of(reply: Reply) -> int:
-    """The new request's id: from its buttons, or from the line saying its plan was posted by a messenger."""
-    found = buttons(reply)
-    if not found:
-        match = re.fullmatch(r"Request #(\d+) is posted and waits for approval\.", reply.text)
-        assert match, reply.text
-        return int(match.group(1))
-    assert [b.action_id for b in found] == ["approve", "deny"], reply.text
-    return int(found[0].value)
-
-
-def everything(reply: Reply) -> str:
-    parts = [reply.text]
-    for block in reply.blocks:
-        if isinstance(block, (Header, Section, Preformatted, Context)):
-            parts.append(block.text)
-    return "\n".join(parts)
-
-
-def assert_one_sentence(reply: Reply) -> None:
-    assert reply.ephemeral
-    assert "\n" not in reply.text and len(reply.text) < 600, reply.text
-    assert "Traceback" not in reply.text
-
-
-async def state_of(bot, request_id: int) -> str:
-    return (await requests.get(bot.db, request_id)).state
-
-
-async def trail(bot, service_name: str, request_id: int) -> list[str]:
-    """Audit outcomes recorded for one request, oldest first."""
-    rows = await audit.entries(bot.db, limit=1000, target=service_name)
-    return [row.outcome for row in reversed(rows) if row.arguments.startswith(f"#{request_id} ")]
-
-
-async def request_rows(bot, service_name: str | None = None) -> list[ActionRequest]:
-    query = select(ActionRequest).order_by(ActionRequest.id)
-    if service_name is not None:
-        query = query.where(ActionRequest.service == service_name)
-    async with bot.db.sessions() as session:
-        return list((await session.execute(query)).scalars())
-
-
-async def lock_of(bot, service_name: str) -> ActionLock | None:
-    async with bot.db.sessions() as session:
-        return await session.get(ActionLock, requests.lock_key(service_name))
+# --------------------------------------------------------------------------- bot helpers
 
 
 async def locked_refusal(bot, service_name: str, request_id: int, user: str = "UOPS3") -> Reply:
@@ -216,25 +104,7 @@ async def locked_refusal(bot, service_name: str, request_id: int, user: str = "U
     return reply
 
 
-class RecordingMessenger:
-    """A transport's post/update, recorded: shows what the edited request message looks like."""
-
-    def __init__(self):
-        self.updates: list[tuple[str, Reply]] = []
-
-    async def post(self, channel: str, reply: Reply) -> str:
-        return "rec:1"
-
-    async def update(self, ref: str, reply: Reply) -> None:
-        self.updates.append((ref, reply))
-
-
 # --------------------------------------------------------------------------- 1. stranded requests
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request):
-    return None if request.param == "sqlite" else request.getfixturevalue("pg_database_url")
 
 
 async def strand(bot, svc: str, *, running: bool = False) -> ActionRequest:
@@ -275,7 +145,7 @@ async def age(bot, request_id: int, **ago: timedelta) -> None:
 async def test_sweep_fails_a_request_left_approved_and_frees_its_service(make_bot, own, database):
     container = own.idle()
     svc = unique_service()
-    bot = await make_bot(app_yaml({svc: container_service(container)}), database_url=database)
+    bot = await make_bot(app_yaml({svc: service(container)}), database_url=database)
     messenger = bot.messengers["console"] = RecordingMessenger()
     started = own.inspect(container)["State"]["StartedAt"]
     request = await strand(bot, svc)
@@ -313,7 +183,7 @@ async def test_sweep_fails_a_request_left_approved_and_frees_its_service(make_bo
 async def test_sweep_fails_a_request_left_running_and_frees_its_service(make_bot, own, database):
     container = own.idle()
     svc = unique_service()
-    bot = await make_bot(app_yaml({svc: container_service(container)}), database_url=database)
+    bot = await make_bot(app_yaml({svc: service(container)}), database_url=database)
     messenger = bot.messengers["console"] = RecordingMessenger()
     request = await strand(bot, svc, running=True)
     assert await state_of(bot, request.id) == "running"
@@ -344,7 +214,7 @@ async def test_sweep_recovers_an_approvals_0_request_that_never_started(make_bot
     process stops before executing it, the request's age alone must let the sweep recover it."""
     container = own.idle()
     svc = unique_service()
-    bot = await make_bot(app_yaml({svc: container_service(container)}), database_url=database)
+    bot = await make_bot(app_yaml({svc: service(container)}), database_url=database)
     request = await strand(bot, svc)
     assert (await requests.get(bot.db, request.id)).decided_at is None
 
@@ -363,43 +233,17 @@ async def test_sweep_recovers_an_approvals_0_request_that_never_started(make_bot
 # --------------------------------------------------------------------------- 2. plan not posted (Slack)
 
 
-class Served:
-    def __init__(self, bot, url: str):
-        self.bot, self.url = bot, url
-
-    async def post(self, body: str, secret: str = SIGNING_SECRET) -> tuple[int, str]:
-        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(secret, body)}
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.url}/slack/events", data=body.encode(), headers=headers) as response:
-                return response.status, await response.text()
-
-
 @pytest_asyncio.fixture
 async def served(slack, make_bot, own):
     container = own.idle()
-    bot = await make_bot(app_yaml({"svc": container_service(container)}), api_url=slack.api_url)
-    client = web_client(bot.settings)
-    bot.roles = RoleDirectory(bot.config, group_lookup(client))
-    app = build_slack_app(bot, bot.settings, client)
-    runner = web.AppRunner(build_web_app(bot, app), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield Served(bot, f"http://127.0.0.1:{port}")
-    await app.background_work.drain(30)
-    await runner.cleanup()
-
-
-def blocks_of(call) -> list[dict]:
-    blocks = call.args.get("blocks")
-    return json.loads(blocks) if isinstance(blocks, str) else blocks
+    bot = await make_bot(app_yaml({"svc": service(container)}), api_url=slack.api_url)
+    async with serving(bot) as running:
+        yield running
 
 
 async def slash_restart(slack, served: Served, user: str):
     """Signed /restart svc; returns the response_url it carried, once something was posted to it."""
-    url = slack.new_response_url()
-    status, _ = await served.post(slash_command_body("/restart", "svc", user_id=user, channel_id="C1", response_url=url))
-    assert status == 200
+    url = await send_slash_restart(slack, served, user)
     await wait_until(lambda: slack.response_posts(url), timeout=15)
     return url
 
@@ -440,7 +284,7 @@ async def test_slack_plan_that_cannot_be_posted_is_withdrawn_and_frees_the_servi
 
 async def test_opsbot_run_refuses_a_restart_that_needs_an_approval(make_bot, own):
     container = own.idle()
-    bot = await make_bot(app_yaml({"web": container_service(container)}))
+    bot = await make_bot(app_yaml({"web": service(container)}))
     reply = await bot.handle(ask("UOPS1", "web", trigger="cli"))
     assert "opsbot run cannot collect" in reply.text
     assert_one_sentence(reply)
@@ -458,7 +302,7 @@ async def test_opsbot_run_refuses_a_restart_that_needs_an_approval(make_bot, own
 async def test_with_dependents_needs_the_roles_and_holds_the_locks_of_every_service(make_bot, own):
     a, b = own.idle(), own.idle()
     roles = {"ops": {"users": ["UOPS1", "UBOTH1", "UBOTH2"]}, "dbteam": {"users": ["UDB1", "UBOTH1", "UBOTH2"]}}
-    services = {"a": container_service(a, owners=["ops"]), "b": container_service(b, owners=["dbteam"], depends_on=["a"])}
+    services = {"a": service(a, owners=["ops"]), "b": service(b, owners=["dbteam"], depends_on=["a"])}
     bot = await make_bot(app_yaml(services, roles=roles))
     before = {name: own.inspect(name)["State"]["StartedAt"] for name in (a, b)}
 
@@ -512,7 +356,7 @@ async def test_force_recreate_keeps_the_anonymous_volume(make_bot, own, docker_c
     [old_mount] = [m for m in old["Mounts"] if m["Destination"] == "/data"]
     assert old_mount["Type"] == "volume"
     assert own.sh(name, "echo keep > /data/marker") == (0, "")
-    bot = await make_bot(app_yaml({"db": container_service(name)}))
+    bot = await make_bot(app_yaml({"db": service(name)}))
 
     reply = await bot.handle(ask("UOPS1", "db --force-recreate"))
     request_id = request_id_of(reply)
@@ -546,7 +390,7 @@ async def test_a_docker_engine_that_cannot_be_reached_is_contained(make_bot, mon
     for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
         monkeypatch.delenv(name, raising=False)
     services = {
-        "web": container_service("opsbot-test-rec-unreachable"),
+        "web": service("opsbot-test-rec-unreachable"),
         "database": {"owners": ["ops"], "checks": [{"kind": "tcp", "host": "127.0.0.1", "port": 5432}]},
     }
     bot = await make_bot(app_yaml(services))

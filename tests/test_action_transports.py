@@ -12,7 +12,6 @@ to it, the bot's AsyncWebClient and response_url posts going to the Slack double
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import time
@@ -24,17 +23,17 @@ import aiohttp
 import docker
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from slack_double import block_texts
 from conftest import SIGNING_SECRET, fleet, free_port, wait_until
-from slack_signing import block_actions_body, sign, slash_command_body
+from slack_signing import block_actions_body, sign
 
 from bot.action import service as requests
 from bot.audit import service as audit
-from bot.pipeline.roles import RoleDirectory
-from bot.transport.server import build_web_app
-from bot.transport.slack import build_slack_app, group_lookup, web_client
+
+pytest.register_assert_rewrite("action_helpers")  # its asserts report like this module's
+
+from action_helpers import Served, blocks_of, send_slash_restart, serving  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -217,47 +216,16 @@ def test_console_numbers_that_are_not_buttons_and_users_without_the_role(tmp_pat
 # --- Slack ----------------------------------------------------------------------------------
 
 
-class Served:
-    def __init__(self, bot, url: str):
-        self.bot, self.url = bot, url
-
-    async def post(self, body: str, secret: str = SIGNING_SECRET) -> tuple[int, str]:
-        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(secret, body)}
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.url}/slack/events", data=body.encode(), headers=headers) as response:
-                return response.status, await response.text()
-
-
 @pytest_asyncio.fixture
 async def served(slack, make_bot, service):
-    runners: list[web.AppRunner] = []
     bot = await make_bot(restart_config(service), api_url=slack.api_url)
-    client = web_client(bot.settings)
-    bot.roles = RoleDirectory(bot.config, group_lookup(client))
-    app = build_slack_app(bot, bot.settings, client)
-    runner = web.AppRunner(build_web_app(bot, app), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    runners.append(runner)
-    yield Served(bot, f"http://127.0.0.1:{port}")
-    await app.background_work.drain(30)
-    for runner in runners:
-        await runner.cleanup()
-
-
-def blocks_of(call) -> list[dict]:
-    blocks = call.args.get("blocks")
-    return json.loads(blocks) if isinstance(blocks, str) else blocks
-
-
+    async with serving(bot) as running:
+        yield running
 
 
 async def request_restart(slack, served: Served, user: str = "UOPS1") -> tuple[int, str]:
     """Slash command /restart svc; returns (request id, message ts) of the posted plan."""
-    url = slack.new_response_url()
-    status, _ = await served.post(slash_command_body("/restart", "svc", user_id=user, channel_id="C1", response_url=url))
-    assert status == 200
+    url = await send_slash_restart(slack, served, user)
     [posted] = await slack.wait_for("chat.postMessage", 1, timeout=15)
     assert posted.ok, posted.response  # the double validated the blocks
     assert posted.args["channel"] == "C1"

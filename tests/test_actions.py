@@ -17,30 +17,45 @@ import uuid
 
 import aiohttp
 import docker
-import docker.errors
 import pytest
-import yaml
 from conftest import REDIS_URL, fleet, free_port, wait_until
 from sqlalchemy import select
 
 from bot.action import service as requests
 from bot.action.flow import sweep_expired
-from bot.action.models import ActionLock, ActionRequest
 from bot.audit import service as audit
 from bot.check.models import CheckRun
-from bot.pipeline.messenger import Click
-from bot.pipeline.reply import Actions, Context, Header, Outcome, Preformatted, Reply, Section
+from bot.pipeline.reply import Actions, Outcome, Preformatted, Section
 from bot.pipeline.request import Request
 from bot.storage import utcnow
 
+pytest.register_assert_rewrite("action_helpers")  # its asserts report like this module's
+
+from action_helpers import (  # noqa: E402
+    IMAGE,
+    OwnContainers,
+    RecordingMessenger,
+    app_yaml,
+    ask,
+    assert_one_sentence,
+    buttons,
+    click,
+    everything,
+    lock_of,
+    own_fixture,
+    request_id_of,
+    request_rows,
+    service,
+    state_of,
+    trail,
+    unique_service,
+)
+from action_helpers import database  # noqa: E402,F401 (fixture)
+
 FLEET = fleet()
-IMAGE = FLEET["OPSBOT_FLEET_IMAGE"]
 OOM_ENFORCED = FLEET["OPSBOT_FLEET_OOM"] == "1"
 REDIS = FLEET.get("OPSBOT_TEST_REDIS_URL", REDIS_URL)
-RUN_LABEL = "opsbot.test.actions"
 
-ROLES = {"ops": {"users": ["UOPS1", "UOPS2", "UOPS3"]}, "dev": {"users": ["UDEV1"]}}
-HEALTHY_VERIFY = {"deadline": "20s", "interval": "200ms"}
 FAILING_VERIFY = {"deadline": "3s", "interval": "200ms"}
 LOCKED = re.compile(r"is locked by request #(\d+) \(/restart by <@(U[A-Z0-9]+)>\) since \d\d:\d\d UTC")
 
@@ -48,25 +63,11 @@ LOCKED = re.compile(r"is locked by request #(\d+) \(/restart by <@(U[A-Z0-9]+)>\
 # --------------------------------------------------------------------------- containers
 
 
-class OwnContainers:
-    """Containers this test creates; all of them (and any the bot recreated from them) go at teardown."""
+class ActionContainers(OwnContainers):
+    """This module's containers (opsbot-test-act-*): busybox httpd, crashing and OOM-killed ones besides idle."""
 
-    def __init__(self, client: docker.DockerClient):
-        self.client = client
-        self.tag = uuid.uuid4().hex[:12]
-
-    def run(self, command: list[str], *, name: str | None = None, **kwargs) -> str:
-        name = name or f"opsbot-test-act-{uuid.uuid4().hex[:12]}"
-        self.client.containers.run(
-            IMAGE,
-            command,
-            name=name,
-            detach=True,
-            network_mode="host",
-            labels={"opsbot.test": "1", RUN_LABEL: self.tag},
-            **kwargs,
-        )
-        return name
+    prefix = "opsbot-test-act-"
+    run_label = "opsbot.test.actions"
 
     async def httpd(self, *, name: str | None = None, port: int | None = None) -> tuple[str, int]:
         """A busybox httpd (PID 1, ignores SIGTERM) serving /health; returns once it answers."""
@@ -91,22 +92,6 @@ class OwnContainers:
         await wait_until(lambda: not self.inspect(name)["State"]["Running"], timeout=30)
         return name
 
-    def idle(self) -> str:
-        return self.run(["sh", "-c", "exec sleep 3600"])
-
-    def inspect(self, name: str) -> dict | None:
-        try:
-            return self.client.api.inspect_container(name)
-        except docker.errors.NotFound:
-            return None
-
-    def cleanup(self) -> None:
-        for container in self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={self.tag}"}):
-            try:
-                container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-
 
 @pytest.fixture(scope="session")
 def docker_client():
@@ -115,17 +100,13 @@ def docker_client():
     client.close()
 
 
-@pytest.fixture
-def own(docker_client):
-    containers = OwnContainers(docker_client)
-    yield containers
-    containers.cleanup()
+own = own_fixture(ActionContainers)
 
 
 @pytest.fixture(scope="module")
 def idle_container(docker_client):
     """Read-only target for tests that never approve: it only has to exist."""
-    containers = OwnContainers(docker_client)
+    containers = ActionContainers(docker_client)
     name = containers.idle()
     yield name
     containers.cleanup()
@@ -168,113 +149,13 @@ async def docker_events(client: docker.DockerClient, container_id: str, since: i
     return await asyncio.to_thread(count)
 
 
-# --------------------------------------------------------------------------- config and bot helpers
-
-
-def service(container: str, *, port: int | None = None, min_uptime: str | None = None, **extra) -> dict:
-    checks: list[dict] = []
-    if port is not None:
-        checks.append({"kind": "http", "url": f"http://127.0.0.1:{port}/health"})
-    container_check: dict = {"kind": "container"}
-    if min_uptime:
-        container_check["min_uptime"] = min_uptime
-    checks.append(container_check)
-    return {"container": container, "owners": ["ops"], "checks": checks, **extra}
-
-
-def app_yaml(services: dict, *, approval: dict | None = None, verify: dict | None = None, roles: dict | None = None) -> str:
-    action = {
-        "kind": "docker_restart",
-        "timeout": "1s",
-        "approval": {"approvals": 1, "expires": "15m", **(approval or {})},
-        "verify": verify or HEALTHY_VERIFY,
-    }
-    return yaml.safe_dump(
-        {"version": 1, "services": services, "roles": roles or ROLES, "actions": {"restart": action}}, sort_keys=False
-    )
-
-
-def unique_service() -> str:
-    return f"svc-{uuid.uuid4().hex[:8]}"
-
-
-def ask(user: str, text: str) -> Request:
-    return Request(user, "C1", "restart", text, "console")
-
-
-def click(user: str, request_id: int, action: str = "approve") -> Click:
-    return Click(user, action, str(request_id), "C1", "console")
-
-
-def buttons(reply: Reply) -> list:
-    return [button for block in reply.blocks if isinstance(block, Actions) for button in block.buttons]
-
-
-def request_id_of(reply: Reply) -> int:
-    found = buttons(reply)
-    assert [b.action_id for b in found] == ["approve", "deny"], reply.text
-    assert len({b.value for b in found}) == 1
-    return int(found[0].value)
-
-
-def everything(reply: Reply) -> str:
-    """The reply as a person sees it: text and every block."""
-    parts = [reply.text]
-    for block in reply.blocks:
-        if isinstance(block, (Header, Section, Preformatted, Context)):
-            parts.append(block.text)
-    return "\n".join(parts)
-
-
-def assert_one_sentence(reply: Reply) -> None:
-    assert reply.ephemeral
-    assert "\n" not in reply.text and len(reply.text) < 600, reply.text
-    assert "Traceback" not in reply.text
-
-
-async def state_of(bot, request_id: int) -> str:
-    return (await requests.get(bot.db, request_id)).state
-
-
-async def trail(bot, service_name: str, request_id: int) -> list[str]:
-    """Audit outcomes recorded for one request, oldest first."""
-    rows = await audit.entries(bot.db, limit=1000, target=service_name)
-    return [row.outcome for row in reversed(rows) if row.arguments.startswith(f"#{request_id} ")]
-
-
-async def request_rows(bot, service_name: str | None = None) -> list[ActionRequest]:
-    query = select(ActionRequest).order_by(ActionRequest.id)
-    if service_name is not None:
-        query = query.where(ActionRequest.service == service_name)
-    async with bot.db.sessions() as session:
-        return list((await session.execute(query)).scalars())
-
-
-async def lock_of(bot, service_name: str) -> ActionLock | None:
-    async with bot.db.sessions() as session:
-        return await session.get(ActionLock, requests.lock_key(service_name))
+# --------------------------------------------------------------------------- bot helpers
 
 
 async def verify_runs(bot, channel: str = "C1") -> list[CheckRun]:
     async with bot.db.sessions() as session:
         rows = await session.execute(select(CheckRun).where(CheckRun.trigger == "verify", CheckRun.channel == channel))
         return list(rows.scalars())
-
-
-class RecordingMessenger:
-    """A transport's post/update, recorded: shows what the edited request message looks like."""
-
-    def __init__(self):
-        self.posted: dict[str, Reply] = {}
-        self.updates: list[tuple[str, Reply]] = []
-
-    async def post(self, channel: str, reply: Reply) -> str:
-        ref = f"rec:{len(self.posted) + 1}"
-        self.posted[ref] = reply
-        return ref
-
-    async def update(self, ref: str, reply: Reply) -> None:
-        self.updates.append((ref, reply))
 
 
 # --------------------------------------------------------------------------- the happy path
@@ -640,12 +521,6 @@ async def test_plan_changed_since_the_request_is_refused(make_bot, own, docker_c
 
 
 # --------------------------------------------------------------------------- exactly once
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request):
-    """Each test runs on its own SQLite file and on the session PostgreSQL database."""
-    return None if request.param == "sqlite" else request.getfixturevalue("pg_database_url")
 
 
 def _exactly_once_config(svc: str, name: str, port: int, approvers: list[str]) -> str:
