@@ -179,10 +179,14 @@ async def state_of(bot, request_id: int) -> str:
     return (await requests.get(bot.db, request_id)).state
 
 
-async def trail(bot, service_name: str, request_id: int) -> list[str]:
-    """Audit outcomes recorded for one request, oldest first."""
+async def trail(bot, service_name: str, request_id: int, *, refusals: bool = False) -> list[str]:
+    """Audit outcomes recorded for one request, oldest first; refused clicks only when asked for."""
     rows = await audit.entries(bot.db, limit=1000, target=service_name)
-    return [row.outcome for row in reversed(rows) if row.arguments.startswith(f"#{request_id} ")]
+    return [
+        row.outcome
+        for row in reversed(rows)
+        if row.arguments.startswith(f"#{request_id} ") and (refusals or not row.outcome.endswith(" refused"))
+    ]
 
 
 async def request_rows(bot, service_name: str | None = None) -> list[ActionRequest]:

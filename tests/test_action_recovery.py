@@ -333,7 +333,7 @@ async def test_with_dependents_needs_the_roles_and_holds_the_locks_of_every_serv
         assert no.text == f"You cannot approve this: approving needs the {missing} role.", no.text
         assert_one_sentence(no)
         assert await state_of(bot, request_id) == "pending"
-    assert await trail(bot, "a", request_id) == ["requested", "approval refused", "approval refused"]
+    assert await trail(bot, "a", request_id, refusals=True) == ["requested", "approval refused", "approval refused"]
 
     result = await bot.handle_click(click("UBOTH2", request_id))
     done = await requests.get(bot.db, request_id)
@@ -344,7 +344,7 @@ async def test_with_dependents_needs_the_roles_and_holds_the_locks_of_every_serv
     for name in (a, b):
         after = own.inspect(name)
         assert after["State"]["Running"] and after["State"]["StartedAt"] != before[name]
-    assert await trail(bot, "a", request_id) == ["requested", "approval refused", "approval refused", "approved", "running", "succeeded"]
+    assert await trail(bot, "a", request_id, refusals=True) == ["requested", "approval refused", "approval refused", "approved", "running", "succeeded"]
 
 
 # --------------------------------------------------------------------------- 5. --force-recreate keeps anonymous volumes

@@ -354,7 +354,7 @@ async def test_self_approval_and_non_approvers_are_refused(make_bot, idle_contai
 
     assert await state_of(bot, request_id) == "pending"
     assert await requests.approvers(bot.db, request_id) == []
-    assert await trail(bot, "web", request_id) == ["requested", "approval refused", "approval refused"]
+    assert await trail(bot, "web", request_id, refusals=True) == ["requested", "approval refused", "approval refused", "denial refused"]
     assert (await lock_of(bot, "web")).request_id == request_id
     assert started_ns(await bot.checks.docker.inspect(idle_container)) == before
 
@@ -689,3 +689,13 @@ async def test_bad_restart_input_is_one_sentence_and_creates_nothing(make_bot, i
     request_id_of(after)
     assert [r.state for r in await request_rows(bot)] == ["pending"]
 
+
+
+async def test_refused_and_late_clicks_are_on_the_audit_trail(make_bot, own):
+    container, port = await own.httpd()
+    bot = await make_bot(app_yaml({"web": service(container, port=port)}))
+    request_id = request_id_of(await bot.handle(ask("UOPS1", "web")))
+    await bot.handle_click(click("UOPS2", request_id, "deny"))
+    late = await bot.handle_click(click("UOPS2", request_id))
+    assert late.text.startswith(f"Request #{request_id} was already decided by <@UOPS2>")
+    assert await trail(bot, "web", request_id, refusals=True) == ["requested", "denied", "approve refused"]

@@ -120,11 +120,13 @@ async def decide(bot, click: Click) -> Reply:
     if click.action_id == "deny":
         held = await bot.roles.roles_of(click.user_id)
         if click.user_id != request.requested_by and not all(policy.may_deny(held, bot.config, spec, name) for name in services):
-            return Reply.refusal("You cannot deny this request: only its requester or an approver can.", Outcome.denied)
+            refusal = "You cannot deny this request: only its requester or an approver can."
+            await _audit(bot, request, click.user_id, "denial refused", refusal, click.channel_id, click.transport)
+            return Reply.refusal(refusal, Outcome.denied)
         try:
             request = await requests.deny(bot.db, request.id, click.user_id)
         except requests.NotPending:
-            return await _already_decided(bot, request_id)
+            return await _already_decided(bot, request_id, click)
         await _audit(bot, request, click.user_id, "denied", channel=click.channel_id, transport=click.transport)
         await _update(bot, request)
         return Reply(text=f"You denied request #{request.id}; nothing was run.", ephemeral=True, outcome=Outcome.ok)
@@ -136,12 +138,14 @@ async def decide(bot, click: Click) -> Reply:
     try:
         request = await requests.approve(bot.db, request.id, click.user_id)
     except requests.AlreadyApproved:
-        return Reply.refusal(f"You already approved request #{request_id}; it needs another approver.")
+        refusal = f"You already approved request #{request_id}; it needs another approver."
+        await _audit(bot, request, click.user_id, "approval refused", refusal, click.channel_id, click.transport)
+        return Reply.refusal(refusal)
     except requests.NotPending:
         current = await requests.get(bot.db, request_id)
         if current.state == "pending" and await requests.expire(bot.db, request_id) is not None:
             return await _expired(bot, request_id, click)
-        return await _already_decided(bot, request_id)
+        return await _already_decided(bot, request_id, click)
     await _audit(bot, request, click.user_id, "approved", channel=click.channel_id, transport=click.transport)
     if request.state != "approved":
         await _update(bot, request)
@@ -215,10 +219,12 @@ async def _expired(bot, request_id: int, click: Click) -> Reply:
     return Reply.refusal(f"Request #{request_id} expired at {when(request.expires_at)}; request it again.")
 
 
-async def _already_decided(bot, request_id: int) -> Reply:
+async def _already_decided(bot, request_id: int, click: Click) -> Reply:
     request = await requests.get(bot.db, request_id)
     by = f" by <@{request.decided_by}>" if request.decided_by else ""
-    return Reply.refusal(f"Request #{request_id} was already decided{by}: it is {request.state}.")
+    refusal = f"Request #{request_id} was already decided{by}: it is {request.state}."
+    await _audit(bot, request, click.user_id, f"{click.action_id} refused", refusal, click.channel_id, click.transport)
+    return Reply.refusal(refusal)
 
 
 async def sweep_expired(bot) -> int:
