@@ -119,7 +119,7 @@ async def decide(bot, click: Click) -> Reply:
 
     if click.action_id == "deny":
         held = await bot.roles.roles_of(click.user_id)
-        if click.user_id != request.requested_by and not all(policy.may_deny(held, bot.config, spec, name) for name in services):
+        if click.user_id != request.requested_by and policy.missing_role(held, policy.approver_roles, bot.config, spec, services):
             refusal = "You cannot deny this request: only its requester or an approver can."
             await _audit(bot, request, click.user_id, "denial refused", refusal, click.channel_id, click.transport)
             return Reply.refusal(refusal, Outcome.denied)
@@ -199,10 +199,9 @@ async def _still_allowed(bot, request, spec) -> str | None:
     services = _services(request.plan)
     for approval in await requests.approvers(bot.db, request.id):
         held = await bot.roles.roles_of(approval.approver, fresh=True)
-        for name in services:
-            roles = policy.approver_roles(bot.config, spec, name)
-            if not roles & held:
-                return f"Request #{request.id} was not run: approver <@{approval.approver}> no longer holds the {policy.roles_phrase(roles)} role."
+        missing = policy.missing_role(held, policy.approver_roles, bot.config, spec, services)
+        if missing:
+            return f"Request #{request.id} was not run: approver <@{approval.approver}> no longer holds the {policy.roles_phrase(missing[1])} role."
     try:
         current = await restart_plan(bot.config, bot.checks.docker, request.action, spec, request.service, **request.plan["options"])
     except (PlanError, DockerUnavailable) as exc:
