@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from bot.check.engine import CheckEngine
@@ -33,6 +34,7 @@ class Bot:
         self.pipeline = Pipeline(ALL, DEFAULT_MIDDLEWARE)
         # Transports register how they post and edit messages: {"slack": ..., "console": ...}.
         self.messengers: dict[str, Messenger] = {}
+        self._housekeeping: asyncio.Task | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, config_path: str | None = None, group_lookup: GroupLookup | None = None) -> "Bot":
@@ -42,9 +44,11 @@ class Bot:
         return await self.pipeline.handle(request, self)
 
     async def handle_click(self, click: Click) -> Reply:
-        """A button press: Approve or Deny on an action request."""
+        """A button press: Approve or Deny on an action request; any other button gets one sentence."""
         from bot.action.flow import decide
 
+        if click.action_id not in ("approve", "deny"):
+            return Reply.refusal("That button is not one opsbot knows (it may belong to an older version); nothing was done.")
         try:
             return await decide(self, click)
         except Exception:
@@ -53,6 +57,19 @@ class Bot:
                 "That button press failed inside opsbot; the error is in the bot's log and the request's message shows its state.",
                 Outcome.error,
             )
+
+    def start_housekeeping(self) -> None:
+        """The periodic sweep, for serve and the console alike."""
+        if self._housekeeping is None:
+            self._housekeeping = asyncio.get_running_loop().create_task(self.sweep_forever())
+
+    async def stop_housekeeping(self) -> None:
+        """Cancelled and awaited: a sweep cut short must be over before the database closes."""
+        task, self._housekeeping = self._housekeeping, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def sweep_forever(self, interval: float = 30.0) -> None:
         """Run sweep() now (a restart may have left requests behind) and then every `interval` seconds."""
@@ -71,6 +88,7 @@ class Bot:
             log.warning("request sweep failed: %s", exc)
 
     async def close(self) -> None:
+        await self.stop_housekeeping()
         await self.checks.close()
         await self.coordinator.close()
         await self.db.close()

@@ -9,3 +9,9 @@ CHECK_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
 SLACK_API_ERRORS = Counter("opsbot_slack_api_errors_total", "Slack Web API calls that failed", ["method", "error"])
+SLACK_REFUSED = Counter(
+    "opsbot_slack_requests_refused_total",
+    "Inbound Slack requests refused before any handler ran (unsigned, malformed, too slow)",
+    ["reason"],
+)
+INTERACTIONS = Counter("opsbot_interactions_total", "Interactions acknowledged, by payload type", ["kind"])

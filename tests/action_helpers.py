@@ -30,7 +30,8 @@ from bot.pipeline.reply import Actions, Context, Header, Preformatted, Reply, Se
 from bot.pipeline.request import Request
 from bot.pipeline.roles import RoleDirectory
 from bot.transport.server import build_web_app
-from bot.transport.slack import build_slack_app, group_lookup, web_client
+from bot.transport.edge import SlackEdge
+from bot.transport.slack import group_lookup, web_client
 
 IMAGE = fleet()["OPSBOT_FLEET_IMAGE"]
 ROLES = {"ops": {"users": ["UOPS1", "UOPS2", "UOPS3"]}, "dev": {"users": ["UDEV1"]}}
@@ -237,13 +238,13 @@ async def serving(bot) -> AsyncIterator[Served]:
     """The bot behind Bolt's HTTP adapter on a free local port, talking to the Slack Web API at its settings' URL."""
     client = web_client(bot.settings)
     bot.roles = RoleDirectory(bot.config, group_lookup(client))
-    app = build_slack_app(bot, bot.settings, client)
-    runner = web.AppRunner(build_web_app(bot, app), access_log=None)
+    edge = SlackEdge(bot, client)
+    runner = web.AppRunner(build_web_app(bot, edge, bot.settings.slack_signing_secret), access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield Served(bot, f"http://127.0.0.1:{port}")
-    await app.background_work.drain(30)
+    await edge.work.drain(30)
     await runner.cleanup()
 
 

@@ -34,7 +34,8 @@ from bot.pipeline.roles import RoleDirectory
 from bot.storage import utcnow
 from bot.transport.blocks import to_slack
 from bot.transport.server import build_web_app
-from bot.transport.slack import build_slack_app, group_lookup, web_client
+from bot.transport.edge import SlackEdge
+from bot.transport.slack import group_lookup, web_client
 from bot.transport.text import to_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -524,7 +525,7 @@ async def serve_bot(slack, make_bot):
         bot = await make_bot(config_text, api_url=slack.api_url)
         client = web_client(bot.settings)
         bot.roles = RoleDirectory(bot.config, group_lookup(client))
-        runner = web.AppRunner(build_web_app(bot, build_slack_app(bot, bot.settings, client)), access_log=None)
+        runner = web.AppRunner(build_web_app(bot, SlackEdge(bot, client), bot.settings.slack_signing_secret), access_log=None)
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -27,7 +27,8 @@ from slack_signing import sign, slash_command_body
 from bot.audit import service as audit
 from bot.pipeline.roles import RoleDirectory
 from bot.transport.server import build_web_app
-from bot.transport.slack import build_slack_app, group_lookup, web_client
+from bot.transport.edge import SlackEdge
+from bot.transport.slack import group_lookup, web_client
 
 ROOT = Path(__file__).resolve().parent.parent
 OPSBOT = ROOT / ".venv" / "bin" / "opsbot"
@@ -101,7 +102,7 @@ async def serve_bot(slack, make_bot):
         bot = await make_bot(config_text, database_url, api_url=slack.api_url, **settings)
         client = web_client(bot.settings)
         bot.roles = RoleDirectory(bot.config, group_lookup(client))
-        app = build_web_app(bot, build_slack_app(bot, bot.settings, client))
+        app = build_web_app(bot, SlackEdge(bot, client), bot.settings.slack_signing_secret)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         port = free_port()
@@ -150,9 +151,6 @@ async def test_signed_health_is_acked_then_answered_once_in_channel(slack, serve
     rows = await audit_rows(served.bot)
     assert len(rows) == 1
     assert (rows[0].command, rows[0].user_id, rows[0].channel, rows[0].transport) == ("health", "UOPS1", "C1", "slack")
-    # Bolt verified the bot token once before dispatching, with the bearer header.
-    auth = slack.calls_to("auth.test")
-    assert auth and auth[0].headers["Authorization"] == f"Bearer {BOT_TOKEN}"
 
 
 async def test_forged_signature_is_refused_and_nothing_runs(slack, serve_bot):
@@ -567,6 +565,9 @@ async def test_opsbot_serve_process(slack, tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_for_healthz(url, process)
+        # serve checked the bot token once at start, with the bearer header.
+        auth = slack.calls_to("auth.test")
+        assert auth and auth[0].headers["Authorization"] == f"Bearer {BOT_TOKEN}"
         async with aiohttp.ClientSession() as http:
             response_url = slack.new_response_url()
             body = slash_command_body("/health", "", response_url=response_url)

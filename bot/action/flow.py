@@ -13,6 +13,7 @@ from bot.action.plan import PlanError, plan_hash, restart_plan
 from bot.action.views import request_message, when
 from bot.audit import service as audit
 from bot.docker_engine import DockerUnavailable
+from bot.pipeline.markup import Mention, Text
 from bot.pipeline.messenger import Click, MessagePostFailed
 from bot.pipeline.reply import Outcome, Reply
 
@@ -76,8 +77,11 @@ async def request_restart(bot, req, service: str, *, with_dependents: bool, forc
         if holder is None:
             return Reply.refusal(f"{service} is busy with another action; try again in a minute.", Outcome.usage_error)
         return Reply.refusal(
-            f"{holder.service} is locked by request #{holder.request_id} (/{holder.action} by <@{holder.holder}>) "
-            f"since {when(holder.since)}; wait for it to finish or be decided.",
+            Text(
+                f"{holder.service} is locked by request #{holder.request_id} (/{holder.action} by ",
+                Mention(holder.holder),
+                f") since {when(holder.since)}; wait for it to finish or be decided.",
+            ),
             Outcome.usage_error,
         )
     await _audit(bot, request, req.user_id, "requested", f"plan {request.plan_hash[:16]}")
@@ -201,7 +205,11 @@ async def _still_allowed(bot, request, spec) -> str | None:
         held = await bot.roles.roles_of(approval.approver, fresh=True)
         missing = policy.missing_role(held, policy.approver_roles, bot.config, spec, services)
         if missing:
-            return f"Request #{request.id} was not run: approver <@{approval.approver}> no longer holds the {policy.roles_phrase(missing[1])} role."
+            return Text(
+                f"Request #{request.id} was not run: approver ",
+                Mention(approval.approver),
+                f" no longer holds the {policy.roles_phrase(missing[1])} role.",
+            )
     try:
         current = await restart_plan(bot.config, bot.checks.docker, request.action, spec, request.service, **request.plan["options"])
     except (PlanError, DockerUnavailable) as exc:
@@ -220,8 +228,8 @@ async def _expired(bot, request_id: int, click: Click) -> Reply:
 
 async def _already_decided(bot, request_id: int, click: Click) -> Reply:
     request = await requests.get(bot.db, request_id)
-    by = f" by <@{request.decided_by}>" if request.decided_by else ""
-    refusal = f"Request #{request_id} was already decided{by}: it is {request.state}."
+    by = Text(" by ", Mention(request.decided_by)) if request.decided_by else ""
+    refusal = Text(f"Request #{request_id} was already decided", by, f": it is {request.state}.")
     await _audit(bot, request, click.user_id, f"{click.action_id} refused", refusal, click.channel_id, click.transport)
     return Reply.refusal(refusal)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from bot.action.models import ActionRequest
 from bot.action.plan import describe_step
+from bot.pipeline.markup import Mention, Text, mentions
 from bot.pipeline.reply import Actions, Button, Context, Header, Outcome, Preformatted, Reply, Section
 
 STATE_LINE = {
@@ -23,10 +24,10 @@ def when(dt) -> str:
 def request_message(request: ActionRequest, approvers: list[str], *, approver_roles: str, logs: str = "") -> Reply:
     plan = request.plan
     title = f"/{request.action} {request.service}: request #{request.id}"
-    who = f"Requested by <@{request.requested_by}> at {when(request.created_at)}"
+    who = Text("Requested by ", Mention(request.requested_by), f" at {when(request.created_at)}")
     needed = request.approvals_needed
     if needed:
-        who += f" · needs {needed} approval{'s' if needed > 1 else ''} from {approver_roles}"
+        who = Text(who, f" · needs {needed} approval{'s' if needed > 1 else ''} from {approver_roles}")
     steps = "\n".join(describe_step(i, step, plan.get("verify")) for i, step in enumerate(plan["steps"], 1))
     notes = []
     if plan.get("skipped"):
@@ -36,18 +37,18 @@ def request_message(request: ActionRequest, approvers: list[str], *, approver_ro
             f"{plan['service']} was OOM-killed: a plain restart may not clear it; "
             f"/{request.action} {plan['service']} --force-recreate makes a new container (runbook 000 section 1.1)."
         )
-    status = STATE_LINE[request.state]
+    status = Text(STATE_LINE[request.state])
     if request.state == "pending":
-        status += f" (expires {when(request.expires_at)})"
+        status = Text(status, f" (expires {when(request.expires_at)})")
         if approvers:
-            status += f"; approved so far by {', '.join(f'<@{a}>' for a in approvers)}"
+            status = Text(status, "; approved so far by ", mentions(approvers))
     elif request.state in ("denied",):
-        status += f" by <@{request.decided_by}> at {when(request.decided_at)}"
+        status = Text(status, " by ", Mention(request.decided_by), f" at {when(request.decided_at)}")
     elif request.state in ("approved", "running", "succeeded", "failed") and approvers:
-        status += f" · approved by {', '.join(f'<@{a}>' for a in approvers)}"
+        status = Text(status, " · approved by ", mentions(approvers))
     blocks = [Header(title), Section(who), Section("*Plan*\n" + steps)]
     blocks += [Section(note) for note in notes]
-    blocks.append(Section(f"*Status:* {status}"))
+    blocks.append(Section(Text("*Status:* ", status)))
     if request.result:
         blocks.append(Section(request.result))
     if logs:
@@ -66,5 +67,5 @@ def request_message(request: ActionRequest, approvers: list[str], *, approver_ro
     outcome = {"succeeded": Outcome.ok, "failed": Outcome.critical, "denied": Outcome.denied, "expired": Outcome.warning}.get(
         request.state, Outcome.ok
     )
-    text = f"{title}: {status}" + (f"\n{request.result}" if request.result else "")
+    text = Text(f"{title}: ", status, f"\n{request.result}" if request.result else "")
     return Reply(text=text, blocks=blocks, outcome=outcome)

@@ -32,3 +32,4 @@ class Click:
     value: str
     channel_id: str
     transport: str
+    team_id: str = ""  # the Slack workspace; empty on the console

@@ -3,12 +3,14 @@
 Slack formatting is normalised first, so `<@U123|ana>` and smart quotes from a phone
 keyboard mean the same as what a terminal user types. Nothing here ever reaches a shell:
 the result only selects among declared names and validated values.
+
+The result is plain text: Slack's `&lt;` becomes `<` again. That is safe because every
+reply is escaped once, by the renderer (bot/pipeline/markup.py), never here.
 """
 from __future__ import annotations
 
 import html
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,7 +20,9 @@ _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
 _SUBTEAM = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>")
 _SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
-_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>")
+# Any other <target|label> Slack writes for what was typed: links (http, mailto, tel, ...), dates.
+_LINK = re.compile(r"<([a-z][a-z0-9+.-]{0,20}:[^|<>]{0,3000})(?:\|[^<>]{0,3000})?>")
+_DATE = re.compile(r"<!date\^[^|<>]{0,200}\|([^<>]{0,200})>")
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'", "\u00a0": " "})
 
 
@@ -31,6 +35,7 @@ def normalise_slack_text(text: str) -> str:
     text = _CHANNEL.sub(r"\1", text)
     text = _SUBTEAM.sub(r"\1", text)
     text = _SPECIAL.sub(r"@\1", text)
+    text = _DATE.sub(r"\1", text)
     text = _LINK.sub(r"\1", text)
     text = html.unescape(text)  # Slack escapes &, < and > as &amp; &lt; &gt;
     return text.translate(_QUOTES).strip()
@@ -59,7 +64,7 @@ class Grammar:
         if any(ord(ch) < 32 and ch not in "\t\n" for ch in text):
             raise UsageError(f"The arguments contain control characters. Usage: {self.usage}")
         try:
-            words = shlex.split(normalise_slack_text(text), posix=True)
+            words = split_words(normalise_slack_text(text))
         except ValueError:
             raise UsageError(f"A quote is not closed. Usage: {self.usage}") from None
         by_flag = {o.flag: o for o in self.options}
@@ -106,6 +111,39 @@ class Grammar:
         elif positionals:
             raise UsageError(f"Unexpected '{_show(positionals[0])}'. Usage: {self.usage}")
         return ParsedArgs(named, values)
+
+
+def split_words(text: str) -> list[str]:
+    r"""Words separated by spaces; "..." or '...' at the start of a word (or after `=`) groups spaces.
+
+    Not shlex: an apostrophe inside a word is a letter ("can't connect"), and a backslash is
+    kept as typed, so `--grep /\d+ ms/` reaches the regex intact. Inside quotes only `\"`
+    (or `\'`) stands for the quote itself. ValueError when a quote is not closed.
+    """
+    words: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        word: list[str] = []
+        while i < n and not text[i].isspace():
+            ch = text[i]
+            if ch in "\"'" and (not word or word[-1] == "="):
+                i += 1
+                while i < n and text[i] != ch:
+                    if text[i] == "\\" and i + 1 < n and text[i + 1] == ch:
+                        i += 1
+                    word.append(text[i])
+                    i += 1
+                if i >= n:
+                    raise ValueError("a quote is not closed")
+                i += 1  # the closing quote
+                continue
+            word.append(ch)
+            i += 1
+        words.append("".join(word))
+    return words
 
 
 @dataclass(frozen=True)

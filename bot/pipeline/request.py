@@ -12,3 +12,4 @@ class Request:
     text: str  # argument text exactly as received
     transport: str  # "slack" or "console"
     trigger: str = "command"  # what started it; stored with check runs
+    team_id: str = ""  # the Slack workspace; empty on the console

@@ -1,8 +1,13 @@
-"""Reply -> Block Kit, inside Slack's limits (docs: 50 blocks, 3,000 characters a section)."""
+"""Reply -> Block Kit, inside Slack's limits (docs: 50 blocks, 3,000 characters a section).
+
+This is the one place where text is escaped for Slack: every string a Reply carries goes
+through `to_mrkdwn`, so only the bot's own `Mention`s become live markup.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.pipeline.markup import escape, to_mrkdwn
 from bot.pipeline.reply import Actions, Context, Header, Preformatted, Reply, Section
 
 MAX_BLOCKS = 50
@@ -26,14 +31,14 @@ def to_slack(reply: Reply) -> SlackMessage:
         if isinstance(block, Header):
             blocks.append({"type": "header", "text": {"type": "plain_text", "text": _clip(block.text, MAX_HEADER), "emoji": True}})
         elif isinstance(block, Section):
-            for chunk in split_text(block.text, MAX_SECTION):
+            for chunk in split_text(to_mrkdwn(block.text), MAX_SECTION):
                 blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
         elif isinstance(block, Preformatted):
             # Raw output (logs) is never mrkdwn: escaped, a log line cannot ping (<!channel>) or link (<url|text>).
             for chunk in split_text(escape(block.text.replace("```", "'''")), MAX_SECTION - 8):
                 blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{chunk}```"}})
         elif isinstance(block, Context):
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(block.text, MAX_SECTION)}]})
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(to_mrkdwn(block.text), MAX_SECTION)}]})
         elif isinstance(block, Actions):
             blocks.append({"type": "actions", "elements": [_button(b) for b in block.buttons[:25]]})
     attachment, filename = (reply.file.content, reply.file.filename) if reply.file else (None, None)
@@ -42,7 +47,7 @@ def to_slack(reply: Reply) -> SlackMessage:
         blocks = blocks[: MAX_BLOCKS - 1] + [
             {"type": "context", "elements": [{"type": "mrkdwn", "text": "Too long for one message: the full output is attached as a file."}]}
         ]
-    return SlackMessage(text=_clip(reply.text, MAX_TEXT), blocks=blocks, attachment=attachment, filename=filename)
+    return SlackMessage(text=_clip(to_mrkdwn(reply.text), MAX_TEXT), blocks=blocks, attachment=attachment, filename=filename)
 
 
 def _button(button) -> dict:
@@ -66,8 +71,9 @@ def split_text(text: str, limit: int) -> list[str]:
             if current:
                 chunks.append(current)
                 current = ""
-            chunks.append(line[:limit])
-            line = line[limit:]
+            head = _entity_safe(line, limit) or line[:limit]
+            chunks.append(head)
+            line = line[len(head):]
         candidate = f"{current}\n{line}" if current else line
         if len(candidate) > limit:
             chunks.append(current)
@@ -79,10 +85,15 @@ def split_text(text: str, limit: int) -> list[str]:
     return chunks
 
 
-def escape(text: str) -> str:
-    """Slack's three control characters as entities (its formatting docs ask for exactly these)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else _entity_safe(text, limit - 1) + "…"
+
+
+def _entity_safe(text: str, cut: int) -> str:
+    """text[:cut], backed off so the cut does not split an entity (&amp;) or a mention (<@U123>)."""
+    head = text[:cut]
+    for opener, closer in (("&", ";"), ("<", ">")):
+        start = head.rfind(opener, max(0, cut - 40))
+        if start != -1 and closer not in head[start:]:
+            head = head[:start]
+    return head

@@ -94,7 +94,7 @@ async def run_console(bot, user_id: str, stdin: TextIO = sys.stdin, stdout: Text
     interactive = stdin.isatty()
     if interactive:
         console.write(f"opsbot console as {user_id}. Type /help, or quit to leave.")
-    sweeper = asyncio.create_task(bot.sweep_forever())
+    bot.start_housekeeping()
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -111,5 +111,5 @@ async def run_console(bot, user_id: str, stdin: TextIO = sys.stdin, stdout: Text
                 break
             await console.handle_line(line)
     finally:
-        sweeper.cancel()
+        await bot.stop_housekeeping()
 

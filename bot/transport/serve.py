@@ -9,7 +9,8 @@ from aiohttp import web
 
 from bot.settings import Settings
 from bot.transport.server import build_web_app
-from bot.transport.slack import build_slack_app, group_lookup, web_client
+from bot.transport.edge import SlackEdge
+from bot.transport.slack import group_lookup, web_client
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +21,24 @@ async def serve(settings: Settings, config_path: str | None, host: str, port: in
     bot = load_bot(settings, config_path, group_lookup(client))
     if bot is None:
         return 2
-    socket_mode = bool(settings.slack_app_token)
-    slack_app = build_slack_app(bot, settings, client, socket_mode=socket_mode)
-    runner = web.AppRunner(build_web_app(bot, None if socket_mode else slack_app), access_log=None)
+    refusal = await _token_refusal(client)
+    if refusal:
+        log.error("opsbot serve cannot start: %s", refusal)
+        await bot.close()
+        return 2
+    edge = SlackEdge(bot, client)
+    socket = None
+    if settings.slack_app_token:
+        from bot.transport.socket_mode import SocketModeTransport
+
+        socket = SocketModeTransport(edge, settings.slack_app_token, client)
+    app = build_web_app(bot, None if socket else edge, settings.slack_signing_secret)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    socket_handler = None
-    if socket_mode:
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
-        socket_handler = AsyncSocketModeHandler(slack_app, settings.slack_app_token)
-        await socket_handler.connect_async()
+    if socket is not None:
+        await socket.connect()
         log.info("opsbot connected over Socket Mode; endpoints on http://%s:%s", host, port)
     else:
         log.info("opsbot listening on http://%s:%s (Slack at POST /slack/events)", host, port)
@@ -40,13 +47,32 @@ async def serve(settings: Settings, config_path: str | None, host: str, port: in
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    sweeper = loop.create_task(bot.sweep_forever())
+    bot.start_housekeeping()
     await stop.wait()
     log.info("shutting down")
-    sweeper.cancel()
-    if socket_handler is not None:
-        await socket_handler.close_async()
+    # Order matters: stop taking new work, let acknowledged work finish (its replies still go
+    # out), and only then close what that work uses.
+    await bot.stop_housekeeping()
+    if socket is not None:
+        await socket.close()
     await runner.cleanup()
-    await slack_app.background_work.drain()  # replies already acknowledged still go out
+    await edge.work.drain()
     await bot.close()
     return 0
+
+
+
+async def _token_refusal(client) -> str | None:
+    """Slack's answer to the bot token, once at start: a revoked token should stop the bot, not each command."""
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        await client.auth_test()
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", "unknown"))
+        if error in ("invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"):
+            return f"Slack refused SLACK_BOT_TOKEN ({error})"
+        log.warning("auth.test failed (%s); starting anyway", error)
+    except Exception as exc:  # Slack unreachable right now: serve anyway, commands will say so
+        log.warning("auth.test could not reach Slack (%s); starting anyway", exc.__class__.__name__)
+    return None

@@ -1,25 +1,60 @@
-"""The HTTP server: Slack at POST /slack/events, plus /healthz, /readyz and /metrics."""
+"""The HTTP server: Slack at POST /slack/events, plus /healthz, /readyz and /metrics.
+
+POST /slack/events, in this order: read the body under a timeout, check the signature on
+the raw bytes, and only then parse (bot/transport/inbound.py). Unsigned -> 401, malformed
+-> 400, too slow -> 408, too big -> 413; a body is never logged, whatever it holds.
+"""
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+
+from bot.metrics import SLACK_REFUSED
+from bot.transport.inbound import Malformed, parse_http
+from bot.transport.signing import signature_problem
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+# Slack sends its whole body at once; a client still sending after this is holding a connection open.
+BODY_TIMEOUT = 5.0
 
 
-def build_web_app(bot, slack_app=None) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+def build_web_app(bot, edge=None, signing_secret: str | None = None) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
 
     async def slack_events(request: web.Request) -> web.Response:
-        work = slack_app.background_work
-        work.ack_started()
         try:
-            bolt_response = await slack_app.async_dispatch(await to_bolt_request(request))
-            return await to_aiohttp_response(bolt_response)
+            body = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+        except asyncio.TimeoutError:
+            return _refused("too_slow", 408, "request body too slow")
+        except web.HTTPRequestEntityTooLarge:
+            return _refused("too_large", 413, "request body too large")
+        problem = signature_problem(
+            signing_secret or "",
+            request.headers.get("X-Slack-Request-Timestamp"),
+            request.headers.get("X-Slack-Signature"),
+            body,
+            time.time(),
+        )
+        if problem is not None or not signing_secret:
+            log.debug("refused an unsigned request: %s", problem)
+            return _refused("unsigned", 401, "invalid request")
+        # Counted only now: a slow or forged request must not hold back acknowledged work.
+        edge.work.ack_started()
+        try:
+            ack = await edge.receive(parse_http(request.content_type, body))
+        except Malformed as exc:
+            log.warning("refused a malformed Slack request: %s", exc)
+            return _refused("malformed", 400, "malformed request")
         finally:
-            work.ack_finished()
+            edge.work.ack_finished()
+        return web.Response(status=200) if ack is None else web.json_response(ack)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "healthy"})
@@ -31,12 +66,17 @@ def build_web_app(bot, slack_app=None) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    if slack_app is not None:
+    if edge is not None:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     return app
+
+
+def _refused(reason: str, status: int, error: str) -> web.Response:
+    SLACK_REFUSED.labels(reason).inc()
+    return web.json_response({"error": error}, status=status)
 
 
 async def readiness(bot) -> dict:

@@ -1,19 +1,21 @@
-"""The Slack edge: Bolt listeners that turn slash commands into Requests and Replies into messages."""
+"""Slack's Web API side: the client, group lookups, posting and editing messages, delivering replies.
+
+What comes in from Slack is in bot/transport/edge.py (both transports) with
+server.py (HTTP) and socket_mode.py.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import replace
 
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, async_default_handlers
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.metrics import SLACK_API_ERRORS
-from bot.pipeline.messenger import Click, MessagePostFailed
-from bot.pipeline.request import Request
+from bot.pipeline.messenger import MessagePostFailed
 from bot.redaction import redact
 from bot.settings import Settings
 from bot.transport.blocks import MAX_BLOCKS, to_slack
@@ -101,72 +103,25 @@ class BackgroundWork:
         return await coro
 
     async def drain(self, timeout: float = 30.0) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+        """Wait for the work in flight; what is still running after `timeout` is cancelled and awaited,
+        so nothing touches the database or Slack after this returns."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in pending:
+            log.warning("cancelling work still running at shutdown")
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
-def build_slack_app(bot, settings: Settings, client: AsyncWebClient, socket_mode: bool = False) -> AsyncApp:
-    app = AsyncApp(
-        client=client,
-        signing_secret=settings.slack_signing_secret,
-        request_verification_enabled=not socket_mode,  # the socket is authenticated instead
-        # Listeners ack and hand the work to a task, so the response leaves as soon as the listener
-        # returns; Bolt's default mode would poll for the ack every 10 ms instead.
-        process_before_response=True,
-    )
-    work = BackgroundWork()
-    app.background_work = work  # the server drains it on shutdown
-    bot.messengers["slack"] = SlackMessenger(client)
+def responder(response_url: str):
+    """`respond(text=..., blocks=..., response_type=...)` posting to one response_url (slack-sdk's webhook client)."""
 
-    @app.middleware
-    async def skip_retried_deliveries(body, next):  # noqa: A002 (Bolt's argument name)
-        """Slack retries deliveries (X-Slack-Retry-Num); the same request must never run twice."""
-        key = _delivery_key(body)
-        if key is not None and not await bot.coordinator.claim(key):
-            log.info("skipping a repeated delivery of %s", key)
-            return BoltResponse(status=200, body="")
-        return await next()
+    async def respond(**message):
+        return await AsyncWebhookClient(response_url).send(**message)
 
-    async def on_command(ack, body, respond, client):
-        await ack()
-        request = Request(
-            user_id=body.get("user_id", ""),
-            channel_id=body.get("channel_id", ""),
-            command=str(body.get("command", "")).lstrip("/"),
-            text=body.get("text") or "",
-            transport="slack",
-        )
-
-        async def run():
-            reply = await bot.handle(request)
-            await deliver(reply, respond, client, request.channel_id, request.command)
-
-        work.spawn(run())
-
-    async def on_button(ack, body, respond, client):
-        await ack()
-        action = (body.get("actions") or [{}])[0]
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
-        click = Click(
-            user_id=(body.get("user") or {}).get("id", ""),
-            action_id=str(action.get("action_id", "")),
-            value=str(action.get("value", "")),
-            channel_id=channel,
-            transport="slack",
-        )
-
-        async def run():
-            reply = await bot.handle_click(click)
-            reply.ephemeral = True  # the shared message is edited in place; this line is for the one who clicked
-            await deliver(reply, respond, client, channel, click.action_id, replace_original=False)
-
-        work.spawn(run())
-
-    for name in bot.pipeline.commands:
-        app.command(f"/{name}")(on_command)
-    for action_id in ("approve", "deny"):
-        app.action(action_id)(on_button)
-    return app
+    return respond
 
 
 PRIVATE_FILE_NOTE = (
@@ -207,11 +162,3 @@ async def deliver(reply, respond, client: AsyncWebClient, channel_id: str, comma
     except Exception as exc:  # response_url expired, network gone: log it, keep serving
         SLACK_API_ERRORS.labels("response_url", exc.__class__.__name__).inc()
         log.error("could not deliver /%s reply: %s", command, redact(str(exc))[:300])
-
-
-def _delivery_key(body: dict) -> str | None:
-    if body.get("event_id"):
-        return f"event:{body['event_id']}"
-    if body.get("trigger_id"):
-        return f"trigger:{body['trigger_id']}"
-    return None
