@@ -11,6 +11,22 @@ from bot.redaction import RedactingFilter
 from bot.settings import Settings
 
 CONSOLE_USER = "UCONSOLE"
+IMPERSONATION_HELP = "allow --as and 'as U...' against a server database (the two-person rule then rests on whoever holds this terminal)"
+
+
+def impersonation_allowed(settings: Settings, flag: bool) -> bool:
+    """Acting as someone else is how one terminal plays requester and approver. On the embedded SQLite
+    database that is a local rehearsal; on a server database it would sidestep the two-person rule."""
+    return flag or settings.database_url.startswith("sqlite")
+
+
+def _impersonation_refusal(settings: Settings, args) -> str | None:
+    if args.user != CONSOLE_USER and not impersonation_allowed(settings, args.allow_impersonation):
+        return (
+            f"--as {args.user[:20]} acts as another Slack user, which against a server database sidesteps the two-person rule; "
+            "add --allow-impersonation if that is what you mean."
+        )
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,12 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     shell = sub.add_parser("shell", help="the console: type /health, get the reply as text")
     shell.add_argument("--config")
     shell.add_argument("--as", dest="user", default=CONSOLE_USER, help="Slack user ID to act as")
+    shell.add_argument("--allow-impersonation", action="store_true", help=IMPERSONATION_HELP)
     shell.set_defaults(func=_shell)
 
     run = sub.add_parser("run", help='run one command, e.g. opsbot run "/health"; exit 0 ok, 1 warning/critical, 2 usage')
     run.add_argument("line", help='the command line, e.g. "/health backend"')
     run.add_argument("--config")
     run.add_argument("--as", dest="user", default=CONSOLE_USER)
+    run.add_argument("--allow-impersonation", action="store_true", help=IMPERSONATION_HELP)
     run.set_defaults(func=_run)
 
     start = sub.add_parser("start", help="serve when Slack tokens are set, otherwise open the console (make run)")
@@ -105,6 +123,10 @@ def _shell(args) -> int:
 
     _logging(logging.WARNING)
     settings = Settings.from_env()
+    refusal = _impersonation_refusal(settings, args)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     _prepare_embedded_database(settings)
     bot = _load_bot(settings, args.config)
     if bot is None:
@@ -112,7 +134,7 @@ def _shell(args) -> int:
 
     async def go():
         try:
-            await run_console(bot, args.user)
+            await run_console(bot, args.user, allow_impersonation=impersonation_allowed(settings, args.allow_impersonation))
         finally:
             await bot.close()
 
@@ -132,6 +154,10 @@ def _run(args) -> int:
         print(f"'{args.line[:40]}' is not a command; try opsbot run \"/health\".", file=sys.stderr)
         return 2
     settings = Settings.from_env()
+    refusal = _impersonation_refusal(settings, args)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     _prepare_embedded_database(settings)
     bot = _load_bot(settings, args.config)
     if bot is None:
@@ -155,7 +181,7 @@ def _start(args) -> int:
     if settings.slack_configured:
         return _serve(argparse.Namespace(config=args.config, host="0.0.0.0", port=None))
     print("No Slack tokens set (SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or SLACK_APP_TOKEN): opening the console.", file=sys.stderr)
-    return _shell(argparse.Namespace(config=args.config, user=CONSOLE_USER))
+    return _shell(argparse.Namespace(config=args.config, user=CONSOLE_USER, allow_impersonation=False))
 
 
 def _serve(args) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -39,17 +40,40 @@ class DockerGateway:
     def __init__(self, max_workers: int = 32):
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
         self._client = None
+        # Calls run on the worker threads, so the first ones race to create the client: one creates it
+        # under the lock, the others wait and use it (or get the same error, rather than each retrying in turn).
+        self._client_lock = threading.Lock()
+        self._attempts = 0
+        self._last_failure: str | None = None
 
     def _docker(self):
-        if self._client is None:
+        client = self._client
+        if client is not None:
+            return client
+        seen = self._attempts
+        with self._client_lock:
+            if self._client is not None:
+                return self._client
+            if self._attempts != seen and self._last_failure is not None:
+                raise DockerUnavailable(self._last_failure)  # the attempt this call waited on just failed
+            self._attempts += 1
             _sdk()
+            client = None
             try:
                 client = docker.from_env(timeout=30)
                 client.ping()
             except docker.errors.DockerException as exc:
-                raise DockerUnavailable(f"the Docker Engine is not reachable ({_reason(exc)})") from None
+                if client is not None:
+                    client.close()
+                self._last_failure = f"the Docker Engine is not reachable ({_reason(exc)})"
+                raise DockerUnavailable(self._last_failure) from None
+            except BaseException:  # a dropped connection surfaces from requests; _guarded words it
+                if client is not None:
+                    client.close()
+                raise
+            self._last_failure = None
             self._client = client
-        return self._client
+            return client
 
     async def _run(self, fn, *args):
         loop = asyncio.get_running_loop()

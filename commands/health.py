@@ -1,6 +1,13 @@
-"""/health [service ...]: every configured check, or those of the named services, at once."""
+"""/health [service ...]: every configured check, or those of the named services, at once.
+
+Concurrent requests for the same services share one run, and each user may start only so many
+runs a minute (bot.check.limits, per replica); `opsbot run` is not capped.
+"""
 from __future__ import annotations
 
+from dataclasses import replace
+
+from bot.check.limits import UNCAPPED_TRIGGERS, Limited
 from bot.check.result import SEVERITY
 from bot.check.service import UnknownService, resolve_services, run_health
 from bot.pipeline.commands import CommandSpec, Invocation
@@ -19,16 +26,25 @@ async def handle(inv: Invocation) -> Reply:
         return Reply.refusal(str(exc))
     if not services:
         return Reply.refusal("No services are configured: add them under services: in app.yaml, then run /health.")
-    report = await run_health(
-        inv.bot.checks,
-        inv.bot.db,
-        config,
-        services,
-        trigger=inv.request.trigger,
-        user=inv.request.user_id,
-        channel=inv.request.channel_id,
-    )
-    return render(report, services)
+    request = inv.request
+
+    def work():
+        return run_health(
+            inv.bot.checks,
+            inv.bot.db,
+            config,
+            services,
+            trigger=request.trigger,
+            user=request.user_id,
+            channel=request.channel_id,
+        )
+
+    capped_as = None if request.trigger in UNCAPPED_TRIGGERS else (request.team_id, request.user_id)
+    outcome = await inv.bot.checks.health.run(services, work, user=capped_as)
+    if isinstance(outcome, Limited):
+        return Reply.refusal(outcome.sentence)
+    report, shared = outcome
+    return render(replace(report, shared=True) if shared else report, services)
 
 
 def render(report, services: list[str]) -> Reply:
@@ -64,6 +80,8 @@ def render(report, services: list[str]) -> Reply:
         footer += " · not saved: the bot's database is unreachable"
     else:
         footer += f" · run #{report.run_id}"
+    if report.shared:
+        footer += " · shared with a run already in progress"
     blocks.append(Context(footer))
     text = header + "\n" + "\n".join(line.replace("*", "") for line in lines)
     return Reply(text=text, blocks=blocks, outcome=Outcome(overall))

@@ -163,20 +163,20 @@ def test_console_restart_approved_by_a_second_user(tmp_path, service):
     assert "Approve" not in after_click.split("Audit:")[0]
     assert "Request #1 succeeded." in out
 
-    # The audit trail, newest first.
+    # The audit trail, newest first: the command on record before it ran, then the request's steps.
     audit_part = out.split("Audit: svc, last 1d, ", 1)[1]
     lines = [line for line in audit_part.splitlines() if " /" in line]
     assert [line.split(" /", 1)[1].split(" -> ")[1].split(" (")[0] for line in lines] == [
         "succeeded",
         "running",
         "approved",
-        "ok",
+        "requested",
         "requested",
     ]
     assert "UOPS2" in lines[0] and "/restart #1 svc -> succeeded (svc: restarted in" in lines[0]
     assert "UOPS2" in lines[2] and "/restart #1 svc -> approved" in lines[2]
-    assert "UOPS1" in lines[3] and "/restart svc -> ok" in lines[3]
-    assert "UOPS1" in lines[4] and "/restart #1 svc -> requested (plan " in lines[4]
+    assert "UOPS1" in lines[3] and "/restart #1 svc -> requested (plan " in lines[3]
+    assert "UOPS1" in lines[4] and "/restart svc -> requested" in lines[4]
 
     assert service.started_at() != before
     assert service.running() and service.healthy()

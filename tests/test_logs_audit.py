@@ -338,8 +338,14 @@ async def test_catastrophic_regex_is_cut_off_and_the_bot_keeps_serving(make_bot,
         reply = await run(bot, "logs", "app --tail 1")
         assert reply.outcome is Outcome.ok and preformatted(reply) == "a" * 40 + "!"
         rows = await audit.entries(bot.db)
-        # Newest first; /help finished (and was recorded) before the slow /logs did.
-        assert [(r.command, r.outcome) for r in rows][:3] == [("logs", "ok"), ("logs", "usage_error"), ("help", "ok")]
+        # Newest first; /help finished (and was recorded) before the slow /logs did. A /logs that ran
+        # is on record as requested before it ran; its refusal gets a row of its own.
+        assert [(r.command, r.outcome) for r in rows][:4] == [
+            ("logs", "requested"),
+            ("logs", "usage_error"),
+            ("help", "ok"),
+            ("logs", "requested"),
+        ]
     finally:
         remove(client, container)
 
@@ -423,12 +429,16 @@ async def test_roles(logs_bot):
     reply = await run(logs_bot, "logs", "app --tail 1", user="UOPS2")
     assert reply.outcome is Outcome.ok and preformatted(reply) == "done"
     rows = await audit.entries(logs_bot.db, 100)
+    # The pipeline refuses UNOBODY before anything is recorded as requested; the service's own
+    # policy refuses after the request is on record.
     assert [(r.user_id, r.outcome) for r in reversed(rows)] == [
         ("UNOBODY", "denied"),
+        ("ULEAD1", "requested"),
         ("ULEAD1", "denied"),
+        ("UOPS1", "requested"),
         ("UOPS1", "denied"),
-        ("ULEAD1", "ok"),
-        ("UOPS2", "ok"),
+        ("ULEAD1", "requested"),
+        ("UOPS2", "requested"),
     ]
 
 
@@ -499,7 +509,7 @@ async def test_injection_attempts_get_one_sentence_and_run_nothing(logs_bot, log
     assert "uid=" not in reply.text and "root:x:0:0" not in reply.text
     assert len(reply.text) < 400
     assert logs_spy == []  # the Docker Engine was not asked for anything
-    [row] = await audit.entries(logs_bot.db)
+    row = (await audit.entries(logs_bot.db))[0]  # an unknown service is refused after the request is on record
     assert row.outcome == "usage_error" and row.command == "logs"
 
 
@@ -580,7 +590,7 @@ async def test_slack_long_logs_upload_a_file_and_fit_block_kit(slack, serve_bot,
     assert len(slack.response_posts(url)) == 1
 
     rows = await audit.entries(served.bot.db)
-    assert [(r.command, r.target, r.transport, r.outcome) for r in rows] == [("logs", "app", "slack", "ok")]
+    assert [(r.command, r.target, r.transport, r.outcome) for r in rows] == [("logs", "app", "slack", "requested")]
 
 
 async def test_slack_short_logs_need_no_file_and_refusals_are_ephemeral(slack, serve_bot, logs_container):
@@ -642,25 +652,28 @@ async def test_audit_lists_newest_first_and_filters_by_service(logs_bot):
 
     reply = await run(logs_bot, "audit", "")
     assert reply.outcome is Outcome.ok and reply.ephemeral
-    assert "Audit: last 1d, 4 entries" in reply.text
+    # Five /logs rows (the denied one also as requested) and this /audit's own "requested".
+    assert "Audit: last 1d, 6 entries" in reply.text
     lines = audit_lines(reply)
-    assert len(lines) == 4
-    assert "UOPS1" in lines[0] and "/logs app --tail abc -> usage_error" in lines[0]
-    assert "must be a whole number" in lines[0]  # refusals carry their sentence
-    assert "ULEAD1" in lines[1] and "/logs app --tail 3 -> denied" in lines[1]
-    assert "ULEAD1" in lines[2] and "/logs other --tail 2 -> ok" in lines[2]
-    assert "UOPS1" in lines[3] and "/logs app --tail 1 -> ok" in lines[3]
+    assert len(lines) == 6
+    assert "UOPS1" in lines[0] and "/audit  -> requested" in lines[0]
+    assert "UOPS1" in lines[1] and "/logs app --tail abc -> usage_error" in lines[1]
+    assert "must be a whole number" in lines[1]  # refusals carry their sentence
+    assert "ULEAD1" in lines[2] and "/logs app --tail 3 -> denied" in lines[2]
+    assert "ULEAD1" in lines[3] and "/logs app --tail 3 -> requested" in lines[3]
+    assert "ULEAD1" in lines[4] and "/logs other --tail 2 -> requested" in lines[4]
+    assert "UOPS1" in lines[5] and "/logs app --tail 1 -> requested" in lines[5]
     for line in lines:
         assert re.match(r"^\d\d-\d\d \d\d:\d\d:\d\d ", line), line
 
     reply = await run(logs_bot, "audit", "other")
     assert "Audit: other, last 1d, 1 entries" in reply.text
-    assert [line.split(" /", 1)[1] for line in audit_lines(reply)] == ["logs other --tail 2 -> ok"]
+    assert [line.split(" /", 1)[1] for line in audit_lines(reply)] == ["logs other --tail 2 -> requested"]
 
     # The /audit commands are on record too (target empty: they act on no service).
     reply = await run(logs_bot, "audit", "")
-    assert "/audit other -> ok" in audit_lines(reply)[0]
-    assert "/audit  -> ok" in audit_lines(reply)[1]
+    assert "/audit  -> requested" in audit_lines(reply)[0]
+    assert "/audit other -> requested" in audit_lines(reply)[1]
 
     reply = await run(logs_bot, "audit", "nosuch")
     assert_one_sentence(reply, "Unknown service 'nosuch'")
@@ -709,7 +722,7 @@ async def test_audit_needs_a_role(logs_bot):
     assert "UOPS1" not in reply.text
     # Any role is enough to read the trail.
     reply = await run(logs_bot, "audit", "", user="ULEAD1")
-    assert reply.outcome is Outcome.ok and "/logs app --tail 1 -> ok" in audit_lines(reply)[-1]
+    assert reply.outcome is Outcome.ok and "/logs app --tail 1 -> requested" in audit_lines(reply)[-1]
 
 
 async def test_audit_long_list_is_attached(logs_bot):
@@ -736,10 +749,12 @@ async def test_audit_rows_only_ever_grow(logs_bot):
         await run(logs_bot, "audit", "app")
         history.append(await snapshot(logs_bot))
     for before, after in zip(history, history[1:]):
-        assert len(after) == len(before) + 2  # the command and the /audit that read it
-        assert after[2:] == before  # nothing earlier changed or went away
+        # The command (one row, or requested plus its refusal) and the /audit that read it.
+        added = len(after) - len(before)
+        assert added in (2, 3)
+        assert after[added:] == before  # nothing earlier changed or went away
         assert after[0][0] > after[1][0] > (before[0][0] if before else 0)
-    assert len(history[-1]) == 10
+    assert len(history[-1]) == 11  # the unknown service 'ghost' was requested, then refused
 
 
 AUDIT_WRITE = [

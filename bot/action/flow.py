@@ -106,10 +106,10 @@ async def request_restart(bot, req, service: str, *, with_dependents: bool, forc
 
 
 async def decide(bot, click: Click) -> Reply:
-    try:
-        request_id = int(click.value)
-    except ValueError:
+    # Request ids are the database's integers: anything else (or too big for the column) is not ours.
+    if not (click.value.isascii() and click.value.isdigit() and len(click.value) <= 9):
         return Reply.refusal("That button does not belong to a request opsbot knows.")
+    request_id = int(click.value)
     request = await requests.get(bot.db, request_id)
     if request is None:
         return Reply.refusal(f"Request #{request_id} does not exist.")
@@ -117,6 +117,11 @@ async def decide(bot, click: Click) -> Reply:
     services = _services(request.plan)
     if spec is None or any(name not in bot.config.services for name in services):
         return Reply.refusal(f"Request #{request_id} is for something app.yaml no longer declares; request it again.")
+    # The button must be pressed where the request was made: same channel, same workspace.
+    if click.channel_id != request.channel:
+        refusal = f"That button does not belong to request #{request_id} in this channel; nothing was done."
+        await _audit(bot, request, click.user_id, f"{click.action_id} refused", refusal, click.channel_id, click.transport)
+        return Reply.refusal(refusal, Outcome.denied)
 
     if request.state == "pending" and await requests.expire(bot.db, request.id) is not None:
         return await _expired(bot, request.id, click)
@@ -201,6 +206,14 @@ async def execute(bot, request) -> Reply:
 
 async def _still_allowed(bot, request, spec) -> str | None:
     services = _services(request.plan)
+    held = await bot.roles.roles_of(request.requested_by, fresh=True)
+    missing = policy.missing_role(held, policy.request_roles, bot.config, spec, services)
+    if missing:
+        return Text(
+            f"Request #{request.id} was not run: its requester ",
+            Mention(request.requested_by),
+            f" no longer holds the {policy.roles_phrase(missing[1])} role.",
+        )
     for approval in await requests.approvers(bot.db, request.id):
         held = await bot.roles.roles_of(approval.approver, fresh=True)
         missing = policy.missing_role(held, policy.approver_roles, bot.config, spec, services)

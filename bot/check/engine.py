@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from bot.check.kinds import container, disk, exec as exec_kind, http, memory, postgres, redis, tcp, tls
+from bot.check.limits import HealthLimits
 from bot.check.result import CheckResult, Finding
 from bot.config.models import AppConfig, Service
 from bot.config.types import MissingEnvironment
@@ -39,10 +40,12 @@ class CheckContext:
 
 
 class CheckEngine:
-    """Owns the shared HTTP session and Docker gateway the check kinds use."""
+    """Owns the shared HTTP session and Docker gateway the check kinds use, and /health's limits
+    (runs in progress shared, runs per user capped; see bot.check.limits)."""
 
-    def __init__(self, docker: DockerGateway):
+    def __init__(self, docker: DockerGateway, health: HealthLimits | None = None):
         self.docker = docker
+        self.health = health or HealthLimits()
         self._http: aiohttp.ClientSession | None = None
 
     def _session(self) -> aiohttp.ClientSession:
@@ -90,6 +93,7 @@ class CheckEngine:
         ]
 
     async def close(self) -> None:
+        self.health.close()
         if self._http is not None:
             await self._http.close()
         self.docker.close()

@@ -39,6 +39,7 @@ class HealthReport:
     results: list[CheckResult]
     duration_ms: float
     run_id: int | None  # None when the database could not record it
+    shared: bool = False  # this caller joined a run already in progress (bot.check.limits)
 
     @property
     def status(self) -> str:

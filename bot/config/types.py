@@ -1,6 +1,7 @@
 """Small value types shared by the app.yaml models: durations, thresholds, env references."""
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Annotated, Mapping
@@ -18,8 +19,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Nothing the bot waits for or looks back over is longer; bigger values overflow datetime arithmetic.
+MAX_DURATION_SECONDS = 3660 * 86400  # ten years
+
+
 def parse_duration(value: object) -> float:
-    """'500ms', '5s', '15m', '1h', '2d' or a bare number of seconds -> seconds."""
+    """'500ms', '5s', '15m', '1h', '2d' or a bare number of seconds -> seconds, at most ten years."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like 5s, 500ms, 15m or 1h")
     if isinstance(value, (int, float)):
@@ -29,6 +34,8 @@ def parse_duration(value: object) -> float:
         if not match:
             raise ValueError("expected a duration like 5s, 500ms, 15m or 1h")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds) or seconds > MAX_DURATION_SECONDS:
+        raise ValueError("a duration can be at most 3660d (ten years)")
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
     return seconds

@@ -25,6 +25,7 @@ class Call:
     bot: object
     spec: CommandSpec | None = None
     args: ParsedArgs = field(default_factory=ParsedArgs)
+    recorded_first: bool = False  # audit_first wrote the "requested" row
 
 
 Next = Callable[[Call], Awaitable[Reply]]
@@ -72,27 +73,56 @@ async def contain_errors(call: Call, call_next: Next) -> Reply:
         )
 
 
-async def audit_trail(call: Call, call_next: Next) -> Reply:
-    """Every command is recorded before the user sees the answer."""
+async def _record(call: Call, outcome: str, detail: str = "") -> None:
     from bot.audit import service as audit
 
+    await audit.record(
+        call.bot.db,
+        user_id=call.request.user_id,
+        command=call.spec.name if call.spec else call.request.command[:64],
+        arguments=call.request.text,
+        channel=call.request.channel_id,
+        transport=call.request.transport,
+        outcome=outcome,
+        detail=detail,
+        target=str(call.args.positionals.get("service") or ""),
+    )
+
+
+async def audit_trail(call: Call, call_next: Next) -> Reply:
+    """Every command is recorded before the user sees the answer.
+
+    A role-gated command that ran and succeeded is already on record as "requested"
+    (audit_first); any other outcome gets its own row.
+    """
     reply = await call_next(call)
+    if call.recorded_first and reply.outcome is Outcome.ok:
+        return reply
     try:
-        await audit.record(
-            call.bot.db,
-            user_id=call.request.user_id,
-            command=call.spec.name if call.spec else call.request.command[:64],
-            arguments=call.request.text,
-            channel=call.request.channel_id,
-            transport=call.request.transport,
-            outcome=reply.outcome.value,
-            detail="" if reply.outcome in (Outcome.ok, Outcome.warning, Outcome.critical) else reply.text,
-            target=str(call.args.positionals.get("service") or ""),
-        )
+        await _record(call, reply.outcome.value, "" if reply.outcome in (Outcome.ok, Outcome.warning, Outcome.critical) else reply.text)
     except Exception as exc:
         log.error("audit write failed: %s", redact(str(exc))[:300])
         reply.blocks.append(Context("Not recorded in the audit log: the bot's database is unreachable."))
     return reply
+
+
+async def audit_first(call: Call, call_next: Next) -> Reply:
+    """A role-gated command is on record as requested before it runs; if that cannot be written, it does not run.
+
+    Public commands (/health, /help) still answer with the database down: that is when they matter.
+    """
+    if call.spec.public:
+        return await call_next(call)
+    try:
+        await _record(call, "requested")
+    except Exception as exc:
+        log.error("audit write failed, /%s not run: %s", call.spec.name, redact(str(exc))[:300])
+        return Reply.refusal(
+            f"/{call.spec.name} was not run: opsbot cannot write its audit log (the bot's database is unreachable). Try again shortly.",
+            Outcome.error,
+        )
+    call.recorded_first = True
+    return await call_next(call)
 
 
 async def find_command(call: Call, call_next: Next) -> Reply:
@@ -123,8 +153,17 @@ async def authorize(call: Call, call_next: Next) -> Reply:
     return await call_next(call)
 
 
-# audit_trail sits outside contain_errors so that failures are on record too.
-DEFAULT_MIDDLEWARE: list[Middleware] = [count_outcome, audit_trail, contain_errors, find_command, parse_arguments, authorize]
+# audit_trail sits outside contain_errors so that failures are on record too; audit_first runs
+# once the caller is known to be allowed, so refusals are not doubled.
+DEFAULT_MIDDLEWARE: list[Middleware] = [
+    count_outcome,
+    audit_trail,
+    contain_errors,
+    find_command,
+    parse_arguments,
+    authorize,
+    audit_first,
+]
 
 
 def _traceback() -> str:

@@ -1,7 +1,9 @@
 """The console: type `/health backend`, get the reply as text. Works with piped standard input.
 
 Buttons are numbered; typing the number presses it. `as U123` switches the user, so one
-terminal can play requester and approver.
+terminal can play requester and approver: allowed on the embedded SQLite database, and on
+a server database only with --allow-impersonation (see bot/cli.py). Everything typed here
+is audited with transport "console".
 """
 from __future__ import annotations
 
@@ -46,8 +48,9 @@ class ConsoleMessenger:
 
 
 class Console:
-    def __init__(self, bot, user_id: str, stdin: TextIO, stdout: TextIO):
+    def __init__(self, bot, user_id: str, stdin: TextIO, stdout: TextIO, allow_impersonation: bool = True):
         self.bot, self.user_id, self.stdin, self.stdout = bot, user_id, stdin, stdout
+        self.allow_impersonation = allow_impersonation
         self._buttons: dict[int, Button] = {}
         bot.messengers["console"] = ConsoleMessenger(self)
 
@@ -73,6 +76,12 @@ class Console:
             self.write(self.render(await self.bot.handle_click(click)))
             return
         if line.startswith("as "):
+            if not self.allow_impersonation:
+                self.write(
+                    "Switching user is off against a server database: it would let one person approve their own request. "
+                    "Start opsbot shell with --allow-impersonation to allow it."
+                )
+                return
             user = line[3:].strip()
             if not _USER_ID.match(user):
                 self.write("Type as followed by a Slack user ID, like: as U012ABCDEF")
@@ -89,8 +98,10 @@ class Console:
         self.write(self.render(await self.bot.handle(request)))
 
 
-async def run_console(bot, user_id: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
-    console = Console(bot, user_id, stdin, stdout)
+async def run_console(
+    bot, user_id: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, *, allow_impersonation: bool = True
+) -> None:
+    console = Console(bot, user_id, stdin, stdout, allow_impersonation)
     interactive = stdin.isatty()
     if interactive:
         console.write(f"opsbot console as {user_id}. Type /help, or quit to leave.")
