@@ -21,7 +21,12 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
-def downgrade(database_url: str, revision: str = "base") -> None:
+def downgrade(database_url: str, revision: str) -> None:
+    """Downgrade to `revision`, always named by the caller ("base" included): there is no default.
+
+    A step that would drop audit_log, its columns or its append-only triggers refuses
+    (alembic.util.CommandError) while audit rows exist; see migrations/audit_guard.py.
+    """
     command.downgrade(alembic_config(database_url), revision)
 
 

@@ -8,30 +8,59 @@
 #      started in the background (vfs, no bridge, no iptables) if not running.
 #   3. Image opsbot-test/busybox:1, built locally from the static busybox
 #      (Docker Hub is not reachable).
-#   4. The test fleet (label opsbot.test=1, all --network host):
-#        opsbot-test-web         running, healthy, httpd 127.0.0.1:18080
-#        opsbot-test-web500      running, httpd 127.0.0.1:18081, /cgi-bin/health -> 500
-#        opsbot-test-exited      exited, code 3
-#        opsbot-test-restarting  restart policy always, exits 1 after 1 s
-#        opsbot-test-oom         16 MiB limit, OOMKilled (if the kernel enforces it)
-#   5. tests/.fleet.env with what the tests may rely on (e.g. OPSBOT_FLEET_OOM).
+#   4. The test fleet of this checkout (all --network host), named after a
+#      per-checkout prefix so that two clones (two CI jobs) on one host never
+#      share container names or ports:
+#        PREFIX = $OPSBOT_TEST_PREFIX if set, else
+#                 opsbot-test-<first 8 hex of sha256(checkout's absolute path)>-
+#        ${PREFIX}web         running, healthy, httpd 127.0.0.1:WEB_PORT
+#        ${PREFIX}web500      running, httpd 127.0.0.1:WEB500_PORT, /cgi-bin/health -> 500
+#        ${PREFIX}exited      exited, code 3
+#        ${PREFIX}restarting  restart policy always, exits 1 after 1 s
+#        ${PREFIX}oom         16 MiB limit, OOMKilled (if the kernel enforces it)
+#      Every container carries the labels opsbot.test=1 and
+#      opsbot.test.prefix=$PREFIX (test-env-down.sh removes by the latter); the
+#      two web containers also carry opsbot.test.port=<their port>.
+#      Ports: $OPSBOT_TEST_WEB_PORT / $OPSBOT_TEST_WEB500_PORT if set; else the
+#      ports an existing fleet of this prefix already uses (so a second run reuses
+#      a healthy fleet); else the first free pair at or after a start derived from
+#      the prefix's hash, in 20000-31999 (below the kernel's ephemeral range),
+#      skipping ports in use and ports another opsbot fleet's containers claim.
+#   5. tests/.fleet.env with what the tests may rely on: the prefix, every
+#      container name, port and URL, OPSBOT_FLEET_OOM...
+#
+# scripts/test-env.sh --plan prints the prefix, names and ports this run would
+# use (KEY=VALUE lines, as in tests/.fleet.env) and changes nothing.
+# The old fixed-name fleet (opsbot-test-web on 18080, ...) that app.yaml's demo
+# expects is: OPSBOT_TEST_PREFIX=opsbot-test- OPSBOT_TEST_WEB_PORT=18080 \
+#             OPSBOT_TEST_WEB500_PORT=18081 scripts/test-env.sh
 #
 # Tear the fleet down with scripts/test-env-down.sh.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PLAN=0
+case "${1:-}" in
+    "") ;;
+    --plan) PLAN=1 ;;
+    *) echo "usage: $0 [--plan]" >&2; exit 2 ;;
+esac
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 FLEET_ENV="$ROOT/tests/.fleet.env"
 OOM_MARKER="$ROOT/tests/.fleet.oom-not-enforced"
 IMAGE="opsbot-test/busybox:1"
-PREFIX="opsbot-test-"
+ROOT_HASH="$(printf '%s' "$ROOT" | sha256sum | cut -c1-8)"
+PREFIX="${OPSBOT_TEST_PREFIX:-opsbot-test-$ROOT_HASH-}"
 LABEL="opsbot.test=1"
+PREFIX_LABEL="opsbot.test.prefix=$PREFIX"
+PORT_LABEL_KEY="opsbot.test.port"
+PORT_RANGE_START=20000 PORT_RANGE_SIZE=12000   # 20000-31999: below the ephemeral ports
 DOCKERD_LOG="/tmp/opsbot-dockerd.log"
 APT_LOG="/tmp/opsbot-test-env-apt.log"
 PG_HOST=127.0.0.1 PG_PORT=5432 PG_DB=test PG_USER="${PGUSER:-postgres}"
 REDIS_HOST=127.0.0.1 REDIS_PORT=6379
-WEB_PORT=18080 WEB500_PORT=18081
-WEB_URL="http://127.0.0.1:$WEB_PORT"
-WEB500_URL="http://127.0.0.1:$WEB500_PORT/cgi-bin/health"
+WEB_PORT="" WEB500_PORT=""      # chosen by choose_ports
+WEB_URL="" WEB500_URL=""
 
 START_SECONDS=$SECONDS
 
@@ -102,6 +131,69 @@ apt_install() {
 
 pkg_installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+# ------------------------------------------------- 0. prefix and ports
+
+check_prefix() {
+    [[ "$PREFIX" =~ ^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,40}$ ]] ||
+        die "OPSBOT_TEST_PREFIX='$PREFIX' cannot start a container name: use letters, digits, '_', '.', '-' (at most 41, starting with a letter or digit)."
+}
+
+docker_ok() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+
+# claimed_ports: ports that other opsbot fleets' containers (another prefix) are labelled with.
+claimed_ports() {
+    docker_ok || return 0
+    docker ps -a --filter "label=$LABEL" --filter "label=$PORT_LABEL_KEY" \
+        --format "{{.Label \"$PORT_LABEL_KEY\"}} {{.Label \"opsbot.test.prefix\"}}" 2>/dev/null |
+        while read -r port prefix; do
+            [ "$prefix" = "$PREFIX" ] || printf '%s\n' "$port"
+        done
+}
+
+# existing_port NAME: the port this prefix's container NAME was created with, if it
+# still can have it (it is running, or nothing else listens there); '' otherwise.
+existing_port() {
+    docker_ok || return 0
+    local name="$1" port
+    [ "$(ctr_field "$name" '{{index .Config.Labels "opsbot.test.prefix"}}')" = "$PREFIX" ] || return 0
+    port="$(ctr_field "$name" "{{index .Config.Labels \"$PORT_LABEL_KEY\"}}")"
+    [[ "$port" =~ ^[0-9]+$ ]] || return 0
+    if [ "$(ctr_field "$name" '{{.State.Running}}')" = true ] || ! tcp_open 127.0.0.1 "$port"; then
+        printf '%s\n' "$port"
+    fi
+}
+
+# pick_port START EXCLUDED...: the first port at or after START (wrapping inside the
+# range) that nothing listens on and that is neither EXCLUDED nor claimed by another fleet.
+pick_port() {
+    local start="$1"; shift
+    local taken=" $* $(claimed_ports | tr '\n' ' ') " i port
+    for ((i = 0; i < 200; i++)); do
+        port=$((PORT_RANGE_START + (start - PORT_RANGE_START + i) % PORT_RANGE_SIZE))
+        [[ "$taken" == *" $port "* ]] && continue
+        tcp_open 127.0.0.1 "$port" && continue
+        printf '%s\n' "$port"
+        return 0
+    done
+    die "no free port for the test fleet after 200 tries from $start; set OPSBOT_TEST_WEB_PORT and OPSBOT_TEST_WEB500_PORT."
+}
+
+choose_ports() {
+    local hash start
+    hash="$(printf '%s' "$PREFIX" | sha256sum | cut -c1-8)"
+    start=$((PORT_RANGE_START + (16#$hash % (PORT_RANGE_SIZE / 2)) * 2))
+    WEB_PORT="${OPSBOT_TEST_WEB_PORT:-$(existing_port "${PREFIX}web")}"
+    [ -n "$WEB_PORT" ] || WEB_PORT="$(pick_port "$start")"
+    WEB500_PORT="${OPSBOT_TEST_WEB500_PORT:-$(existing_port "${PREFIX}web500")}"
+    if [ -z "$WEB500_PORT" ] || { [ -z "${OPSBOT_TEST_WEB500_PORT:-}" ] && [ "$WEB500_PORT" = "$WEB_PORT" ]; }; then
+        WEB500_PORT="$(pick_port "$((start + 1))" "$WEB_PORT")"
+    fi
+    [[ "$WEB_PORT" =~ ^[0-9]+$ && "$WEB500_PORT" =~ ^[0-9]+$ && "$WEB_PORT" != "$WEB500_PORT" ]] ||
+        die "the web ports must be two different numbers (web $WEB_PORT, web500 $WEB500_PORT)."
+    WEB_URL="http://127.0.0.1:$WEB_PORT"
+    WEB500_URL="http://127.0.0.1:$WEB500_PORT/cgi-bin/health"
 }
 
 # ------------------------------------------------------ 1. postgres, redis
@@ -266,19 +358,21 @@ IMAGE_ID=""
 ctr_field() { docker inspect -f "$2" "$1" 2>/dev/null || true; }
 
 # ensure_container NAME OK-FN SETTLE-FN DOCKER-RUN-ARGS...
-# Keeps NAME if it was created from the same spec and image and OK-FN says its
-# state is as expected; otherwise (re)creates it and runs SETTLE-FN on it.
+# Keeps NAME if it was created from the same spec and image for this prefix and
+# OK-FN says its state is as expected; otherwise (re)creates it and runs SETTLE-FN on it.
 ensure_container() {
     local name="$1" ok_fn="$2" settle_fn="$3"; shift 3
     local spec
     spec="$(printf '%s\0' "$IMAGE_ID" "$@" | sha256sum | cut -c1-16)"
     if [ "$(ctr_field "$name" '{{index .Config.Labels "opsbot.test.spec"}}')" = "$spec" ] &&
+        [ "$(ctr_field "$name" '{{index .Config.Labels "opsbot.test.prefix"}}')" = "$PREFIX" ] &&
         [ "$(ctr_field "$name" '{{.Image}}')" = "$IMAGE_ID" ] && "$ok_fn" "$name"; then
         info "$name: up to date ($(ctr_state "$name"))"
         return
     fi
     if docker inspect "$name" >/dev/null 2>&1; then
         if [ "$(ctr_field "$name" '{{index .Config.Labels "opsbot.test.spec"}}')" != "$spec" ] ||
+            [ "$(ctr_field "$name" '{{index .Config.Labels "opsbot.test.prefix"}}')" != "$PREFIX" ] ||
             [ "$(ctr_field "$name" '{{.Image}}')" != "$IMAGE_ID" ]; then
             info "$name: created from another spec or image; recreating"
         else
@@ -288,7 +382,7 @@ ensure_container() {
     else
         info "$name: creating"
     fi
-    docker run -d --name "$name" --label "$LABEL" --label "opsbot.test.spec=$spec" \
+    docker run -d --name "$name" --label "$LABEL" --label "$PREFIX_LABEL" --label "opsbot.test.spec=$spec" \
         --network host "$@" >/dev/null
     "$settle_fn" "$name"
     info "$name: $(ctr_state "$name")"
@@ -306,7 +400,7 @@ port_free_for() {
     fi
 }
 
-# --- opsbot-test-web
+# --- ${PREFIX}web (@PORT@ is replaced with WEB_PORT)
 WEB_SCRIPT=$(cat <<'EOF'
 echo "web: starting opsbot test web server"
 echo "web: config DATABASE_URL=postgres://app:s3cr3t@db/app"
@@ -314,8 +408,8 @@ echo "ERROR cache warmup failed: connection refused (simulated)"
 mkdir -p /www
 printf '%s\n' '{"status":"healthy","checks":{"database":{"status":"healthy","latency":"2ms"},"cache":{"status":"healthy"}}}' >/www/health
 printf '%s\n' '{"status":"unhealthy","checks":{"database":{"status":"healthy","latency":"2ms"},"cache":{"status":"healthy"},"migrations":{"status":"unhealthy","message":"migration pending"}}}' >/www/ready
-echo "web: listening on 127.0.0.1:18080"
-exec httpd -f -p 127.0.0.1:18080 -h /www
+echo "web: listening on 127.0.0.1:@PORT@"
+exec httpd -f -p 127.0.0.1:@PORT@ -h /www
 EOF
 )
 web_ok() {
@@ -324,7 +418,7 @@ web_ok() {
 }
 web_settle() { :; }
 
-# --- opsbot-test-web500
+# --- ${PREFIX}web500 (@PORT@ is replaced with WEB500_PORT)
 WEB500_SCRIPT=$(cat <<'EOF'
 echo "web500: starting"
 mkdir -p /www/cgi-bin
@@ -335,13 +429,13 @@ printf 'Content-Type: application/json\r\n\r\n'
 printf '%s\n' '{"status":"unhealthy","error":"internal server error"}'
 CGI
 chmod 755 /www/cgi-bin/health
-echo "web500: listening on 127.0.0.1:18081"
-exec httpd -f -p 127.0.0.1:18081 -h /www
+echo "web500: listening on 127.0.0.1:@PORT@"
+exec httpd -f -p 127.0.0.1:@PORT@ -h /www
 EOF
 )
 running_ok() { [ "$(ctr_field "$1" '{{.State.Status}}')" = running ]; }
 
-# --- opsbot-test-exited
+# --- ${PREFIX}exited
 exited_ok() {
     [ "$(ctr_field "$1" '{{.State.Status}} {{.State.ExitCode}}')" = "exited 3" ]
 }
@@ -349,7 +443,7 @@ exited_settle() {
     timeout 30 docker wait "$1" >/dev/null || die "$1 did not exit within 30 s."
 }
 
-# --- opsbot-test-restarting
+# --- ${PREFIX}restarting
 restarting_ok() {
     case "$(ctr_field "$1" '{{.State.Status}}')" in running | restarting) ;; *) return 1 ;; esac
     [ "$(ctr_field "$1" '{{.RestartCount}}')" -gt 0 ] 2>/dev/null
@@ -358,7 +452,7 @@ restarting_settle() {
     wait_for 30 restarting_ok "$1" || die "$1 did not restart within 30 s (restart policy not working)."
 }
 
-# --- opsbot-test-oom
+# --- ${PREFIX}oom
 # dd allocates one 64 MiB buffer and fills it: over the 16 MiB limit it is
 # OOM-killed; if the limit is not enforced it simply finishes with exit 0
 # (bounded, so an unenforced limit cannot eat the machine).
@@ -371,20 +465,21 @@ oom_settle() {
 }
 
 ensure_fleet() {
-    step "Test fleet (${PREFIX}*, --network host, label $LABEL)"
+    step "Test fleet (${PREFIX}*, --network host, labels $LABEL $PREFIX_LABEL)"
+    info "ports: web $WEB_PORT, web500 $WEB500_PORT"
     IMAGE_ID="$(docker image inspect -f '{{.Id}}' "$IMAGE")"
 
     port_free_for "${PREFIX}web" "$WEB_PORT"
     ensure_container "${PREFIX}web" web_ok web_settle \
-        --restart unless-stopped \
+        --restart unless-stopped --label "$PORT_LABEL_KEY=$WEB_PORT" \
         --health-cmd "wget -q -O /dev/null http://127.0.0.1:$WEB_PORT/health" \
         --health-interval 2s --health-timeout 2s --health-retries 3 \
-        "$IMAGE" sh -c "$WEB_SCRIPT"
+        "$IMAGE" sh -c "${WEB_SCRIPT//@PORT@/$WEB_PORT}"
 
     port_free_for "${PREFIX}web500" "$WEB500_PORT"
     ensure_container "${PREFIX}web500" running_ok web_settle \
-        --restart unless-stopped \
-        "$IMAGE" sh -c "$WEB500_SCRIPT"
+        --restart unless-stopped --label "$PORT_LABEL_KEY=$WEB500_PORT" \
+        "$IMAGE" sh -c "${WEB500_SCRIPT//@PORT@/$WEB500_PORT}"
 
     ensure_container "${PREFIX}exited" exited_ok exited_settle \
         "$IMAGE" sh -c 'echo starting; echo ERROR fatal: config missing; exit 3'
@@ -443,20 +538,21 @@ verify_fleet() {
     fi
 }
 
-write_fleet_env() {
-    mkdir -p "$(dirname "$FLEET_ENV")"
-    local tmp="$FLEET_ENV.tmp.$$"
-    cat >"$tmp" <<EOF
-# Written by scripts/test-env.sh; describes the local test fleet.
+# fleet_env_lines: the KEY=VALUE lines tests/.fleet.env holds (--plan prints them too).
+fleet_env_lines() {
+    cat <<EOF
 OPSBOT_FLEET_OOM=$OOM_ENFORCED
 OPSBOT_FLEET_IMAGE=$IMAGE
 OPSBOT_FLEET_PREFIX=$PREFIX
 OPSBOT_FLEET_LABEL=$LABEL
+OPSBOT_FLEET_PREFIX_LABEL=$PREFIX_LABEL
 OPSBOT_FLEET_WEB=${PREFIX}web
+OPSBOT_FLEET_WEB_PORT=$WEB_PORT
 OPSBOT_FLEET_WEB_URL=$WEB_URL
 OPSBOT_FLEET_WEB_HEALTH_URL=$WEB_URL/health
 OPSBOT_FLEET_WEB_READY_URL=$WEB_URL/ready
 OPSBOT_FLEET_WEB500=${PREFIX}web500
+OPSBOT_FLEET_WEB500_PORT=$WEB500_PORT
 OPSBOT_FLEET_WEB500_URL=$WEB500_URL
 OPSBOT_FLEET_EXITED=${PREFIX}exited
 OPSBOT_FLEET_RESTARTING=${PREFIX}restarting
@@ -464,14 +560,23 @@ OPSBOT_FLEET_OOM_CONTAINER=${PREFIX}oom
 OPSBOT_TEST_POSTGRES_DSN=postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB
 OPSBOT_TEST_REDIS_URL=redis://$REDIS_HOST:$REDIS_PORT/0
 EOF
+}
+
+write_fleet_env() {
+    mkdir -p "$(dirname "$FLEET_ENV")"
+    local tmp="$FLEET_ENV.tmp.$$"
+    {
+        echo "# Written by scripts/test-env.sh; describes the local test fleet."
+        fleet_env_lines
+    } >"$tmp"
     mv -f "$tmp" "$FLEET_ENV"
 }
 
 summary() {
     step "Summary"
-    docker ps -a --filter "label=$LABEL" --filter "name=^$PREFIX" \
+    docker ps -a --filter "label=$LABEL" --filter "label=$PREFIX_LABEL" \
         --format '{{.Names}}\t{{.Status}}' | sort | while IFS=$'\t' read -r n s; do
-        printf '    %-24s %-42s %s\n' "$n" "$s" "$(ctr_state "$n")"
+        printf '    %-36s %-42s %s\n' "$n" "$s" "$(ctr_state "$n")"
     done
     info "web:    $WEB_URL/health (200 healthy), $WEB_URL/ready (200, one check unhealthy)"
     info "web500: $WEB500_URL (500)"
@@ -481,10 +586,18 @@ summary() {
     printf '==> test environment ready in %ss\n' "$((SECONDS - START_SECONDS))"
 }
 
+check_prefix
+if [ "$PLAN" = 1 ]; then
+    choose_ports
+    OOM_ENFORCED=""   # only known once the fleet ran
+    fleet_env_lines
+    exit 0
+fi
 ensure_postgres
 ensure_redis
 ensure_docker
 ensure_image
+choose_ports
 ensure_fleet
 verify_fleet
 write_fleet_env

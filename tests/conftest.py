@@ -32,6 +32,7 @@ PG_ADMIN_DSN = os.environ.get("OPSBOT_TEST_POSTGRES_DSN", f"postgresql://{PG_USE
 REDIS_URL = os.environ.get("OPSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-1-A0TEST-1-test-token"  # Socket Mode (apps.connections.open); slack.socket serves the WebSocket
 
 
 def fleet() -> dict[str, str]:
@@ -76,7 +77,7 @@ def sqlite_url(tmp_path):
 
 @pytest_asyncio.fixture(scope="session")
 async def slack():
-    double = SlackDouble(bot_token=BOT_TOKEN)
+    double = SlackDouble(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
     await double.start()
     yield double
     await double.stop()
@@ -101,7 +102,7 @@ def settings_for(database_url: str, *, redis_url: str | None = None, api_url: st
     return Settings.from_env(env)
 
 
-FLEET_CONFIG = """
+_FLEET_CONFIG_TEMPLATE = """
 version: 1
 services:
   database:
@@ -114,19 +115,19 @@ services:
       - kind: redis
         url: redis://127.0.0.1:6379/0
   web:
-    container: opsbot-test-web
+    container: {OPSBOT_FLEET_WEB}
     depends_on: [database, cache]
     checks:
       - kind: http
-        url: http://127.0.0.1:18080/health
-        expect_json: {status: healthy}
+        url: {OPSBOT_FLEET_WEB_HEALTH_URL}
+        expect_json: {{status: healthy}}
         nested_checks: checks
       - kind: container
   broken:
-    container: opsbot-test-web500
+    container: {OPSBOT_FLEET_WEB500}
     checks:
       - kind: http
-        url: http://127.0.0.1:18081/cgi-bin/health
+        url: {OPSBOT_FLEET_WEB500_URL}
 roles:
   ops:
     users: [UOPS1, UOPS2]
@@ -137,15 +138,37 @@ slack:
 """
 
 
+def fleet_config() -> str:
+    """The shared app.yaml (database, cache, web, broken) naming the fleet recorded in tests/.fleet.env."""
+    values = fleet()
+    keys = ("OPSBOT_FLEET_WEB", "OPSBOT_FLEET_WEB_HEALTH_URL", "OPSBOT_FLEET_WEB500", "OPSBOT_FLEET_WEB500_URL")
+    missing = [key for key in keys if not values.get(key)]
+    if missing:
+        pytest.fail(f"tests/.fleet.env lacks {', '.join(missing)}: run scripts/test-env.sh (make test does) to rewrite it.")
+    return _FLEET_CONFIG_TEMPLATE.format(**{key: values[key] for key in keys})
+
+
+def __getattr__(name: str):
+    # `from conftest import FLEET_CONFIG` lands here (PEP 562): the config is built from tests/.fleet.env
+    # when a test module imports it, so importing conftest itself never needs the fleet.
+    if name == "FLEET_CONFIG":
+        return fleet_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @pytest_asyncio.fixture
 async def make_bot(tmp_path):
     """make_bot(config_text, database_url, **settings) -> a Bot on real components; closed after the test.
+
+    Without config_text the bot gets FLEET_CONFIG (fleet_config()).
 
     Without database_url the bot gets its own migrated SQLite file.
     """
     bots = []
 
-    async def factory(config_text: str = FLEET_CONFIG, database_url: str | None = None, group_lookup=None, **settings):
+    async def factory(config_text: str | None = None, database_url: str | None = None, group_lookup=None, **settings):
+        if config_text is None:
+            config_text = fleet_config()
         if database_url is None:
             database_url = f"sqlite+aiosqlite:///{tmp_path / f'bot{len(bots)}.db'}"
             await upgrade_async(database_url)

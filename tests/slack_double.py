@@ -9,7 +9,11 @@ The double enforces the facts in ``/work/shared/docs/slack-contract.md`` so a
 green test means the real Slack would accept the same traffic:
 
 * bearer-token auth on every ``/api/<method>`` call (``not_authed`` /
-  ``invalid_auth``, HTTP 200 like Slack);
+  ``invalid_auth``, HTTP 200 like Slack); ``apps.connections.open`` takes the
+  app-level ``xapp-`` token and every other method the bot token (the wrong
+  kind is ``not_allowed_token_type``);
+* Socket Mode: ``apps.connections.open`` returns a single-use ``ws://`` URL
+  served by ``socket`` (:class:`socket_mode_double.SocketModeDouble`);
 * arguments accepted as JSON body, form body, or query string (merged);
 * Block Kit limits (see :func:`validate_blocks`) and message ``text`` length;
 * ``chat.update`` only on messages previously posted in that channel;
@@ -34,6 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+try:  # tests/ on sys.path (rootdir-relative imports, no tests/__init__.py)
+    from socket_mode_double import SocketModeDouble
+except ImportError:  # tests is a package
+    from tests.socket_mode_double import SocketModeDouble
 
 __all__ = [
     "BOT_ID",
@@ -418,8 +427,11 @@ class SlackDouble:
         await double.stop()
     """
 
-    def __init__(self, bot_token: str = "xoxb-test-token") -> None:
+    def __init__(self, bot_token: str = "xoxb-test-token", app_token: str = "xapp-1-A0TEST-1-test-token") -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
+        # Socket Mode rides on this server: /link/ is its WebSocket endpoint.
+        self.socket = SocketModeDouble()
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._response_posts: list[ResponsePost] = []
@@ -447,6 +459,7 @@ class SlackDouble:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{token}", self._handle_response_url)
+        self.socket.attach(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -456,6 +469,8 @@ class SlackDouble:
 
     async def stop(self) -> None:
         if self._runner is not None:
+            # Close WebSockets first: cleanup would otherwise wait on their handlers.
+            await self.socket.close()
             await self._runner.cleanup()
             self._runner = None
 
@@ -526,6 +541,7 @@ class SlackDouble:
         self._response_urls.clear()
         self._rate_limits.clear()
         self._failures.clear()
+        self.socket.reset()
 
     # -- recordings -----------------------------------------------------------
 
@@ -595,8 +611,12 @@ class SlackDouble:
         auth = request.headers.get("Authorization", "")
         if not auth:
             return 200, {"ok": False, "error": "not_authed"}, {}
-        if auth != f"Bearer {self.bot_token}":
-            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        # apps.connections.open takes only the app-level token, every other method only the bot token.
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if auth != f"Bearer {expected}":
+            # Slack tells a valid token of the wrong kind apart from an unknown one.
+            known = auth.removeprefix("Bearer ") in (self.bot_token, self.app_token)
+            return 200, {"ok": False, "error": "not_allowed_token_type" if known else "invalid_auth"}, {}
 
         limits = self._rate_limits.get(method)
         if limits:
@@ -702,6 +722,7 @@ class SlackDouble:
 
     def _builtin_handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         return {
+            "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
@@ -759,6 +780,9 @@ class SlackDouble:
         if _present(args, "thread_ts"):
             message["thread_ts"] = args["thread_ts"]
         return message
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.socket.issue_url(self.base_url)}
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -1,8 +1,12 @@
-"""Build inbound Slack requests (slash commands, block actions) for tests.
+"""Build inbound Slack requests (slash commands, interactions, events) for tests.
 
 ``sign`` computes the headers exactly as Slack does; the body builders produce
 the form bodies Slack POSTs to the bot, with every field the contract lists
-(``/work/shared/docs/slack-contract.md``).
+(``/work/shared/docs/slack-contract.md``). Each body is built from a dict
+builder (``slash_command_fields``, ``block_actions_payload``) whose output is
+what a Socket Mode envelope carries as its ``payload``, so both transports see
+the same content. ``view_submission_payload`` and ``event_callback_payload``
+build the modal-submit and Events API objects the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +19,17 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-__all__ = ["block_actions_body", "new_trigger_id", "sign", "slash_command_body"]
+__all__ = [
+    "block_actions_body",
+    "block_actions_payload",
+    "event_callback_payload",
+    "new_trigger_id",
+    "reaction_added_event",
+    "sign",
+    "slash_command_body",
+    "slash_command_fields",
+    "view_submission_payload",
+]
 
 TEAM_ID = "T0TEST"
 TEAM_DOMAIN = "opsbot-test"
@@ -47,7 +61,7 @@ def new_trigger_id() -> str:
     return f"{secrets.randbelow(10**13):013d}.{secrets.randbelow(10**12):012d}.{secrets.token_hex(16)}"
 
 
-def slash_command_body(
+def slash_command_fields(
     command: str,
     text: str,
     user_id: str = "U1",
@@ -55,9 +69,11 @@ def slash_command_body(
     response_url: str = UNSET_RESPONSE_URL,
     trigger_id: str | None = None,
     **extra: str,
-) -> str:
-    """The urlencoded body Slack POSTs for a slash command.
+) -> dict[str, str]:
+    """The fields of a slash command, every value a string.
 
+    Over HTTP they are form-encoded (:func:`slash_command_body`); over Socket
+    Mode this dict is the ``slash_commands`` envelope's payload as it is.
     ``extra`` overrides or adds fields, e.g. ``channel_name="incidents"`` or
     ``enterprise_id="E1", enterprise_name="Acme"`` for Enterprise Grid.
     """
@@ -77,10 +93,23 @@ def slash_command_body(
         "trigger_id": trigger_id or new_trigger_id(),
     }
     fields.update(extra)
-    return urlencode(fields)
+    return fields
 
 
-def block_actions_body(
+def slash_command_body(
+    command: str,
+    text: str,
+    user_id: str = "U1",
+    channel_id: str = "C1",
+    response_url: str = UNSET_RESPONSE_URL,
+    trigger_id: str | None = None,
+    **extra: str,
+) -> str:
+    """The urlencoded body Slack POSTs for a slash command (see :func:`slash_command_fields`)."""
+    return urlencode(slash_command_fields(command, text, user_id, channel_id, response_url, trigger_id, **extra))
+
+
+def block_actions_payload(
     user_id: str,
     action_id: str,
     value: str,
@@ -95,9 +124,11 @@ def block_actions_body(
     state_values: dict[str, Any] | None = None,
     trigger_id: str | None = None,
     is_ephemeral: bool = False,
-) -> str:
-    """The ``payload=<json>`` form body Slack POSTs when a button is clicked.
+) -> dict[str, Any]:
+    """The ``block_actions`` object Slack sends when a button is clicked.
 
+    Over HTTP it is JSON in the ``payload`` form field (:func:`block_actions_body`);
+    over Socket Mode it is the ``interactive`` envelope's payload as it is.
     Unless ``message_blocks`` is given, the clicked message is synthesised as a
     single actions block holding the button, so the payload is self-consistent.
     """
@@ -149,4 +180,127 @@ def block_actions_body(
             }
         ],
     }
+    return payload
+
+
+def block_actions_body(
+    user_id: str,
+    action_id: str,
+    value: str,
+    channel_id: str = "C1",
+    message_ts: str = DEFAULT_MESSAGE_TS,
+    response_url: str = UNSET_RESPONSE_URL,
+    block_id: str = "actions",
+    *,
+    button_text: str | None = None,
+    message_blocks: list[dict[str, Any]] | None = None,
+    message_text: str = "",
+    state_values: dict[str, Any] | None = None,
+    trigger_id: str | None = None,
+    is_ephemeral: bool = False,
+) -> str:
+    """The ``payload=<json>`` form body Slack POSTs when a button is clicked (see :func:`block_actions_payload`)."""
+    payload = block_actions_payload(
+        user_id,
+        action_id,
+        value,
+        channel_id,
+        message_ts,
+        response_url,
+        block_id,
+        button_text=button_text,
+        message_blocks=message_blocks,
+        message_text=message_text,
+        state_values=state_values,
+        trigger_id=trigger_id,
+        is_ephemeral=is_ephemeral,
+    )
     return urlencode({"payload": json.dumps(payload)})
+
+
+def view_submission_payload(
+    callback_id: str,
+    state_values: dict[str, Any],
+    *,
+    user_id: str = "U1",
+    private_metadata: str = "",
+    blocks: list[dict[str, Any]] | None = None,
+    view_id: str | None = None,
+    trigger_id: str | None = None,
+) -> dict[str, Any]:
+    """The ``view_submission`` object Slack sends when a modal is submitted.
+
+    Input values go in ``state_values`` as ``{block_id: {action_id: {"type": ..., "value": ...}}}``.
+    """
+    view_id = view_id or f"V{secrets.token_hex(5).upper()}"
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": TEAM_ID},
+        "api_app_id": API_APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "trigger_id": trigger_id or new_trigger_id(),
+        "view": {
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "type": "modal",
+            "blocks": blocks or [],
+            "private_metadata": private_metadata,
+            "callback_id": callback_id,
+            "state": {"values": state_values},
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "title": {"type": "plain_text", "text": "Opsbot", "emoji": True},
+            "close": None,
+            "submit": {"type": "plain_text", "text": "Submit", "emoji": True},
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": API_APP_ID,
+            "external_id": "",
+            "app_installed_team_id": TEAM_ID,
+            "bot_id": "BBOT",
+        },
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def event_callback_payload(
+    event: dict[str, Any], *, event_id: str | None = None, event_time: int | None = None
+) -> dict[str, Any]:
+    """The Events API ``event_callback`` body around ``event`` (HTTP body or ``events_api`` payload)."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": TEAM_ID,
+        "api_app_id": API_APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
+        "event_time": int(time.time()) if event_time is None else event_time,
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": TEAM_ID,
+                "user_id": "UBOT",
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
+
+
+def reaction_added_event(
+    user_id: str, reaction: str, channel_id: str, ts: str, *, item_user: str = "UBOT"
+) -> dict[str, Any]:
+    """A ``reaction_added`` event on a message (``pushpin`` is the 📌 reaction)."""
+    return {
+        "type": "reaction_added",
+        "user": user_id,
+        "reaction": reaction,
+        "item": {"type": "message", "channel": channel_id, "ts": ts},
+        "item_user": item_user,
+        "event_ts": f"{time.time():.6f}",
+    }

@@ -315,7 +315,7 @@ async def test_http_unset_variable_in_url_is_critical_not_a_crash(engine, monkey
     results = await run_checks(
         engine,
         [
-            {"kind": "http", "name": "templated", "url": "http://127.0.0.1:18080/${" + UNSET_VAR + "}"},
+            {"kind": "http", "name": "templated", "url": FLEET["OPSBOT_FLEET_WEB_URL"] + "/${" + UNSET_VAR + "}"},
             {"kind": "http", "name": "header", "url": WEB_HEALTH, "headers": {"Authorization": "Bearer ${" + UNSET_VAR + "}"}},
             {"kind": "http", "name": "fine", "url": WEB_HEALTH},
         ],
@@ -330,7 +330,7 @@ async def test_http_unset_variable_in_url_is_critical_not_a_crash(engine, monkey
 
 async def test_http_variable_in_url_is_expanded_when_set(engine, monkeypatch):
     monkeypatch.setenv(UNSET_VAR, "health")
-    result = await single(engine, {"kind": "http", "url": "http://127.0.0.1:18080/${" + UNSET_VAR + "}"})
+    result = await single(engine, {"kind": "http", "url": FLEET["OPSBOT_FLEET_WEB_URL"] + "/${" + UNSET_VAR + "}"})
     assert result.status == "ok"
     assert result.detail == "HTTP 200"
 
@@ -896,13 +896,13 @@ async def test_tls_against_plain_tcp_and_closed_port(engine):
     results = await run_checks(
         engine,
         [
-            {"kind": "tls", "name": "plain", "host": "127.0.0.1", "port": 18080},
+            {"kind": "tls", "name": "plain", "host": "127.0.0.1", "port": int(FLEET["OPSBOT_FLEET_WEB_PORT"])},
             {"kind": "tls", "name": "closed", "host": "127.0.0.1", "port": closed},
         ],
     )
     checks = by_label(results)
     assert checks["plain"].status == "critical"
-    assert re.fullmatch(r"TLS handshake with 127\.0\.0\.1:18080 failed \(\w+\)", checks["plain"].detail), checks["plain"].detail
+    assert re.fullmatch(rf"TLS handshake with 127\.0\.0\.1:{FLEET['OPSBOT_FLEET_WEB_PORT']} failed \(\w+\)", checks["plain"].detail), checks["plain"].detail
     assert checks["closed"].status == "critical"
     assert checks["closed"].detail.startswith(f"TLS handshake with 127.0.0.1:{closed} failed (")
 

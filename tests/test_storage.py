@@ -41,7 +41,7 @@ async def test_upgrade_downgrade_upgrade(backend, scratch_pg, sqlite_url):
     url = scratch_pg if backend == "postgres" else sqlite_url
     await asyncio.to_thread(upgrade, url)
     assert {"check_runs", "audit_log", "alembic_version"} <= await tables(url)
-    await asyncio.to_thread(downgrade, url)
+    await asyncio.to_thread(downgrade, url, "base")  # audit_log is empty, so every step may drop it
     assert await tables(url) <= {"alembic_version"}
     await asyncio.to_thread(upgrade, url)
     assert {"check_runs", "audit_log"} <= await tables(url)

@@ -67,6 +67,7 @@ async def request_restart(bot, req, service: str, *, with_dependents: bool, forc
             plan_hash=plan_hash(plan),
             requester=req.user_id,
             channel=req.channel_id,
+            team=req.team_id,
             transport=req.transport,
             approvals_needed=spec.approval.approvals,
             expires_in=spec.approval.expires,
@@ -118,7 +119,7 @@ async def decide(bot, click: Click) -> Reply:
     if spec is None or any(name not in bot.config.services for name in services):
         return Reply.refusal(f"Request #{request_id} is for something app.yaml no longer declares; request it again.")
     # The button must be pressed where the request was made: same channel, same workspace.
-    if click.channel_id != request.channel:
+    if (click.channel_id, click.team_id) != (request.channel, request.team):
         refusal = f"That button does not belong to request #{request_id} in this channel; nothing was done."
         await _audit(bot, request, click.user_id, f"{click.action_id} refused", refusal, click.channel_id, click.transport)
         return Reply.refusal(refusal, Outcome.denied)

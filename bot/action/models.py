@@ -23,6 +23,7 @@ class ActionRequest(Base):
     plan_hash: Mapped[str] = mapped_column(String(64))
     requested_by: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str] = mapped_column(String(32), default="")  # Slack workspace; "" on the console
     transport: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), index=True)
     approvals_needed: Mapped[int] = mapped_column(Integer)

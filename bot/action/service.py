@@ -55,6 +55,7 @@ async def open_request(
     channel: str,
     transport: str,
     approvals_needed: int,
+    team: str = "",
     expires_in: float,
     locked_services: list[str],
 ) -> ActionRequest:
@@ -71,6 +72,7 @@ async def open_request(
         plan_hash=plan_hash,
         requested_by=requester,
         channel=channel,
+        team=team,
         transport=transport,
         state="pending" if approvals_needed else "approved",
         approvals_needed=approvals_needed,

@@ -25,12 +25,12 @@ MAX_BODY = 1024 * 1024
 BODY_TIMEOUT = 5.0
 
 
-def build_web_app(bot, edge=None, signing_secret: str | None = None) -> web.Application:
+def build_web_app(bot, edge=None, signing_secret: str | None = None, body_timeout: float = BODY_TIMEOUT) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
 
     async def slack_events(request: web.Request) -> web.Response:
         try:
-            body = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+            body = await asyncio.wait_for(request.read(), body_timeout)
         except asyncio.TimeoutError:
             return _refused("too_slow", 408, "request body too slow")
         except web.HTTPRequestEntityTooLarge:

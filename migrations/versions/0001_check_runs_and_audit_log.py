@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from bot.storage import UtcDateTime
+from migrations.audit_guard import refuse_if_audit_rows
 
 revision = "0001"
 down_revision = None
@@ -46,6 +47,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    refuse_if_audit_rows("0001", "drops audit_log")
     op.drop_index(op.f("ix_audit_log_at"), table_name="audit_log")
     op.drop_table("audit_log")
     op.drop_index(op.f("ix_check_runs_started_at"), table_name="check_runs")

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from bot.storage import UtcDateTime
+from migrations.audit_guard import refuse_if_audit_rows
 
 revision = "0002"
 down_revision = "0001"
@@ -66,6 +67,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Checked before anything is dropped, so a refusal leaves this revision whole.
+    refuse_if_audit_rows("0002", "drops the column audit_log.target")
     op.drop_index(op.f("ix_audit_log_target"), table_name="audit_log")
     with op.batch_alter_table("audit_log") as batch:
         batch.drop_column("target")
