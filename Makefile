@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/opsbot migrate
 	$(BIN)/opsbot start
 
-fleet:
-	scripts/test-env.sh
+fleet:  # the demo fleet app.yaml names (make test starts its own, per checkout)
+	OPSBOT_TEST_PREFIX=opsbot-test- OPSBOT_TEST_WEB_PORT=18080 OPSBOT_TEST_WEB500_PORT=18081 scripts/test-env.sh
 
 fleet-down:
 	scripts/test-env-down.sh
