@@ -32,6 +32,7 @@ bench: $(STAMP)
 	scripts/test-env.sh
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/health_fanout.py
+	$(BIN)/python bench/hostile_edge.py
 
 config-reference: $(STAMP)
 	$(BIN)/opsbot config reference > docs/config-reference.md
