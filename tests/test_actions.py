@@ -25,6 +25,7 @@ from bot.action import service as requests
 from bot.action.flow import sweep_expired
 from bot.audit import service as audit
 from bot.check.models import CheckRun
+from bot.pipeline.messenger import Click
 from bot.pipeline.reply import Actions, Outcome, Preformatted, Section
 from bot.pipeline.request import Request
 from bot.storage import utcnow
@@ -495,6 +496,49 @@ async def test_approver_who_left_the_group_before_execution_stops_it(make_bot, o
     assert started_ns(own.inspect(name)) == started_ns(before)
     assert await docker_events(docker_client, before["Id"], since, "restart") == 0
     assert await trail(bot, "web", request_id) == ["requested", "approved", "approved", "refused"]
+
+
+async def test_requester_who_left_the_group_before_execution_stops_it(make_bot, own, docker_client):
+    name, port = await own.httpd()
+    members = {"SOPSGRP": ["UGRPA"]}
+
+    async def lookup(group: str) -> list[str]:
+        return list(members.get(group, []))
+
+    roles = {"ops": {"users": ["UOPS2"], "groups": ["SOPSGRP"]}}
+    bot = await make_bot(app_yaml({"web": service(name, port=port)}, roles=roles), group_lookup=lookup)
+    before = own.inspect(name)
+    since = int(time.time()) - 1
+    request_id = request_id_of(await bot.handle(ask("UGRPA", "web")))
+    members["SOPSGRP"].remove("UGRPA")  # the requester lost the role; the approver still holds it
+    result = await bot.handle_click(click("UOPS2", request_id))
+
+    assert result.text == f"Request #{request_id} was not run: its requester <@UGRPA> no longer holds the ops role."
+    assert_one_sentence(result)
+    assert (await requests.get(bot.db, request_id)).state == "failed"
+    assert await lock_of(bot, "web") is None
+    assert started_ns(own.inspect(name)) == started_ns(before)
+    assert await docker_events(docker_client, before["Id"], since, "restart") == 0
+    assert await trail(bot, "web", request_id) == ["requested", "approved", "refused"]
+
+
+async def test_a_click_from_another_channel_or_workspace_is_refused(make_bot, idle_container):
+    bot = await make_bot(app_yaml({"web": service(idle_container)}))
+    request_id = request_id_of(await bot.handle(ask("UOPS1", "web", team_id="T0HOME")))
+    for channel, team in (("C2", "T0HOME"), ("C1", "T0OTHER"), ("C1", "")):
+        reply = await bot.handle_click(Click("UOPS2", "approve", str(request_id), channel, "slack", team))
+        assert reply.text == f"That button does not belong to request #{request_id} in this channel; nothing was done."
+        assert reply.outcome is Outcome.denied
+    assert await state_of(bot, request_id) == "pending"
+    assert await trail(bot, "web", request_id, refusals=True) == ["requested"] + ["approve refused"] * 3
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "-1", "1e3", "\u0661", "", " 1", "1" * 10])
+async def test_button_values_that_are_not_request_ids_get_one_sentence(make_bot, value):
+    bot = await make_bot(app_yaml({"web": service("opsbot-test-no-such-container")}))
+    reply = await bot.handle_click(Click("UOPS2", "approve", value.encode().decode("unicode_escape"), "C1", "console"))
+    assert reply.text == "That button does not belong to a request opsbot knows."
+    assert_one_sentence(reply)
 
 
 async def test_plan_changed_since_the_request_is_refused(make_bot, own, docker_client):
