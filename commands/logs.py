@@ -14,7 +14,7 @@ from bot.docker_engine import DockerUnavailable
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.parse import Grammar, Option
 from bot.pipeline.reply import Context, FileAttachment, Header, Outcome, Preformatted, Reply
-from bot.redaction import redact
+from bot.redaction import redact, redact_lines
 
 MAX_TAIL = 5000
 MAX_SINCE = 7 * 86400
@@ -80,9 +80,11 @@ def _pattern(raw: str) -> Pattern:
 
 
 def _read_lines(raw: str, pattern: Pattern | None) -> list[str]:
-    """Lines cut to MAX_LINE, redacted, then filtered. Runs in a worker thread."""
-    # Redacted before matching: a pattern must not be able to confirm a secret the reply hides.
-    lines = redact("\n".join(line[:MAX_LINE] for line in raw.splitlines())).splitlines()
+    """Lines redacted, then cut to MAX_LINE, then filtered. Runs in a worker thread."""
+    # Redacted before the cut, so a secret across it is masked whole, and before matching, so a
+    # pattern cannot confirm a secret the reply hides. redact_lines reads a long line only a little
+    # past MAX_LINE: the rest of it is dropped, and the line ends with a mark saying so.
+    lines = redact_lines(raw.splitlines(), MAX_LINE)
     return pattern.filter(lines) if pattern is not None else lines
 
 

@@ -1,17 +1,23 @@
-"""Secret redaction: cached environment secrets, values expanded from app.yaml, formats, log tracebacks."""
+"""Secret redaction: cached environment secrets, values app.yaml refers to, formats, log tracebacks,
+/logs lines, and the literal secrets app.yaml refuses. Time budgets and fuzzing: test_redaction_budget.py.
+"""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
 import os
 import uuid
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 import bot.redaction as redaction
+import commands.logs
+from bot.config.loader import ConfigError, parse_config
 from bot.config.types import expand_env
-from bot.redaction import MASK, RedactingFilter, redact, refresh_secrets, register_secret
+from bot.redaction import CUT_MARK, MASK, RedactingFilter, redact, redact_lines, refresh_secrets, register_secret
 from bot.settings import Settings
 
 
@@ -109,6 +115,54 @@ def test_register_secret_longest_value_first():
     assert redact(f"[{short}-and-more]") == f"[{MASK}]"
 
 
+# --------------------------------------------------------------------------- 2b. registered when app.yaml loads
+
+
+def postgres_yaml(dsn: str, **more: str) -> str:
+    extra = "".join(f"\n      - kind: http\n        url: http://127.0.0.1:1/x\n        {k}: {v}" for k, v in more.items())
+    return f"services:\n  db:\n    checks:\n      - kind: postgres\n        dsn: {dsn}{extra}\n"
+
+
+def test_values_app_yaml_refers_to_are_masked_from_load_on(monkeypatch):
+    """A fresh server: no check has expanded ${VAR} yet, and /logs must not post the password."""
+    password = f"Pg{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("OPSBOT_TEST_LOAD_DB_PW", password)  # the name does not say secret
+    monkeypatch.delenv("OPSBOT_TEST_LOAD_UNSET", raising=False)
+    parse_config(postgres_yaml("postgresql://app:${OPSBOT_TEST_LOAD_DB_PW}@db/${OPSBOT_TEST_LOAD_UNSET}"))
+    assert redact(f"FATAL: password {password} rejected") == f"FATAL: password {MASK} rejected"
+    assert commands.logs._read_lines(f"worker: connecting with {password}\n", None) == [f"worker: connecting with {MASK}"]
+
+
+def test_a_referenced_dsn_hides_its_own_password(monkeypatch):
+    password = f"Dsn{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("OPSBOT_TEST_LOAD_DSN", f"postgresql://app:{quote(password + '@')}@db/app")
+    parse_config(postgres_yaml("${OPSBOT_TEST_LOAD_DSN}"))
+    assert redact(f"auth failed for {password}@") == f"auth failed for {MASK}"
+
+
+@pytest.mark.parametrize(
+    "dsn, more",
+    [
+        ("redis://:${OPSBOT_TEST_LOAD_SHORT}@cache:6379/0", {}),
+        ("postgresql://app@db/app?sslpassword=${OPSBOT_TEST_LOAD_SHORT}", {}),
+        ("postgresql://app@db/app", {"headers": "{X-Api-Key: '${OPSBOT_TEST_LOAD_SHORT}'}"}),
+        ("postgresql://app@db/app", {"headers": "{Authorization: 'Bearer ${OPSBOT_TEST_LOAD_SHORT}'}"}),
+    ],
+)
+def test_short_credentials_are_masked_as_whole_words(monkeypatch, dsn, more):
+    short = f"q{uuid.uuid4().hex[:3]}"
+    monkeypatch.setenv("OPSBOT_TEST_LOAD_SHORT", short)
+    parse_config(postgres_yaml(dsn, **more))
+    assert redact(f"auth {short} failed; {short}x and x{short} stay") == f"auth {MASK} failed; {short}x and x{short} stay"
+
+
+def test_plain_words_that_are_not_credentials_stay(monkeypatch):
+    monkeypatch.setenv("OPSBOT_TEST_LOAD_HOST", "dbhost")
+    monkeypatch.setenv("OPSBOT_TEST_LOAD_PORT", "5439")
+    parse_config(postgres_yaml("postgresql://app:${OPSBOT_TEST_LOAD_UNSET_PW}@${OPSBOT_TEST_LOAD_HOST}:${OPSBOT_TEST_LOAD_PORT}/db"))
+    assert redact("dbhost:5439 is down") == "dbhost:5439 is down"
+
+
 # --------------------------------------------------------------------------- 3. formats
 
 
@@ -177,6 +231,116 @@ def test_existing_behaviour_is_kept():
     assert redact("using xoxb-1234-5678-AbCdEf now") == f"using {MASK} now"
     assert redact("socket xapp-1-A0-123-abc") == f"socket {MASK}"
     assert redact("http://127.0.0.1:18080/health") == "http://127.0.0.1:18080/health"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("run --password hunter2 --verbose", f"run --password {MASK} --verbose"),
+        ("run --password=hunter2", f"run --password={MASK}"),
+        ("--token abc --secret=x --api-key 'a b'", f"--token {MASK} --secret={MASK} --api-key {MASK}"),
+        ("--token-file /run/token --no-color", "--token-file /run/token --no-color"),
+        ("pwd=abc next", f"pwd={MASK} next"),
+        ("passphrase: opensesame", f"passphrase: {MASK}"),
+        ("Authorization: Token abc123", f"Authorization: Token {MASK}"),
+        ('Authorization: Token token="abc123", realm=x', f"Authorization: Token {MASK}, realm=x"),
+        ("Token token=abc123", f"Token token={MASK}"),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U ok", f"jwt {MASK} ok"),
+        ("postgresql://u:pa/ss@host/db", f"postgresql://u:{MASK}@host/db"),
+        ("http://host:8080/path/x@y", "http://host:8080/path/x@y"),
+        ("GET https://api/x?token=abc&page=2", f"GET https://api/x?token={MASK}&page=2"),
+        ("env=DB_PASSWORD=x1 next", f"env=DB_PASSWORD={MASK} next"),
+    ],
+)
+def test_forms_that_used_to_leak(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("name", ["api_key", "apikey", "X-API-Key", "secret_key", "AWS_SECRET_ACCESS_KEY", "db_password", "auth_token", "privateKey"])
+def test_secret_names(name):
+    assert redact(f"{name}=abc {name}: abc") == f"{name}={MASK} {name}: {MASK}"
+    assert redact(f'{{"{name}": "abc"}}') == f'{{"{name}": "{MASK}"}}'
+
+
+@pytest.mark.parametrize(
+    "text", ["KeyError: 'type'", "keyboard: us", "monkey=1", "tokenizer: bert", "token_type: bearer", "sslkey=/etc/k.pem", "key_id: 42"]
+)
+def test_names_that_only_contain_a_secret_word_are_left_alone(text):
+    assert redact(text) == text
+
+
+def test_encoded_forms_of_a_registered_secret():
+    secret = f"p@ss/w:rd+{uuid.uuid4().hex[:8]} x"
+    register_secret(secret)
+    raw = secret.encode()
+    forms = [quote(secret), quote(secret, safe=""), quote_plus(secret), quote(secret, safe="").lower()]
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        forms += [encode(raw).decode(), encode(raw).decode().rstrip("=")]
+    for form in forms:
+        assert redact(f"sent {form} now") == f"sent {MASK} now", form
+    # Inside a longer encoded blob (user:password, a JSON document), the secret's own characters go.
+    blob = base64.b64encode(b'{"user": "app", "password": "' + raw + b'"}').decode()
+    inner = base64.b64encode(raw).decode()[2:-4]
+    assert inner[:8] not in redact(blob)
+
+
+def test_logs_redacts_before_it_cuts_a_long_line():
+    """The old /logs cut at MAX_LINE first: a DSN across the cut lost its '@' and showed the password."""
+    password = f"Pw{uuid.uuid4().hex[:14]}"
+    limit = commands.logs.MAX_LINE
+    for shift in range(-40, 5):
+        line = "x" * (limit + shift) + f"postgresql://app:{password}@db/app connected"
+        [shown] = commands.logs._read_lines(f"before\n{line}\nafter", None)[1:2]
+        assert not any(password[i : i + 6] in shown for i in range(len(password) - 5)), shown[-40:]
+        assert shown.endswith(CUT_MARK) and len(shown) <= limit + len(CUT_MARK)
+
+
+def test_logs_masks_a_private_key_line_by_line():
+    raw = f"start\n-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY-----\nnext"
+    lines = commands.logs._read_lines(raw, None)
+    assert lines == ["start", "-----BEGIN PRIVATE KEY-----", MASK, MASK, "-----END PRIVATE KEY-----", "next"]
+    assert redact_lines(["a DB_PASSWORD=x", "b"]) == [f"a DB_PASSWORD={MASK}", "b"]
+
+
+# --------------------------------------------------------------------------- app.yaml refuses literal secrets
+
+
+def refused(text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "bad.yaml")
+    [problem] = info.value.problems
+    return str(problem)
+
+
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://app@db/app?sslpassword=hunter2", "postgresql://app@db/app?sslmode=require&password=hunter2"]
+)
+def test_a_literal_password_in_a_query_string_is_refused(dsn):
+    message = refused(postgres_yaml(dsn))
+    assert message.startswith("bad.yaml:5: services.db.checks[0].dsn: the ") and "use ${VAR}" in message
+    assert "hunter2" not in message
+    parse_config(postgres_yaml(dsn.replace("hunter2", "${DB_PW}")))
+    parse_config(postgres_yaml("postgresql://app@db/app?sslkey=/etc/app.key&sslmode=require"))
+
+
+@pytest.mark.parametrize(
+    "headers",
+    ["{Authorization: Bearer hunter2}", "{Authorization: Basic aHVudGVyMg==}", "{authorization: Token hunter2}", "{X-API-Key: hunter2}"],
+)
+def test_a_literal_credential_header_is_refused(headers):
+    message = refused(postgres_yaml("postgresql://app@db/app", headers=headers))
+    assert message.startswith("bad.yaml:8: services.db.checks[1].headers: the ") and "use ${VAR}" in message
+    assert "hunter2" not in message and "aHVudGVyMg" not in message
+
+
+def test_credential_headers_from_the_environment_are_fine():
+    for headers in ["{Authorization: 'Bearer ${T}'}", "{Authorization: '${AUTH}'}", "{Authorization: 'Token token=\"${T}\"'}", "{X-API-Key: '${K}', Accept: text/plain}"]:
+        parse_config(postgres_yaml("postgresql://app@db/app", headers=headers))
+    http = "services:\n  web:\n    checks:\n      - kind: http\n        url: http://h/x?page=1&token=abc\n"
+    assert refused(http) == (
+        "bad.yaml:5: services.web.checks[0].url: the token query parameter is written in the file; use ${VAR} and set it in the environment"
+    )
+    parse_config(http.replace("abc", "${TOKEN}"))
 
 
 # --------------------------------------------------------------------------- 4. log records

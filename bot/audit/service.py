@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.audit.models import AuditEntry
-from bot.redaction import redact
+from bot.redaction import redact_cut
 from bot.storage import Database
 
 MAX_ARGUMENTS = 2000
@@ -23,8 +23,10 @@ async def record(
     target: str = "",
 ) -> None:
     def clean(text: str) -> str:
-        # PostgreSQL text cannot hold NUL; an attempt with one must still be on record.
-        return redact(text).replace("\x00", "\\x00")[:MAX_ARGUMENTS]
+        # Redacted on a bounded head of the text (an argument can be any size), then cut, so a secret
+        # across the cut is masked whole. PostgreSQL text cannot hold NUL; an attempt with one must
+        # still be on record.
+        return redact_cut(text, MAX_ARGUMENTS, mark=False).replace("\x00", "\\x00")[:MAX_ARGUMENTS]
 
     entry = AuditEntry(
         target=target[:64],

@@ -1,6 +1,7 @@
 """Load app.yaml and explain every problem with file, line, key path and what is allowed."""
 from __future__ import annotations
 
+import os
 import types
 import typing
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from bot.config.models import AppConfig
+from bot.config.types import env_references, register_env_value
+from bot.redaction_rules import is_secret_name
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,30 @@ def parse_config(text: str, filename: str = "app.yaml") -> AppConfig:
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(filename, 1, "", "the top level must be a mapping (services:, roles:, slack:)")])
     try:
-        return AppConfig.model_validate(data)
+        config = AppConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_explain(err, lines, filename) for err in exc.errors(include_input=False)]) from None
+    _register_references(data)
+    return config
+
+
+def _register_references(data: object, key: object = None, parent: object = None) -> None:
+    """Hand the redactor every value app.yaml refers to with ${VAR}, now rather than when a check first
+    uses it: /logs or an error may echo it before then. A variable that is not set is left for the
+    check that needs it to report. A header value, or a value under a key named like a secret, is a
+    credential (masked even when short)."""
+    if isinstance(data, dict):
+        for child_key, child in data.items():
+            _register_references(child, child_key, key)
+    elif isinstance(data, list):
+        for child in data:
+            _register_references(child, key, parent)
+    elif isinstance(data, str) and "${" in data:
+        by_key = parent == "headers" or (isinstance(key, str) and is_secret_name(key))
+        for name, credential in env_references(data):
+            value = os.environ.get(name)
+            if value:
+                register_env_value(value, credential or by_key)
 
 
 class _DuplicateKey(yaml.MarkedYAMLError):

@@ -5,11 +5,11 @@ and a test fails when the two drift apart.
 """
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from bot.config.literal_secrets import no_literal_credential, no_literal_password
 from bot.config.types import (
     Duration,
     FloorThresholds,
@@ -24,20 +24,6 @@ SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]
 SlackUserGroupId = Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")]
 SlackChannel = Annotated[str, Field(pattern=r"^(#[a-z0-9._-]{1,80}|[CG][A-Z0-9]{2,})$")]
 ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
-
-
-_WHOLE_ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-
-
-def _no_literal_password(value: str) -> str:
-    """Secrets never live in app.yaml: the password of user:password@ in a DSN/URL must be exactly ${VAR}."""
-    if "://" not in value or "@" not in value:
-        return value
-    authority = value.split("://", 1)[1].split("@", 1)[0]
-    _, colon, password = authority.partition(":")
-    if colon and password and not _WHOLE_ENV_REF.fullmatch(password):
-        raise ValueError("the password is written in the file; use ${VAR} and set it in the environment")
-    return value
 
 
 class CheckBase(Strict):
@@ -73,7 +59,12 @@ class HttpCheck(CheckBase):
     def _url(cls, value: str) -> str:
         if not (value.startswith("http://") or value.startswith("https://") or value.startswith("${")):
             raise ValueError("must start with http:// or https://")
-        return _no_literal_password(value)
+        return no_literal_password(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return no_literal_credential(value)
 
 
 class TcpCheck(CheckBase):
@@ -94,7 +85,7 @@ class PostgresCheck(CheckBase):
     @field_validator("dsn")
     @classmethod
     def _dsn(cls, value: str) -> str:
-        return _no_literal_password(value)
+        return no_literal_password(value)
 
 
 class RedisCheck(CheckBase):
@@ -111,7 +102,7 @@ class RedisCheck(CheckBase):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _no_literal_password(value)
+        return no_literal_password(value)
 
 
 class ContainerCheck(CheckBase):

@@ -5,6 +5,7 @@ import math
 import os
 import re
 from typing import Annotated, Mapping
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
@@ -120,15 +121,51 @@ def env_refs(text: str) -> list[str]:
     return _ENV_REF.findall(text)
 
 
-def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """Replace ${VAR} with its value. Done at use time, so the loaded config never holds secrets.
+# Where a reference holds a credential: the password of scheme://user:${VAR}@, or ?password=${VAR}.
+_AFTER_USER = re.compile(r"://[^\s/@]*:[^\s/@]*$")
+_BEFORE_HOST = re.compile(r"[^\s/@]*@")
+_AFTER_QUERY_KEY = re.compile(r"[?&]([A-Za-z0-9_.-]{1,64})=$")
 
-    Each substituted value (except a short plain word) is registered with the redactor, whatever
-    the variable's name: a ${DATABASE_DSN} or ${API_URL} that carries a credential is masked
-    wherever it is echoed later.
+
+def env_references(text: str) -> list[tuple[str, bool]]:
+    """Each ${VAR} in text, and whether it sits where a credential goes (a URL's password, a secret query parameter)."""
+    from bot.redaction_rules import is_secret_name
+
+    found = []
+    for match in _ENV_REF.finditer(text):
+        before = text[max(0, match.start() - 300) : match.start()]
+        password = _AFTER_USER.search(before) and _BEFORE_HOST.match(text, match.end())  # not host:${PORT}/
+        query = _AFTER_QUERY_KEY.search(before[-80:])
+        found.append((match.group(1), bool(password or (query and is_secret_name(query.group(1))))))
+    return found
+
+
+def register_env_value(value: str, credential: bool = False) -> None:
+    """Tell the redactor about what a ${VAR} stands for, and about the password of a URL it holds.
+
+    Registered whatever the variable's name: a ${DATABASE_DSN} or ${API_URL} that carries a credential
+    is masked wherever it is echoed later. A short plain word (a path segment like 'health', a host like
+    'localhost') is not a credential unless it is used as one, and masking it would blank that word in
+    every later message.
     """
     from bot.redaction import register_secret  # here, not at the top: keeps this module free of bot imports
 
+    if credential or not (value.isalpha() and len(value) < 12):
+        register_secret(value, credential=credential)
+    try:
+        password = urlsplit(value).password if "://" in value else None
+    except ValueError:
+        password = None
+    if password:
+        register_secret(unquote(password), credential=True)
+
+
+def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """Replace ${VAR} with its value. Done at use time, so the loaded config never holds secrets.
+
+    Each substituted value is registered with the redactor (register_env_value) here as well as at
+    load time: the environment may have changed since.
+    """
     env = os.environ if environ is None else environ
     missing = [name for name in env_refs(text) if name not in env]
     if missing:
@@ -136,10 +173,7 @@ def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
 
     def substitute(match: re.Match[str]) -> str:
         value = env[match.group(1)]
-        # A short plain word (a path segment like 'health', a host like 'localhost') is not a credential,
-        # and masking it would blank that word in every later message. register_secret ignores < 6 chars.
-        if not (value.isalpha() and len(value) < 12):
-            register_secret(value)
+        register_env_value(value)
         return value
 
     return _ENV_REF.sub(substitute, text)
