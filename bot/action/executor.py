@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from bot.check.result import CheckResult
 from bot.check.service import record_run
 from bot.docker_engine import DockerUnavailable
-from bot.redaction import redact
+from bot.redaction import redact_lines
 
 LOG_LINES_ON_FAILURE = 20
 
@@ -108,8 +108,12 @@ def _describe_state(info: dict) -> str:
     return ", ".join(parts)
 
 
+MAX_LOG_LINE = 2000  # as /logs shows them
+
+
 async def _logs(docker, container: str) -> str:
     try:
-        return redact(await docker.logs(container, tail=LOG_LINES_ON_FAILURE)).rstrip()
+        raw = await docker.logs(container, tail=LOG_LINES_ON_FAILURE)
+        return "\n".join(redact_lines(raw.splitlines(), MAX_LOG_LINE)).rstrip()
     except DockerUnavailable as exc:
         return f"(no logs: {exc})"

@@ -15,7 +15,7 @@ from bot.config.models import AppConfig, Service
 from bot.config.types import MissingEnvironment
 from bot.docker_engine import DockerGateway, DockerUnavailable
 from bot.metrics import CHECK_LATENCY
-from bot.redaction import redact
+from bot.redaction import redact_cut
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class CheckEngine:
                 status=f.status,
                 latency_ms=round(elapsed * 1000, 1),
                 # Redact before shortening: a cut could split a secret from what marks it as one.
-                detail=_shorten(redact(f.detail)),
+                detail=_shorten(redact_cut(f.detail, MAX_DETAIL * 4, mark=False)),
             )
             for f in findings
         ]

@@ -14,7 +14,7 @@ from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.parse import ParsedArgs, UsageError
 from bot.pipeline.reply import Context, Outcome, Reply
 from bot.pipeline.request import Request
-from bot.redaction import redact
+from bot.redaction import redact_cut
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ async def contain_errors(call: Call, call_next: Next) -> Reply:
     try:
         return await call_next(call)
     except Exception:
-        log.error("command /%s failed:\n%s", call.request.command, redact(_traceback()))
+        log.error("command /%s failed:\n%s", call.request.command, redact_cut(_traceback(), 8000))
         return Reply.refusal(
             f"/{call.request.command} failed inside opsbot and nothing was changed; the error is in the bot's log. "
             "Try again, or run /health to see what is down.",
@@ -101,7 +101,7 @@ async def audit_trail(call: Call, call_next: Next) -> Reply:
     try:
         await _record(call, reply.outcome.value, "" if reply.outcome in (Outcome.ok, Outcome.warning, Outcome.critical) else reply.text)
     except Exception as exc:
-        log.error("audit write failed: %s", redact(str(exc))[:300])
+        log.error("audit write failed: %s", redact_cut(str(exc), 300))
         reply.blocks.append(Context("Not recorded in the audit log: the bot's database is unreachable."))
     return reply
 
@@ -116,7 +116,7 @@ async def audit_first(call: Call, call_next: Next) -> Reply:
     try:
         await _record(call, "requested")
     except Exception as exc:
-        log.error("audit write failed, /%s not run: %s", call.spec.name, redact(str(exc))[:300])
+        log.error("audit write failed, /%s not run: %s", call.spec.name, redact_cut(str(exc), 300))
         return Reply.refusal(
             f"/{call.spec.name} was not run: opsbot cannot write its audit log (the bot's database is unreachable). Try again shortly.",
             Outcome.error,

@@ -16,7 +16,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.metrics import SLACK_API_ERRORS
 from bot.pipeline.messenger import MessagePostFailed
-from bot.redaction import redact
+from bot.redaction import redact_cut
 from bot.settings import Settings
 from bot.transport.blocks import MAX_BLOCKS, to_slack
 
@@ -147,7 +147,7 @@ async def deliver(reply, respond, client: AsyncWebClient, channel_id: str, comma
         if posted is not None and posted.status_code != 200:
             error = (posted.body or str(posted.status_code)).splitlines()[0][:64]
             SLACK_API_ERRORS.labels("response_url", error).inc()
-            log.error("could not deliver /%s reply: response_url answered %s %s", command, posted.status_code, redact(error))
+            log.error("could not deliver /%s reply: response_url answered %s %s", command, posted.status_code, redact_cut(error, 64))
         if message.attachment is not None:
             await client.files_upload_v2(
                 channel=channel_id,
@@ -158,7 +158,7 @@ async def deliver(reply, respond, client: AsyncWebClient, channel_id: str, comma
     except SlackApiError as exc:
         error = str(exc.response.get("error", "unknown"))
         SLACK_API_ERRORS.labels("files.upload" if message.attachment else "response_url", error).inc()
-        log.error("could not deliver /%s reply: %s", command, redact(error))
+        log.error("could not deliver /%s reply: %s", command, redact_cut(error, 300))
     except Exception as exc:  # response_url expired, network gone: log it, keep serving
         SLACK_API_ERRORS.labels("response_url", exc.__class__.__name__).inc()
-        log.error("could not deliver /%s reply: %s", command, redact(str(exc))[:300])
+        log.error("could not deliver /%s reply: %s", command, redact_cut(str(exc), 300))
