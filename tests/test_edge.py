@@ -84,6 +84,7 @@ SIGNED_MALFORMED = {
     "action-not-object": (interaction({"type": "block_actions", "user": {"id": "U1"}, "actions": ["approve"]}), FORM),
     "no-type": (interaction({"user": {"id": "U1"}}), FORM),
     "repeated-field": (b"command=%2Fhealth&command=%2Frestart&user_id=U1&channel_id=C1&response_url=http%3A%2F%2Fx", FORM),
+    "command-with-nul": (slash_command_body("/no\x00such", "").encode(), FORM),
     "command-without-slash": (slash_command_body("health", "").replace("command=%2Fhealth", "command=health").encode(), FORM),
     "user-id-odd": (slash_command_body("/health", "", user_id="U1<!channel>").encode(), FORM),
     "response-url-not-http": (slash_command_body("/health", "", response_url="file:///etc/passwd").encode(), FORM),

@@ -28,12 +28,15 @@ async def record(
         # still be on record.
         return redact_cut(text, MAX_ARGUMENTS, mark=False).replace("\x00", "\\x00")[:MAX_ARGUMENTS]
 
+    def short(text: str) -> str:
+        return text.replace("\x00", "\\x00")[:64]
+
     entry = AuditEntry(
-        target=target[:64],
-        user_id=user_id[:64],
-        command=command[:64],
+        target=short(target),
+        user_id=short(user_id),
+        command=short(command),
         arguments=clean(arguments),
-        channel=channel[:64],
+        channel=short(channel),
         transport=transport,
         outcome=outcome,
         detail=clean(detail),

@@ -11,7 +11,7 @@ from typing import Awaitable, Callable
 
 from bot.metrics import COMMANDS
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
-from bot.pipeline.parse import ParsedArgs, UsageError
+from bot.pipeline.parse import ParsedArgs, UsageError, normalise_slack_text
 from bot.pipeline.reply import Context, Outcome, Reply
 from bot.pipeline.request import Request
 from bot.redaction import redact_cut
@@ -80,7 +80,7 @@ async def _record(call: Call, outcome: str, detail: str = "") -> None:
         call.bot.db,
         user_id=call.request.user_id,
         command=call.spec.name if call.spec else call.request.command[:64],
-        arguments=call.request.text,
+        arguments=normalise_slack_text(call.request.text),  # as the person typed it, not Slack's &lt; form
         channel=call.request.channel_id,
         transport=call.request.transport,
         outcome=outcome,
@@ -128,7 +128,7 @@ async def audit_first(call: Call, call_next: Next) -> Reply:
 async def find_command(call: Call, call_next: Next) -> Reply:
     spec = call.bot.pipeline.commands.get(call.request.command)
     if spec is None:
-        shown = call.request.command[:40]
+        shown = "".join(ch if ch.isprintable() else "?" for ch in call.request.command[:40])
         known = ", ".join(f"/{n}" for n in call.bot.pipeline.commands)
         return Reply.refusal(f"There is no /{shown} command. Commands: {known}; /help explains them.")
     call.spec = spec

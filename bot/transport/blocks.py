@@ -1,7 +1,9 @@
 """Reply -> Block Kit, inside Slack's limits (docs: 50 blocks, 3,000 characters a section).
 
-This is the one place where text is escaped for Slack: every string a Reply carries goes
-through `to_mrkdwn`, so only the bot's own `Mention`s become live markup.
+This is the one place where text is escaped for Slack: every string a Reply carries in
+mrkdwn (sections, context, the message text) goes through `to_mrkdwn`, so only the bot's
+own `Mention`s become live markup. Headers and button labels are plain_text, which Slack
+never parses for mentions or links, so they go as they are.
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 MAX_TEXT = 8000  # the grammar refuses over 2,000 with a sentence; past this the body is not Slack's
 MAX_FIELDS = 64
 _ID = re.compile(r"^[A-Z0-9]{1,32}$")
-_COMMAND = re.compile(r"^/[^\s/]{1,32}$")
+_COMMAND = re.compile(r"^/[^\s/\x00-\x1f\x7f]{1,32}$")
 _ACTION_ID = re.compile(r"^[^\x00-\x1f]{1,255}$")
 
 

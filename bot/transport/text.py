@@ -5,11 +5,11 @@ import re
 
 from typing import Callable
 
+from bot.pipeline.markup import Mention, Text
 from bot.pipeline.reply import Actions, Button, Context, Header, Preformatted, Reply, Section
 
 _BOLD = re.compile(r"\*([^*\n]+)\*")
 _CODE = re.compile(r"`([^`\n]+)`")
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 
 
 def to_text(reply: Reply, number: Callable[[Button], int] | None = None) -> str:
@@ -22,7 +22,7 @@ def to_text(reply: Reply, number: Callable[[Button], int] | None = None) -> str:
             out.append(block.text)
             out.append("-" * min(len(block.text), 72))
         elif isinstance(block, Section):
-            out.append(_plain(_CODE.sub(r"\1", _BOLD.sub(r"\1", block.text))))
+            out.append(_CODE.sub(r"\1", _BOLD.sub(r"\1", _plain(block.text))))
         elif isinstance(block, Preformatted):
             out.append(block.text)
         elif isinstance(block, Context):
@@ -36,7 +36,10 @@ def to_text(reply: Reply, number: Callable[[Button], int] | None = None) -> str:
 
 
 def _plain(text: str) -> str:
-    return _MENTION.sub(r"@\1", text)
+    """The bot's own mentions as @U123; anything else exactly as it reads, `<@U…>` typed by a user included."""
+    if not isinstance(text, Text):
+        return text
+    return "".join(f"@{part.user_id}" if isinstance(part, Mention) else part for part in text.parts)
 
 
 def _file(reply: Reply) -> str:
