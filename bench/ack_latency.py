@@ -197,9 +197,8 @@ async def stop(process: asyncio.subprocess.Process) -> None:
             await process.wait()
 
 
-async def main(requests: int, concurrency: int, warmup: int) -> None:
-    double = SlackDouble(bot_token=BOT_TOKEN)
-    await double.start()
+def bench_workdir(double: SlackDouble) -> tuple[Path, dict[str, str]]:
+    """A temporary directory with CONFIG as app.yaml, and the environment `opsbot serve` runs with there."""
     workdir = Path(tempfile.mkdtemp(prefix="opsbot-bench-"))
     (workdir / "app.yaml").write_text(CONFIG)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_")) and k not in ("DATABASE_URL", "REDIS_URL", "PORT")}
@@ -209,6 +208,13 @@ async def main(requests: int, concurrency: int, warmup: int) -> None:
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'opsbot.db'}",
     )
+    return workdir, env
+
+
+async def main(requests: int, concurrency: int, warmup: int) -> None:
+    double = SlackDouble(bot_token=BOT_TOKEN)
+    await double.start()
+    workdir, env = bench_workdir(double)
 
     opsbot_port, bare_port = free_port(), free_port()
     opsbot = await start(

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,7 +23,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ack_latency import BOT_TOKEN, CONFIG, OPSBOT, SIGNING_SECRET, free_port, percentile, start, stop, wait_healthy  # noqa: E402
+from ack_latency import BOT_TOKEN, OPSBOT, SIGNING_SECRET, bench_workdir, free_port, percentile, start, stop, wait_healthy  # noqa: E402
 from slack_double import SlackDouble  # noqa: E402  (ack_latency put tests/ on the path)
 from slack_signing import sign  # noqa: E402
 
@@ -68,15 +66,7 @@ async def attack(url: str, stop_at: asyncio.Event, statuses: Counter, signed: bo
 async def main(probes: int, attackers: int) -> None:
     double = SlackDouble(bot_token=BOT_TOKEN)
     await double.start()
-    workdir = Path(tempfile.mkdtemp(prefix="opsbot-bench-"))
-    (workdir / "app.yaml").write_text(CONFIG)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_")) and k not in ("DATABASE_URL", "REDIS_URL", "PORT")}
-    env.update(
-        SLACK_API_URL=double.api_url,
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'opsbot.db'}",
-    )
+    workdir, env = bench_workdir(double)
     port = free_port()
     server = await start([str(OPSBOT), "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(workdir / "app.yaml")], env, workdir)
     url = f"http://127.0.0.1:{port}"

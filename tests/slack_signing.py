@@ -183,39 +183,9 @@ def block_actions_payload(
     return payload
 
 
-def block_actions_body(
-    user_id: str,
-    action_id: str,
-    value: str,
-    channel_id: str = "C1",
-    message_ts: str = DEFAULT_MESSAGE_TS,
-    response_url: str = UNSET_RESPONSE_URL,
-    block_id: str = "actions",
-    *,
-    button_text: str | None = None,
-    message_blocks: list[dict[str, Any]] | None = None,
-    message_text: str = "",
-    state_values: dict[str, Any] | None = None,
-    trigger_id: str | None = None,
-    is_ephemeral: bool = False,
-) -> str:
-    """The ``payload=<json>`` form body Slack POSTs when a button is clicked (see :func:`block_actions_payload`)."""
-    payload = block_actions_payload(
-        user_id,
-        action_id,
-        value,
-        channel_id,
-        message_ts,
-        response_url,
-        block_id,
-        button_text=button_text,
-        message_blocks=message_blocks,
-        message_text=message_text,
-        state_values=state_values,
-        trigger_id=trigger_id,
-        is_ephemeral=is_ephemeral,
-    )
-    return urlencode({"payload": json.dumps(payload)})
+def block_actions_body(user_id: str, action_id: str, value: str, *args: Any, **kwargs: Any) -> str:
+    """The ``payload=<json>`` form body Slack POSTs when a button is clicked; arguments as :func:`block_actions_payload`."""
+    return urlencode({"payload": json.dumps(block_actions_payload(user_id, action_id, value, *args, **kwargs))})
 
 
 def view_submission_payload(

@@ -207,21 +207,16 @@ async def execute(bot, request) -> Reply:
 
 async def _still_allowed(bot, request, spec) -> str | None:
     services = _services(request.plan)
-    held = await bot.roles.roles_of(request.requested_by, fresh=True)
-    missing = policy.missing_role(held, policy.request_roles, bot.config, spec, services)
-    if missing:
-        return Text(
-            f"Request #{request.id} was not run: its requester ",
-            Mention(request.requested_by),
-            f" no longer holds the {policy.roles_phrase(missing[1])} role.",
-        )
-    for approval in await requests.approvers(bot.db, request.id):
-        held = await bot.roles.roles_of(approval.approver, fresh=True)
-        missing = policy.missing_role(held, policy.approver_roles, bot.config, spec, services)
+    # Everyone whose role made the request runnable must still hold it: the requester and each approver.
+    people = [("its requester ", request.requested_by, policy.request_roles)]
+    people += [("approver ", approval.approver, policy.approver_roles) for approval in await requests.approvers(bot.db, request.id)]
+    for who, user, roles_for in people:
+        held = await bot.roles.roles_of(user, fresh=True)
+        missing = policy.missing_role(held, roles_for, bot.config, spec, services)
         if missing:
             return Text(
-                f"Request #{request.id} was not run: approver ",
-                Mention(approval.approver),
+                f"Request #{request.id} was not run: {who}",
+                Mention(user),
                 f" no longer holds the {policy.roles_phrase(missing[1])} role.",
             )
     try:
