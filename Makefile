@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/health_fanout.py
 	$(BIN)/python bench/hostile_edge.py
+	$(BIN)/python bench/redaction.py
 
 config-reference: $(STAMP)
 	$(BIN)/opsbot config reference > docs/config-reference.md
