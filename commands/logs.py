@@ -67,11 +67,17 @@ def _since(raw: str) -> float:
     return seconds
 
 
+_RECURSION = regex.compile(r"\(\?(?:R|[+-]?[0-9]|&|P>)")
+
+
 def _pattern(raw: str) -> Pattern:
     """Literal text, or /regex/ for a regular expression; bounded in size either way."""
     if len(raw) > MAX_PATTERN:
         raise ValueError(f"at most {MAX_PATTERN} characters")
     if len(raw) > 2 and raw.startswith("/") and raw.endswith("/"):
+        if _RECURSION.search(raw):
+            # (?R), (?1), (?&name): recursion grows memory without bound before any time budget applies.
+            raise ValueError("recursive patterns ((?R), (?1), (?&name)) are not allowed")
         try:
             return Pattern(raw[1:-1], regex.compile(raw[1:-1], regex.IGNORECASE))
         except (regex.error, ValueError, OverflowError, RecursionError):
@@ -123,7 +129,7 @@ async def handle(inv: Invocation) -> Reply:
     # In a worker thread: redaction and matching of up to MAX_TAIL lines must not stall the event loop.
     try:
         lines = await asyncio.to_thread(_read_lines, raw, pattern)
-    except TimeoutError:
+    except (TimeoutError, MemoryError):
         return Reply.refusal(TOO_SLOW)
     window = f"last {tail} lines"
     if since:

@@ -26,10 +26,10 @@ async def record(
         # Redacted on a bounded head of the text (an argument can be any size), then cut, so a secret
         # across the cut is masked whole. PostgreSQL text cannot hold NUL; an attempt with one must
         # still be on record.
-        return redact_cut(text, MAX_ARGUMENTS, mark=False).replace("\x00", "\\x00")[:MAX_ARGUMENTS]
+        return _storable(redact_cut(text, MAX_ARGUMENTS, mark=False))[:MAX_ARGUMENTS]
 
     def short(text: str) -> str:
-        return text.replace("\x00", "\\x00")[:64]
+        return _storable(text)[:64]
 
     entry = AuditEntry(
         target=short(target),
@@ -43,6 +43,13 @@ async def record(
     )
     async with db.sessions() as session, session.begin():
         session.add(entry)
+
+
+def _storable(text: str) -> str:
+    """What any database column can hold: NUL spelled out, a lone surrogate replaced. An attempt
+    with either must still be on record."""
+    text = text.replace("\x00", "\\x00")
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
 async def entries(db: Database, limit: int = 50, *, target: str | None = None, since=None) -> list[AuditEntry]:

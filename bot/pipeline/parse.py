@@ -61,7 +61,7 @@ class Grammar:
                 f"That is {len(text):,} characters of arguments; commands take at most {MAX_ARGUMENT_TEXT:,}. "
                 f"Usage: {self.usage}"
             )
-        if any(ord(ch) < 32 and ch not in "\t\n" for ch in text):
+        if any((ord(ch) < 32 and ch not in "\t\n") or "\ud800" <= ch <= "\udfff" for ch in text):
             raise UsageError(f"The arguments contain control characters. Usage: {self.usage}")
         try:
             words = split_words(normalise_slack_text(text))

@@ -67,7 +67,7 @@ class Console:
         self.stdout.flush()
 
     async def handle_line(self, line: str) -> None:
-        if line.isdigit():
+        if line.isascii() and line.isdigit():
             button = self._buttons.get(int(line))
             if button is None:
                 self.write(f"There is no button {line}; the numbers are shown in brackets next to each button.")

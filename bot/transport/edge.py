@@ -18,6 +18,10 @@ from bot.transport.slack import BackgroundWork, SlackMessenger, deliver, respond
 
 log = logging.getLogger(__name__)
 
+INTERACTION_KINDS = frozenset(
+    {"block_actions", "view_submission", "view_closed", "shortcut", "message_action", "block_suggestion", "interactive_message"}
+)
+
 
 class SlackEdge:
     def __init__(self, bot, client: AsyncWebClient):
@@ -33,12 +37,13 @@ class SlackEdge:
         key = inbound.delivery_key
         # Slack retries deliveries (X-Slack-Retry-Num, Socket Mode retry_attempt): the same one never runs twice.
         if key is not None and not await self.bot.coordinator.claim(key):
-            log.info("skipping a repeated delivery of %s", key)
+            log.info("skipping a repeated delivery (same %s)", key.split(":", 1)[0])  # the id itself is body text
             return None
         if isinstance(inbound, SlashCommand):
             self.work.spawn(self._command(inbound))
         elif isinstance(inbound, Interaction):
-            INTERACTIONS.labels(inbound.kind[:32]).inc()
+            # Known types only: a label per arbitrary string would grow the metric without bound.
+            INTERACTIONS.labels(inbound.kind if inbound.kind in INTERACTION_KINDS else "other").inc()
             if inbound.kind == "block_actions":
                 self.work.spawn(self._button(inbound))
             elif inbound.kind == "block_suggestion":

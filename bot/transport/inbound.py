@@ -206,6 +206,11 @@ def _str(data: dict, key: str, limit: int, *, required: bool = True) -> str:
         raise Malformed(f"{key} is missing or not a string")
     if len(value) > limit:
         raise Malformed(f"{key} is too long")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a JSON \ud800 escape: no text Slack sends
+            raise Malformed(f"{key} is not text") from None
     return value
 
 

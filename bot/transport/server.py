@@ -26,15 +26,23 @@ BODY_TIMEOUT = 5.0
 
 
 def build_web_app(bot, edge=None, signing_secret: str | None = None, body_timeout: float = BODY_TIMEOUT) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+    # lingering_time 0: a body the bot refused to read (too slow, compressed, broken) is not read after
+    # the answer either; the connection is closed instead (aiohttp would read, decode and log the failure).
+    app = web.Application(client_max_size=MAX_BODY, handler_args={"lingering_time": 0})
 
     async def slack_events(request: web.Request) -> web.Response:
+        if (request.headers.get("Content-Encoding", "").strip().lower() or "identity") != "identity":
+            # Slack never compresses, and its signature covers the bytes as sent, not as decoded.
+            return _refused("unsigned", 401, "invalid request")
         try:
             body = await asyncio.wait_for(request.read(), body_timeout)
         except asyncio.TimeoutError:
             return _refused("too_slow", 408, "request body too slow")
         except web.HTTPRequestEntityTooLarge:
             return _refused("too_large", 413, "request body too large")
+        except Exception as exc:  # a broken chunked body and the like: nothing to verify or parse
+            log.debug("unreadable request body: %s", exc.__class__.__name__)
+            return _refused("malformed", 400, "malformed request")
         problem = signature_problem(
             signing_secret or "",
             request.headers.get("X-Slack-Request-Timestamp"),
