@@ -16,8 +16,9 @@ IMPERSONATION_HELP = "allow --as and 'as U...' against a server database (the tw
 
 def impersonation_allowed(settings: Settings, flag: bool) -> bool:
     """Acting as someone else is how one terminal plays requester and approver. On the embedded SQLite
-    database that is a local rehearsal; on a server database it would sidestep the two-person rule."""
-    return flag or settings.database_url.startswith("sqlite")
+    database of a bot without Slack that is a local rehearsal; next to a Slack bot (its container, its
+    database) it would sidestep the two-person rule."""
+    return flag or (settings.database_url.startswith("sqlite") and not settings.slack_configured)
 
 
 def _impersonation_refusal(settings: Settings, args) -> str | None:

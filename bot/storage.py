@@ -45,7 +45,8 @@ def utcnow() -> datetime:
 class Database:
     def __init__(self, url: str):
         self.url = url
-        kwargs = {"pool_pre_ping": True}
+        # hide_parameters: an error message (and its traceback) never quotes a row's values, i.e. user text.
+        kwargs = {"pool_pre_ping": True, "hide_parameters": True}
         if url.startswith("postgresql"):
             # A dead database must answer quickly, not hang a slash command.
             kwargs["connect_args"] = {"timeout": 5, "command_timeout": 10}

@@ -107,6 +107,20 @@ async def assert_append_only(db: Database, backend: str) -> None:
     if backend == "postgres":
         await refused(db, text("TRUNCATE audit_log"))
         await refused(db, text("TRUNCATE TABLE audit_log RESTART IDENTITY CASCADE"))
+        upsert = (
+            "INSERT INTO audit_log (id, at, user_id, command, arguments, channel, transport, outcome, detail, target) "
+            "SELECT id, at, 'UFORGED', command, arguments, channel, transport, outcome, detail, target FROM audit_log WHERE id = :id "
+            "ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id"
+        )
+        await refused(db, text(upsert).bindparams(id=before[0][0]))
+    else:
+        # SQLite's REPLACE deletes the old row without firing delete triggers.
+        for verb in ("INSERT OR REPLACE", "REPLACE"):
+            forged = (
+                f"{verb} INTO audit_log (id, at, user_id, command, arguments, channel, transport, outcome, detail, target) "
+                "SELECT id, at, 'UFORGED', command, arguments, channel, transport, outcome, detail, target FROM audit_log WHERE id = :id"
+            )
+            await refused(db, text(forged).bindparams(id=before[0][0]))
 
     # The ORM unit of work goes the same way: a dirty or deleted entity is refused at flush.
     async with db.sessions() as session:

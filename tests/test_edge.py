@@ -218,6 +218,19 @@ async def test_a_slow_body_is_cut_off_and_holds_back_nothing(slack, make_bot):
         await runner.cleanup()
 
 
+async def test_slash_commands_without_trigger_id_are_not_taken_for_retries(slack, serve_bot):
+    """A missing trigger_id must not become one shared delivery key that swallows every later command."""
+    served = await serve_bot()
+    urls = []
+    for user in ("UOPS1", "UOPS1", "U2"):
+        url = slack.new_response_url()
+        urls.append(url)
+        body = slash_command_body("/help", "", user_id=user, response_url=url).replace("trigger_id=", "x_trigger_id=")
+        assert (await served.command(body))[0] == 200
+    await slack.wait_for_response_posts(3)
+    assert all(len(slack.response_posts(url)) == 1 for url in urls)
+
+
 async def test_a_body_over_one_megabyte_is_refused_with_413(slack, serve_bot):
     served = await serve_bot()
     body = b"a" * (1024 * 1024 + 1)

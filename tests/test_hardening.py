@@ -63,12 +63,22 @@ def test_impersonation_needs_a_flag_against_a_server_database(tmp_path, pg_datab
     assert refused.returncode == 2 and "--allow-impersonation" in refused.stderr
 
     switching = run_cli(tmp_path, "shell", stdin="as UOPS2\n/help\n", database_url=shared)
-    assert "Switching user is off against a server database" in switching.stdout
+    assert "Switching user is off" in switching.stdout
     assert "Your roles: none" in switching.stdout  # still the console user
 
     allowed = run_cli(tmp_path, "shell", "--as", "UOPS1", "--allow-impersonation", stdin="as UOPS2\n/help\n", database_url=shared)
     assert allowed.returncode == 0, allowed.stderr
     assert "Now acting as UOPS2." in allowed.stdout and "Your roles: ops" in allowed.stdout
+
+
+def test_impersonation_needs_a_flag_next_to_a_slack_bot_even_on_sqlite(tmp_path):
+    """The Docker image runs on SQLite: `docker exec … opsbot shell` there is next to the Slack bot."""
+    local = f"sqlite+aiosqlite:///{tmp_path / 'opsbot.db'}"
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-x\nSLACK_SIGNING_SECRET=s3cr3t-signing\n")
+    refused = run_cli(tmp_path, "shell", "--as", "UOPS1", database_url=local)
+    assert refused.returncode == 2 and "--allow-impersonation" in refused.stderr
+    switching = run_cli(tmp_path, "shell", stdin="as UOPS2\n/help\n", database_url=local)
+    assert "Switching user is off" in switching.stdout
 
 
 def test_impersonation_is_a_local_rehearsal_on_embedded_sqlite(tmp_path):
@@ -105,3 +115,23 @@ async def test_close_stops_the_housekeeping_sweep_and_waits_for_it(make_bot):
     await asyncio.sleep(0.05)
     await bot.close()
     assert task.done() and bot._housekeeping is None
+
+
+def test_a_stored_result_mentions_the_requests_own_people_and_nobody_else():
+    from datetime import datetime, timezone
+
+    from bot.action.models import ActionRequest
+    from bot.action.views import request_message
+    from bot.transport.blocks import to_slack
+
+    now = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)
+    request = ActionRequest(
+        id=7, action="restart", service="web", plan={"service": "web", "steps": [], "options": {}}, plan_hash="0" * 64,
+        requested_by="UREQ1", channel="C1", team="T1", transport="slack", state="failed", approvals_needed=1,
+        created_at=now, expires_at=now, decided_by="UAPP1", decided_at=now,
+        result="Request #7 was not run: approver <@UAPP1> no longer holds the ops role. Container said <@UEVIL> <!channel>",
+    )
+    message = to_slack(request_message(request, ["UAPP1"], approver_roles="ops"))
+    shown = " ".join(block["text"]["text"] for block in message.blocks if block["type"] == "section")
+    assert "approver <@UAPP1> no longer holds" in shown and "approver <@UAPP1> no longer holds" in message.text
+    assert "&lt;@UEVIL&gt; &lt;!channel&gt;" in shown and "<@UEVIL>" not in message.text + shown

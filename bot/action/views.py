@@ -1,6 +1,8 @@
 """How an action request looks at each step; the same message is edited in place."""
 from __future__ import annotations
 
+import re
+
 from bot.action.models import ActionRequest
 from bot.action.plan import describe_step
 from bot.pipeline.markup import Mention, Text, mentions
@@ -15,6 +17,22 @@ STATE_LINE = {
     "denied": "Denied",
     "expired": "Expired",
 }
+
+
+_STORED_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,31})>")
+
+
+def _people_mentioned(stored: str, people: set) -> Text:
+    """A result read back from the database is plain text; the request's own requester and approvers,
+    named in it by the bot (`<@U…>`), are mentions again. Nobody else's id becomes live."""
+    parts: list = []
+    pos = 0
+    for match in _STORED_MENTION.finditer(stored or ""):
+        if match.group(1) in people:
+            parts += [stored[pos : match.start()], Mention(match.group(1))]
+            pos = match.end()
+    parts.append((stored or "")[pos:])
+    return Text(*parts)
 
 
 def when(dt) -> str:
@@ -49,8 +67,9 @@ def request_message(request: ActionRequest, approvers: list[str], *, approver_ro
     blocks = [Header(title), Section(who), Section("*Plan*\n" + steps)]
     blocks += [Section(note) for note in notes]
     blocks.append(Section(Text("*Status:* ", status)))
-    if request.result:
-        blocks.append(Section(request.result))
+    result = _people_mentioned(request.result, {request.requested_by, request.decided_by, *approvers})
+    if result:
+        blocks.append(Section(result))
     if logs:
         blocks.append(Section("*Last log lines (redacted)*"))
         blocks.append(Preformatted(logs))
@@ -67,5 +86,5 @@ def request_message(request: ActionRequest, approvers: list[str], *, approver_ro
     outcome = {"succeeded": Outcome.ok, "failed": Outcome.critical, "denied": Outcome.denied, "expired": Outcome.warning}.get(
         request.state, Outcome.ok
     )
-    text = Text(f"{title}: ", status, f"\n{request.result}" if request.result else "")
+    text = Text(f"{title}: ", status, "\n" if result else "", result)
     return Reply(text=text, blocks=blocks, outcome=outcome)

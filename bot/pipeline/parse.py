@@ -16,10 +16,10 @@ from typing import Callable
 
 MAX_ARGUMENT_TEXT = 2000
 
-_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
-_SUBTEAM = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>")
-_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+_USER = re.compile(r"<@([UW][A-Z0-9]{1,32})(?:\|[^<>]{0,255})?>")
+_CHANNEL = re.compile(r"<#([CG][A-Z0-9]{1,32})(?:\|[^<>]{0,255})?>")
+_SUBTEAM = re.compile(r"<!subteam\^([A-Z0-9]{1,32})(?:\|[^<>]{0,255})?>")
+_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^<>]{0,255})?>")
 # Any other <target|label> Slack writes for what was typed: links (http, mailto, tel, ...), dates.
 _LINK = re.compile(r"<([a-z][a-z0-9+.-]{0,20}:[^|<>]{0,3000})(?:\|[^<>]{0,3000})?>")
 _DATE = re.compile(r"<!date\^[^|<>]{0,200}\|([^<>]{0,200})>")

@@ -2,8 +2,10 @@
 
 This is the one place where text is escaped for Slack: every string a Reply carries in
 mrkdwn (sections, context, the message text) goes through `to_mrkdwn`, so only the bot's
-own `Mention`s become live markup. Headers and button labels are plain_text, which Slack
-never parses for mentions or links, so they go as they are.
+own `Mention`s become live markup. mrkdwn objects are `verbatim`, so Slack does not turn a
+plain `@channel` or a bare URL in echoed text into a mention or a link either. Headers and
+button labels are plain_text, which Slack never parses for mentions or links, so they go as
+they are.
 """
 from __future__ import annotations
 
@@ -34,20 +36,20 @@ def to_slack(reply: Reply) -> SlackMessage:
             blocks.append({"type": "header", "text": {"type": "plain_text", "text": _clip(block.text, MAX_HEADER), "emoji": True}})
         elif isinstance(block, Section):
             for chunk in split_text(to_mrkdwn(block.text), MAX_SECTION):
-                blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+                blocks.append({"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": chunk}})
         elif isinstance(block, Preformatted):
             # Raw output (logs) is never mrkdwn: escaped, a log line cannot ping (<!channel>) or link (<url|text>).
             for chunk in split_text(escape(block.text.replace("```", "'''")), MAX_SECTION - 8):
-                blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{chunk}```"}})
+                blocks.append({"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": f"```{chunk}```"}})
         elif isinstance(block, Context):
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(to_mrkdwn(block.text), MAX_SECTION)}]})
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": _clip(to_mrkdwn(block.text), MAX_SECTION)}]})
         elif isinstance(block, Actions):
             blocks.append({"type": "actions", "elements": [_button(b) for b in block.buttons[:25]]})
     attachment, filename = (reply.file.content, reply.file.filename) if reply.file else (None, None)
     if len(blocks) > MAX_BLOCKS:
         attachment = attachment or reply.text
         blocks = blocks[: MAX_BLOCKS - 1] + [
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": "Too long for one message: the full output is attached as a file."}]}
+            {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": "Too long for one message: the full output is attached as a file."}]}
         ]
     return SlackMessage(text=_clip(to_mrkdwn(reply.text), MAX_TEXT), blocks=blocks, attachment=attachment, filename=filename)
 

@@ -48,7 +48,7 @@ class ConsoleMessenger:
 
 
 class Console:
-    def __init__(self, bot, user_id: str, stdin: TextIO, stdout: TextIO, allow_impersonation: bool = True):
+    def __init__(self, bot, user_id: str, stdin: TextIO, stdout: TextIO, allow_impersonation: bool = False):
         self.bot, self.user_id, self.stdin, self.stdout = bot, user_id, stdin, stdout
         self.allow_impersonation = allow_impersonation
         self._buttons: dict[int, Button] = {}
@@ -78,8 +78,8 @@ class Console:
         if line.startswith("as "):
             if not self.allow_impersonation:
                 self.write(
-                    "Switching user is off against a server database: it would let one person approve their own request. "
-                    "Start opsbot shell with --allow-impersonation to allow it."
+                    "Switching user is off here (a server database, or next to the Slack bot): it would let one person "
+                    "approve their own request. Start opsbot shell with --allow-impersonation to allow it."
                 )
                 return
             user = line[3:].strip()
@@ -99,7 +99,7 @@ class Console:
 
 
 async def run_console(
-    bot, user_id: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, *, allow_impersonation: bool = True
+    bot, user_id: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, *, allow_impersonation: bool = False
 ) -> None:
     console = Console(bot, user_id, stdin, stdout, allow_impersonation)
     interactive = stdin.isatty()

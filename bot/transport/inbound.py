@@ -36,8 +36,8 @@ class SlashCommand:
     trigger_id: str
 
     @property
-    def delivery_key(self) -> str:
-        return f"trigger:{self.trigger_id}"
+    def delivery_key(self) -> str | None:
+        return f"trigger:{self.trigger_id}" if self.trigger_id else None
 
 
 @dataclass(frozen=True)

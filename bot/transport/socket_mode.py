@@ -25,6 +25,7 @@ class SocketModeTransport:
         self.edge = edge
         self.client = SocketModeClient(app_token=app_token, web_client=client)
         self.client.socket_mode_request_listeners.append(self._on_envelope)
+        self.client.message_listeners.append(self._on_unbuildable)
 
     async def _on_envelope(self, client: SocketModeClient, envelope: SocketModeRequest) -> None:
         work = self.edge.work
@@ -42,6 +43,21 @@ class SocketModeTransport:
             await client.send_socket_mode_response(SocketModeResponse(envelope_id=envelope.envelope_id, payload=payload))
         finally:
             work.ack_finished()
+
+    async def _on_unbuildable(self, client: SocketModeClient, message: dict, raw: str | None) -> None:
+        """slack-sdk drops an envelope it cannot build (no payload, an odd payload type) without calling
+        _on_envelope; it still gets its ack, so Slack does not retry it or show the user an error."""
+        envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
+        if not isinstance(envelope_id, str) or not envelope_id:
+            return
+        try:
+            built = SocketModeRequest.from_dict(message)
+        except Exception:
+            built = None
+        if built is None:
+            SLACK_REFUSED.labels("malformed").inc()
+            log.warning("acknowledged a Socket Mode envelope slack-sdk could not read")
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=envelope_id))
 
     async def connect(self) -> None:
         await self.client.connect()

@@ -65,9 +65,17 @@ SQLITE_UP = (
     BEFORE DELETE ON audit_log
     BEGIN SELECT RAISE(ABORT, '{MESSAGE}: DELETE refused'); END
     """,
+    # INSERT OR REPLACE deletes the old row without firing delete triggers (recursive_triggers is off).
+    f"""
+    CREATE TRIGGER audit_log_no_replace
+    BEFORE INSERT ON audit_log
+    WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id)
+    BEGIN SELECT RAISE(ABORT, '{MESSAGE}: REPLACE refused'); END
+    """,
 )
 
 SQLITE_DOWN = (
+    "DROP TRIGGER audit_log_no_replace",
     "DROP TRIGGER audit_log_no_delete",
     "DROP TRIGGER audit_log_no_update",
 )
