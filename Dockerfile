@@ -6,6 +6,7 @@ WORKDIR /app
 COPY requirements.lock pyproject.toml README.md ./
 COPY bot ./bot
 COPY commands ./commands
+COPY interactions ./interactions
 COPY migrations ./migrations
 RUN pip install --no-cache-dir -c requirements.lock . \
  && useradd --create-home --uid 10001 opsbot \

@@ -1,8 +1,6 @@
 """The Bot object only wires things: config, storage, checks, roles and the pipeline."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from bot.check.engine import CheckEngine
@@ -11,10 +9,12 @@ from bot.config.models import AppConfig
 from bot.coordination import Coordinator
 from bot.docker_engine import DockerGateway
 from bot.pipeline.dispatch import DEFAULT_MIDDLEWARE, Pipeline
+from bot.pipeline.interactions import PRESS_MIDDLEWARE, InteractionPipeline
 from bot.pipeline.messenger import Click, Messenger
-from bot.pipeline.reply import Outcome, Reply
+from bot.pipeline.reply import Reply
 from bot.pipeline.request import Request
 from bot.pipeline.roles import GroupLookup, RoleDirectory
+from bot.schedule import Clock, Scheduler
 from bot.settings import Settings
 from bot.storage import Database
 
@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class Bot:
-    def __init__(self, settings: Settings, config: AppConfig, group_lookup: GroupLookup | None = None):
+    def __init__(self, settings: Settings, config: AppConfig, group_lookup: GroupLookup | None = None, clock: Clock | None = None):
+        from bot.action.scheduled import JOBS as ACTION_JOBS
+        from bot.schedule.retention import JOBS as SCHEDULE_JOBS
         from commands import ALL
+        from interactions import ALL as INTERACTIONS, LEGACY as LEGACY_IDS
 
         self.settings = settings
         self.config = config
@@ -32,9 +35,12 @@ class Bot:
         self.roles = RoleDirectory(config, group_lookup)
         self.coordinator = Coordinator(settings.redis_url)
         self.pipeline = Pipeline(ALL, DEFAULT_MIDDLEWARE)
+        self.interactions = InteractionPipeline(INTERACTIONS, PRESS_MIDDLEWARE, aliases=LEGACY_IDS)
         # Transports register how they post and edit messages: {"slack": ..., "console": ...}.
         self.messengers: dict[str, Messenger] = {}
-        self._housekeeping: asyncio.Task | None = None
+        # Periodic and promised work (bot/schedule/): each slice contributes its job types.
+        # Serve and the console start it; close() stops it before the database closes.
+        self.scheduler = Scheduler(self.db, [*ACTION_JOBS, *SCHEDULE_JOBS], self, clock=clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, config_path: str | None = None, group_lookup: GroupLookup | None = None) -> "Bot":
@@ -44,51 +50,11 @@ class Bot:
         return await self.pipeline.handle(request, self)
 
     async def handle_click(self, click: Click) -> Reply:
-        """A button press: Approve or Deny on an action request; any other button gets one sentence."""
-        from bot.action.flow import decide
-
-        if click.action_id not in ("approve", "deny"):
-            return Reply.refusal("That button is not one opsbot knows (it may belong to an older version); nothing was done.")
-        try:
-            return await decide(self, click)
-        except Exception:
-            log.exception("button %s failed", click.action_id)
-            return Reply.refusal(
-                "That button press failed inside opsbot; the error is in the bot's log and the request's message shows its state.",
-                Outcome.error,
-            )
-
-    def start_housekeeping(self) -> None:
-        """The periodic sweep, for serve and the console alike."""
-        if self._housekeeping is None:
-            self._housekeeping = asyncio.get_running_loop().create_task(self.sweep_forever())
-
-    async def stop_housekeeping(self) -> None:
-        """Cancelled and awaited: a sweep cut short must be over before the database closes."""
-        task, self._housekeeping = self._housekeeping, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def sweep_forever(self, interval: float = 30.0) -> None:
-        """Run sweep() now (a restart may have left requests behind) and then every `interval` seconds."""
-        while True:
-            await self.sweep()
-            await asyncio.sleep(interval)
-
-    async def sweep(self) -> None:
-        """Housekeeping, at start and periodically: expire overdue approval requests, fail stranded ones."""
-        from bot.action.flow import recover_stale, sweep_expired
-
-        try:
-            await sweep_expired(self)
-            await recover_stale(self)
-        except Exception as exc:
-            log.warning("request sweep failed: %s", exc)
+        """A button press, from any transport: through the interaction pipeline, like a command."""
+        return await self.interactions.handle(click, self)
 
     async def close(self) -> None:
-        await self.stop_housekeeping()
+        await self.scheduler.stop()  # a job cut short must be over before the database closes
         await self.checks.close()
         await self.coordinator.close()
         await self.db.close()

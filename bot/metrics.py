@@ -15,3 +15,8 @@ SLACK_REFUSED = Counter(
     ["reason"],
 )
 INTERACTIONS = Counter("opsbot_interactions_total", "Interactions acknowledged, by payload type", ["kind"])
+INTERACTIONS_HANDLED = Counter(
+    "opsbot_interactions_handled_total",
+    "Button presses through the interaction pipeline, by declared interaction id (unknown: not declared) and outcome",
+    ["interaction", "outcome"],
+)

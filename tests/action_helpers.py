@@ -141,7 +141,7 @@ def ask(user: str, text: str, command: str = "restart", **kwargs) -> Request:
     return Request(user, "C1", command, text, "console", **kwargs)
 
 
-def click(user: str, request_id: int, action: str = "approve") -> Click:
+def click(user: str, request_id: int, action: str = "action.approve") -> Click:
     return Click(user, action, str(request_id), "C1", "console")
 
 
@@ -156,7 +156,7 @@ def request_id_of(reply: Reply) -> int:
         match = re.fullmatch(r"Request #(\d+) is posted and waits for approval\.", reply.text)
         assert match, reply.text
         return int(match.group(1))
-    assert [b.action_id for b in found] == ["approve", "deny"], reply.text
+    assert [b.action_id for b in found] == ["action.approve", "action.deny"], reply.text
     assert len({b.value for b in found}) == 1
     return int(found[0].value)
 

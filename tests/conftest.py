@@ -19,6 +19,8 @@ import pytest_asyncio
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Shared helper modules report failed asserts like test modules do; registered before anything imports them.
+pytest.register_assert_rewrite("action_helpers", "drivers")
 
 from slack_double import SlackDouble  # noqa: E402
 
@@ -26,6 +28,7 @@ from bot.app import Bot  # noqa: E402
 from bot.config.loader import parse_config  # noqa: E402
 from bot.migrate import upgrade_async  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from bot.storage import Database  # noqa: E402
 
 PG_USER = os.environ.get("PGUSER", "postgres")
 PG_ADMIN_DSN = os.environ.get("OPSBOT_TEST_POSTGRES_DSN", f"postgresql://{PG_USER}@127.0.0.1:5432/test")
@@ -73,6 +76,20 @@ async def pg_database_url():
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite+aiosqlite:///{tmp_path / 'opsbot.db'}"
+
+
+@pytest_asyncio.fixture
+async def open_db():
+    """open_db(url) -> a Database with an engine of its own (as another replica would have); closed after the test."""
+    opened: list[Database] = []
+
+    def factory(url: str) -> Database:
+        opened.append(Database(url))
+        return opened[-1]
+
+    yield factory
+    for db in opened:
+        await db.close()
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -10,6 +10,7 @@ wall-clock durations (ages are set in the database, not waited for).
 """
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import docker
@@ -20,12 +21,14 @@ from slack_double import block_texts
 from sqlalchemy import update
 
 from bot.action import service as requests
+from bot.action.scheduled import SWEEP
 from bot.action.models import ActionRequest
 from bot.action.plan import plan_hash, restart_plan
 from bot.pipeline.reply import Outcome, Reply
+from bot.schedule import JobState
+from bot.schedule import service as jobs
 from bot.storage import utcnow
 
-pytest.register_assert_rewrite("action_helpers")  # its asserts report like this module's
 
 from action_helpers import (  # noqa: E402
     IMAGE,
@@ -135,6 +138,15 @@ async def strand(bot, svc: str, *, running: bool = False) -> ActionRequest:
     return request
 
 
+async def sweep(bot) -> None:
+    """The action sweep as serve runs it: a job of its kind due now, claimed and run by the bot's scheduler."""
+    key = f"{SWEEP}:test-{uuid.uuid4().hex}"
+    await bot.scheduler.enqueue(SWEEP, key, bot.scheduler.clock.now())
+    assert await bot.scheduler.run_due() >= 1
+    job = await jobs.get(bot.db, key)
+    assert (job.state, job.error) == (JobState.done, "")
+
+
 async def age(bot, request_id: int, **ago: timedelta) -> None:
     """Move the request's timestamps into the past: age(..., decided_at=timedelta(minutes=10))."""
     now = utcnow()
@@ -152,14 +164,14 @@ async def test_sweep_fails_a_request_left_approved_and_frees_its_service(make_bo
 
     # Approved a minute ago: it may still be starting on another replica; the sweep leaves it alone.
     await age(bot, request.id, created_at=timedelta(minutes=1), decided_at=timedelta(minutes=1))
-    await bot.sweep()
+    await sweep(bot)
     assert await state_of(bot, request.id) == "approved"
     assert (await lock_of(bot, svc)).request_id == request.id
     await locked_refusal(bot, svc, request.id)
 
     # Approved ten minutes ago and never started: the process that approved it is gone.
     await age(bot, request.id, created_at=timedelta(minutes=11), decided_at=timedelta(minutes=10))
-    await bot.sweep()
+    await sweep(bot)
     stranded = await requests.get(bot.db, request.id)
     assert stranded.state == "failed"
     assert stranded.result == "opsbot stopped before running it"
@@ -173,7 +185,7 @@ async def test_sweep_fails_a_request_left_approved_and_frees_its_service(make_bo
     assert own.inspect(container)["State"]["StartedAt"] == started
 
     # A second sweep finds nothing more; the service takes a new request.
-    await bot.sweep()
+    await sweep(bot)
     assert await trail(bot, svc, request.id) == ["failed"]
     new = request_id_of(await bot.handle(ask("UOPS2", svc)))
     assert [(r.id, r.state) for r in await request_rows(bot, svc)] == [(request.id, "failed"), (new, "pending")]
@@ -190,12 +202,12 @@ async def test_sweep_fails_a_request_left_running_and_frees_its_service(make_bot
 
     # Running for half an hour: a long dependents chain may still be at it.
     await age(bot, request.id, created_at=timedelta(minutes=31), decided_at=timedelta(minutes=31), started_at=timedelta(minutes=30))
-    await bot.sweep()
+    await sweep(bot)
     assert await state_of(bot, request.id) == "running"
     await locked_refusal(bot, svc, request.id)
 
     await age(bot, request.id, created_at=timedelta(hours=2, minutes=1), decided_at=timedelta(hours=2, minutes=1), started_at=timedelta(hours=2))
-    await bot.sweep()
+    await sweep(bot)
     stranded = await requests.get(bot.db, request.id)
     assert stranded.state == "failed"
     assert "opsbot stopped while running it" in stranded.result
@@ -219,11 +231,11 @@ async def test_sweep_recovers_an_approvals_0_request_that_never_started(make_bot
     assert (await requests.get(bot.db, request.id)).decided_at is None
 
     await age(bot, request.id, created_at=timedelta(minutes=1))
-    await bot.sweep()
+    await sweep(bot)
     assert await state_of(bot, request.id) == "approved"
 
     await age(bot, request.id, created_at=timedelta(minutes=10))
-    await bot.sweep()
+    await sweep(bot)
     stranded = await requests.get(bot.db, request.id)
     assert (stranded.state, stranded.result) == ("failed", "opsbot stopped before running it")
     assert await lock_of(bot, svc) is None

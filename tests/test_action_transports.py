@@ -31,7 +31,6 @@ from slack_signing import block_actions_body, sign
 from bot.action import service as requests
 from bot.audit import service as audit
 
-pytest.register_assert_rewrite("action_helpers")  # its asserts report like this module's
 
 from action_helpers import Served, blocks_of, send_slash_restart, serving  # noqa: E402
 
@@ -232,8 +231,8 @@ async def request_restart(slack, served: Served, user: str = "UOPS1") -> tuple[i
     blocks = blocks_of(posted)
     [actions] = [b for b in blocks if b["type"] == "actions"]
     approve, deny = actions["elements"]
-    assert (approve["action_id"], approve["text"]["text"], approve["style"]) == ("approve", "Approve", "primary")
-    assert (deny["action_id"], deny["text"]["text"], deny["style"]) == ("deny", "Deny", "danger")
+    assert (approve["action_id"], approve["text"]["text"], approve["style"]) == ("action.approve", "Approve", "primary")
+    assert (deny["action_id"], deny["text"]["text"], deny["style"]) == ("action.deny", "Deny", "danger")
     assert approve["value"] == deny["value"]
     request_id = int(approve["value"])
     shown = block_texts(blocks)
@@ -258,7 +257,7 @@ async def test_slack_restart_approved_edits_the_message_in_place(slack, served, 
     before = service.started_at()
     request_id, ts = await request_restart(slack, served)
 
-    status, url = await click(slack, served, "UOPS2", "approve", request_id, ts)
+    status, url = await click(slack, served, "UOPS2", "action.approve", request_id, ts)
     assert status == 200
     updates = await slack.wait_for("chat.update", 2, timeout=45)
     await wait_until(lambda: slack.response_posts(url), timeout=45)
@@ -294,7 +293,7 @@ async def test_slack_restart_approved_edits_the_message_in_place(slack, served, 
     ]
 
     # A second approver, a new click (new trigger_id): already decided, nothing runs again.
-    status, url2 = await click(slack, served, "UOPS3", "approve", request_id, ts)
+    status, url2 = await click(slack, served, "UOPS3", "action.approve", request_id, ts)
     assert status == 200
     await wait_until(lambda: slack.response_posts(url2))
     [late] = slack.response_posts(url2)
@@ -312,11 +311,11 @@ async def test_slack_forged_click_is_refused_then_deny(slack, served, service):
     request_id, ts = await request_restart(slack, served)
     audit_before = len(await audit.entries(served.bot.db, 100))
 
-    status, url = await click(slack, served, "UOPS2", "approve", request_id, ts, secret="not-the-signing-secret")
+    status, url = await click(slack, served, "UOPS2", "action.approve", request_id, ts, secret="not-the-signing-secret")
     assert status == 401
     # A correct signature over another body does not carry over either.
-    other = block_actions_body("UOPS2", "approve", str(request_id), message_ts=ts, response_url=url)
-    forged = block_actions_body("UOPS2", "approve", str(request_id), message_ts=ts, response_url=url)
+    other = block_actions_body("UOPS2", "action.approve", str(request_id), message_ts=ts, response_url=url)
+    forged = block_actions_body("UOPS2", "action.approve", str(request_id), message_ts=ts, response_url=url)
     async with aiohttp.ClientSession() as http:
         headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(SIGNING_SECRET, other)}
         async with http.post(f"{served.url}/slack/events", data=forged.encode(), headers=headers) as response:
@@ -328,7 +327,7 @@ async def test_slack_forged_click_is_refused_then_deny(slack, served, service):
     assert len(await audit.entries(served.bot.db, 100)) == audit_before
 
     # Deny, genuinely signed.
-    status, url = await click(slack, served, "UOPS2", "deny", request_id, ts)
+    status, url = await click(slack, served, "UOPS2", "action.deny", request_id, ts)
     assert status == 200
     [update] = await slack.wait_for("chat.update", 1, timeout=15)
     await wait_until(lambda: slack.response_posts(url))
@@ -342,7 +341,7 @@ async def test_slack_forged_click_is_refused_then_deny(slack, served, service):
     assert line.text == f"You denied request #{request_id}; nothing was run."
 
     # Approving after the deny changes nothing.
-    status, url2 = await click(slack, served, "UOPS3", "approve", request_id, ts)
+    status, url2 = await click(slack, served, "UOPS3", "action.approve", request_id, ts)
     await wait_until(lambda: slack.response_posts(url2))
     assert slack.response_posts(url2)[0].text == f"Request #{request_id} was already decided by <@UOPS2>: it is denied."
     await asyncio.sleep(QUIET)
@@ -356,7 +355,7 @@ async def test_slack_self_approval_and_outsiders_are_refused(slack, served, serv
     before = service.started_at()
     request_id, ts = await request_restart(slack, served)
 
-    status, url = await click(slack, served, "UOPS1", "approve", request_id, ts)
+    status, url = await click(slack, served, "UOPS1", "action.approve", request_id, ts)
     assert status == 200
     await wait_until(lambda: slack.response_posts(url))
     [line] = slack.response_posts(url)
@@ -364,15 +363,15 @@ async def test_slack_self_approval_and_outsiders_are_refused(slack, served, serv
     assert line.text == "You requested this, so someone else has to approve it (two-person rule)."
 
     for user, action, expected in [
-        ("UVIEW1", "approve", "You cannot approve this: approving needs the ops role."),
-        ("UVIEW1", "deny", "You cannot deny this request: only its requester or an approver can."),
+        ("UVIEW1", "action.approve", "You cannot approve this: approving needs the ops role."),
+        ("UVIEW1", "action.deny", "You cannot deny this request: only its requester or an approver can."),
     ]:
         status, url = await click(slack, served, user, action, request_id, ts)
         await wait_until(lambda: slack.response_posts(url))
         assert slack.response_posts(url)[0].text == expected
 
     # A button value that is not a request.
-    status, url = await click(slack, served, "UOPS2", "approve", 99999, ts)
+    status, url = await click(slack, served, "UOPS2", "action.approve", 99999, ts)
     await wait_until(lambda: slack.response_posts(url))
     assert slack.response_posts(url)[0].text == "Request #99999 does not exist."
 
@@ -382,6 +381,6 @@ async def test_slack_self_approval_and_outsiders_are_refused(slack, served, serv
     assert service.started_at() == before
 
     # Requesters can withdraw (deny) their own request; that releases the lock.
-    status, url = await click(slack, served, "UOPS1", "deny", request_id, ts)
+    status, url = await click(slack, served, "UOPS1", "action.deny", request_id, ts)
     await wait_until(lambda: slack.response_posts(url))
     assert (await requests.get(served.bot.db, request_id)).state == "denied"

@@ -30,7 +30,6 @@ from bot.pipeline.reply import Actions, Outcome, Preformatted, Section
 from bot.pipeline.request import Request
 from bot.storage import utcnow
 
-pytest.register_assert_rewrite("action_helpers")  # its asserts report like this module's
 
 from action_helpers import (  # noqa: E402
     IMAGE,
@@ -254,7 +253,7 @@ async def test_oom_killed_container_needs_force_recreate_which_makes_a_new_conta
         assert "OOM" not in everything(plain)
     assert "docker restart" in everything(plain)
     # The plain request is withdrawn by its requester; that frees the service.
-    withdrawn = await bot.handle_click(click("UOPS1", plain_id, "deny"))
+    withdrawn = await bot.handle_click(click("UOPS1", plain_id, "action.deny"))
     assert withdrawn.text == f"You denied request #{plain_id}; nothing was run."
 
     reply = await bot.handle(ask("UOPS1", "batch --force-recreate"))
@@ -350,12 +349,19 @@ async def test_self_approval_and_non_approvers_are_refused(make_bot, idle_contai
     assert outsider.text == "You cannot approve this: approving needs the ops role."
     assert_one_sentence(outsider)
 
-    stranger = await bot.handle_click(click("UNOBODY1", request_id, "deny"))
-    assert stranger.text == "You cannot deny this request: only its requester or an approver can."
+    # Someone with a role but neither requester nor approver: the action's policy refuses.
+    bystander = await bot.handle_click(click("UDEV1", request_id, "action.deny"))
+    assert bystander.text == "You cannot deny this request: only its requester or an approver can."
+    # Someone with no role at all: the interaction pipeline refuses before the flow runs.
+    stranger = await bot.handle_click(click("UNOBODY1", request_id, "action.deny"))
+    assert stranger.text == "You are not allowed to press this button: it needs a role in app.yaml; nothing was done."
+    assert stranger.outcome is Outcome.denied
 
     assert await state_of(bot, request_id) == "pending"
     assert await requests.approvers(bot.db, request_id) == []
     assert await trail(bot, "web", request_id, refusals=True) == ["requested", "approval refused", "approval refused", "denial refused"]
+    [row] = await audit.entries(bot.db, 1)
+    assert (row.user_id, row.command, row.arguments, row.outcome) == ("UNOBODY1", "action.deny", str(request_id), "refused")
     assert (await lock_of(bot, "web")).request_id == request_id
     assert started_ns(await bot.checks.docker.inspect(idle_container)) == before
 
@@ -386,7 +392,7 @@ async def test_deny_releases_the_lock_removes_the_buttons_and_runs_nothing(make_
     request_id = request_id_of(message)
     assert posted.text == f"Request #{request_id} is posted and waits for approval."
 
-    reply = await bot.handle_click(click("UOPS2", request_id, "deny"))
+    reply = await bot.handle_click(click("UOPS2", request_id, "action.deny"))
     assert reply.text == f"You denied request #{request_id}; nothing was run."
     request = await requests.get(bot.db, request_id)
     assert request.state == "denied" and request.decided_by == "UOPS2"
@@ -526,7 +532,7 @@ async def test_a_click_from_another_channel_or_workspace_is_refused(make_bot, id
     bot = await make_bot(app_yaml({"web": service(idle_container)}))
     request_id = request_id_of(await bot.handle(ask("UOPS1", "web", team_id="T0HOME")))
     for channel, team in (("C2", "T0HOME"), ("C1", "T0OTHER"), ("C1", "")):
-        reply = await bot.handle_click(Click("UOPS2", "approve", str(request_id), channel, "slack", team))
+        reply = await bot.handle_click(Click("UOPS2", "action.approve", str(request_id), channel, "slack", team))
         assert reply.text == f"That button does not belong to request #{request_id} in this channel; nothing was done."
         assert reply.outcome is Outcome.denied
     assert await state_of(bot, request_id) == "pending"
@@ -536,9 +542,11 @@ async def test_a_click_from_another_channel_or_workspace_is_refused(make_bot, id
 @pytest.mark.parametrize("value", ["99999999999999999999", "-1", "1e3", "\u0661", "", " 1", "1" * 10])
 async def test_button_values_that_are_not_request_ids_get_one_sentence(make_bot, value):
     bot = await make_bot(app_yaml({"web": service("opsbot-test-no-such-container")}))
-    reply = await bot.handle_click(Click("UOPS2", "approve", value.encode().decode("unicode_escape"), "C1", "console"))
+    reply = await bot.handle_click(Click("UOPS2", "action.approve", value.encode().decode("unicode_escape"), "C1", "console"))
     assert reply.text == "That button does not belong to a request opsbot knows."
     assert_one_sentence(reply)
+    [row] = await audit.entries(bot.db, 1)  # on record, though it names no request
+    assert (row.user_id, row.command, row.outcome, row.target) == ("UOPS2", "action.approve", "approve refused", "")
 
 
 async def test_plan_changed_since_the_request_is_refused(make_bot, own, docker_client):
@@ -739,7 +747,7 @@ async def test_refused_and_late_clicks_are_on_the_audit_trail(make_bot, own):
     container, port = await own.httpd()
     bot = await make_bot(app_yaml({"web": service(container, port=port)}))
     request_id = request_id_of(await bot.handle(ask("UOPS1", "web")))
-    await bot.handle_click(click("UOPS2", request_id, "deny"))
+    await bot.handle_click(click("UOPS2", request_id, "action.deny"))
     late = await bot.handle_click(click("UOPS2", request_id))
     assert late.text.startswith(f"Request #{request_id} was already decided by <@UOPS2>")
     assert await trail(bot, "web", request_id, refusals=True) == ["requested", "denied", "approve refused"]

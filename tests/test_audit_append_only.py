@@ -42,19 +42,6 @@ def url_for(scratch_pg, sqlite_url):
     return lambda backend: scratch_pg if backend == "postgres" else sqlite_url
 
 
-@pytest.fixture
-async def open_db():
-    dbs = []
-
-    def factory(url: str) -> Database:
-        dbs.append(Database(url))
-        return dbs[-1]
-
-    yield factory
-    for db in dbs:
-        await db.close()
-
-
 async def migrate(fn, url: str, revision: str) -> None:
     await asyncio.to_thread(fn, url, revision)
 

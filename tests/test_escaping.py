@@ -453,7 +453,7 @@ async def test_the_bots_own_mentions_stay_live(driver, slack):
     seen = await check.command("/restart", "app", "is posted and waits for approval", "request")
     request_id = re.search(r"Request #(\d+)", seen.plain).group(1)
     await check.command("/restart", "app", f"app is locked by request #{request_id} (/restart by ", "locked")
-    await driver.click(OPS, "deny", request_id)
+    await driver.click(OPS, "action.deny", request_id)
     await check.finish(slack, frozenset({OPS}))
     (plan,) = driver.messages()
     assert len(plan.versions) == 2, f"expected the plan posted, then edited once (denied): {[v.plain for v in plan.versions]}"
@@ -508,7 +508,7 @@ def test_renderer_escapes_every_string_and_keeps_only_the_bots_mentions():
             Preformatted(HOSTILE),
             Section(Text("Requested by ", Mention(OPS), " and ", Mention("U1><!channel"), "; ", HOSTILE)),
             Section(f"{Text('lost: ', Mention(OPS))}"),  # rebuilt as a str: the mention shows as text
-            Actions((Button(HOSTILE[:70], "approve", "1", "primary"), Button("<!channel>", "deny", "1"))),
+            Actions((Button(HOSTILE[:70], "action.approve", "1", "primary"), Button("<!channel>", "action.deny", "1"))),
         ],
     )
     message = to_slack(reply)

@@ -219,6 +219,8 @@ ADVERSARIAL = [
     "/he alth",
     "approve",
     "deny",
+    "action.approve",
+    "action.deny",
     "block_actions",
     "url_verification",
     "event_callback",
@@ -358,7 +360,7 @@ def base_shape(rng: random.Random, slack, marker: str) -> Shape:
         text = rng.choice(["", "host", "fuzzweb", f"nope{marker}", "host --tail 5", "fuzzweb --tail=5"])
         return Shape(kind, "slash_commands", slash_command_fields(command, text, user_id=user, response_url=url))
     if kind == "block_actions":
-        action = rng.choice(["approve", "deny", "incident.ack", "x"])
+        action = rng.choice(["action.approve", "action.deny", "approve", "deny", "incident.ack", "x"])
         value = rng.choice(["1", "0", "999999999", f"{marker}", "١٢"])
         return Shape(kind, "interactive", block_actions_payload(user, action, value, response_url=url))
     if kind == "view_submission":
@@ -1018,7 +1020,7 @@ async def test_fuzz_command_texts_over_http_and_socket_mode(slack, rig, logs, me
 
 BUTTON_VALUES = ["", "0", "1", "-1", "+1", " 1", "1 ", "01", "999999999", "1000000000", "2147483648", "9223372036854775808", "9" * 400,
                  "١٢", "²", "٠", "１", "1e3", "0x10", "1.0", "NaN", "null", "\x00", "1\x00", "\ud800", "🔥", "#1", "1;2", "-0"]
-BUTTON_ACTIONS = ["approve", "deny", "APPROVE", "approve ", " deny", "approve\x00", "", "x" * 300, "incident.ack", "approve\u200b", "ａｐｐｒｏｖｅ", "\ud800", "deny\n"]
+BUTTON_ACTIONS = ["action.approve", "action.deny", "action.approvex", "action.deny ", "ACTION.APPROVE", "action", "action.", ".approve", "approve", "deny", "APPROVE", "approve ", " deny", "approve\x00", "", "x" * 300, "incident.ack", "approve\u200b", "ａｐｐｒｏｖｅ", "\ud800", "deny\n"]
 
 
 def button(rng: random.Random, marker: str) -> tuple[str, str]:

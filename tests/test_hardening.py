@@ -108,13 +108,14 @@ async def test_drain_cancels_and_awaits_work_that_outlives_its_timeout():
     assert finished == ["quick", "stuck cleaned up"]
 
 
-async def test_close_stops_the_housekeeping_sweep_and_waits_for_it(make_bot):
+async def test_close_stops_the_scheduler_and_waits_for_it(make_bot):
     bot = await make_bot(CONFIG)
-    bot.start_housekeeping()
-    task = bot._housekeeping
+    bot.scheduler.start()
+    task = bot.scheduler._task
     await asyncio.sleep(0.05)
+    assert bot.scheduler.running
     await bot.close()
-    assert task.done() and bot._housekeeping is None
+    assert task.done() and not bot.scheduler.running
 
 
 def test_a_stored_result_mentions_the_requests_own_people_and_nobody_else():

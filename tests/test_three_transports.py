@@ -16,7 +16,6 @@ import re
 
 import pytest
 
-pytest.register_assert_rewrite("drivers", "action_helpers")
 
 from conftest import FLEET_CONFIG, REDIS_URL  # noqa: E402
 from drivers import drive  # noqa: E402,F401 (fixture)
@@ -73,7 +72,7 @@ async def request_restart(d, user: str = "UOPS1") -> tuple[int, str]:
     assert f"/restart svc: request #{request_id}" in words
     assert f"Requested by @{user}" in words and "needs 1 approval from ops" in words
     assert "Status: Waiting for approval" in words
-    assert plan.now.buttons == [("approve", str(request_id)), ("deny", str(request_id))]
+    assert plan.now.buttons == [("action.approve", str(request_id)), ("action.deny", str(request_id))]
     [row] = [r for r in await request_rows(d.bot, "svc") if r.id == request_id]
     assert (row.state, row.requested_by, row.message_ref) == ("pending", user, plan.ref)
     return request_id, plan.ref
@@ -267,7 +266,7 @@ async def test_restart_needs_a_second_person_then_runs_once(drive, service):
     request_id, ref = await request_restart(d)
 
     # The requester's own approval is refused; nothing changes.
-    seen = await d.click("UOPS1", "approve", str(request_id))
+    seen = await d.click("UOPS1", "action.approve", str(request_id))
     one_sentence(d, seen, TWO_PERSON_RULE)
     await d.settle()
     assert await state_of(d.bot, request_id) == "pending"
@@ -275,7 +274,7 @@ async def test_restart_needs_a_second_person_then_runs_once(drive, service):
     assert service.started_at() == before
 
     # A second ops member approves: it runs, and the plan message is edited in place.
-    seen = await d.click("UOPS2", "approve", str(request_id))
+    seen = await d.click("UOPS2", "action.approve", str(request_id))
     assert f"Request #{request_id} succeeded." in seen.words
     if d.name != "console":
         assert seen.one_line == f"Request #{request_id} succeeded." and seen.ephemeral
@@ -297,7 +296,7 @@ async def test_restart_needs_a_second_person_then_runs_once(drive, service):
     assert await trail(d.bot, "svc", request_id, refusals=True) == ["requested", "approval refused", "approved", "running", "succeeded"]
 
     # A second click after the decision: already decided, nothing runs again.
-    seen = await d.click("UOPS3", "approve", str(request_id))
+    seen = await d.click("UOPS3", "action.approve", str(request_id))
     one_sentence(d, seen, f"Request #{request_id} was already decided by @UOPS2: it is succeeded.")
     await d.settle()
     assert len(plan_message(d, ref).edits) == 2
@@ -313,21 +312,21 @@ async def test_restart_denied(drive, service):
     d = await drive(restart_config(service))
     request_id, ref = await request_restart(d)
 
-    seen = await d.click("UVIEW1", "deny", str(request_id))
+    seen = await d.click("UVIEW1", "action.deny", str(request_id))
     one_sentence(d, seen, "You cannot deny this request: only its requester or an approver can.")
-    seen = await d.click("UVIEW1", "approve", str(request_id))
+    seen = await d.click("UVIEW1", "action.approve", str(request_id))
     one_sentence(d, seen, "You cannot approve this: approving needs the ops role.")
     await d.settle()
     assert plan_message(d, ref).edits == [] and await state_of(d.bot, request_id) == "pending"
 
-    seen = await d.click("UOPS2", "deny", str(request_id))
+    seen = await d.click("UOPS2", "action.deny", str(request_id))
     assert f"You denied request #{request_id}; nothing was run." in seen.words
     [denied] = plan_message(d, ref).edits
     assert "Status: Denied by @UOPS2 at" in denied.words and denied.buttons == []
 
-    seen = await d.click("UOPS3", "approve", str(request_id))
+    seen = await d.click("UOPS3", "action.approve", str(request_id))
     one_sentence(d, seen, f"Request #{request_id} was already decided by @UOPS2: it is denied.")
-    seen = await d.click("UOPS2", "deny", str(request_id))
+    seen = await d.click("UOPS2", "action.deny", str(request_id))
     one_sentence(d, seen, f"Request #{request_id} was already decided by @UOPS2: it is denied.")
     await d.settle()
     assert len(plan_message(d, ref).edits) == 1
@@ -352,7 +351,7 @@ async def test_restart_denied(drive, service):
     # The deny released the lock: the service can be requested again.
     second, _ = await request_restart(d)
     assert second == request_id + 1
-    seen = await d.click("UOPS1", "deny", str(second))  # requesters may withdraw their own
+    seen = await d.click("UOPS1", "action.deny", str(second))  # requesters may withdraw their own
     assert f"You denied request #{second}; nothing was run." in seen.words
 
 
@@ -388,21 +387,24 @@ async def test_buttons_that_are_not_this_requests_are_refused(drive, service):
         assert await audit_rows(d.bot) == audit_before
     else:
         # The request's own button, pressed from another channel.
-        seen = await d.click("UOPS2", "approve", str(request_id), channel="C2")
+        seen = await d.click("UOPS2", "action.approve", str(request_id), channel="C2")
         one_sentence(d, seen, f"That button does not belong to request #{request_id} in this channel; nothing was done.")
         [refused] = await audit.entries(d.bot.db, 1)
         assert (refused.user_id, refused.outcome, refused.channel) == ("UOPS2", "approve refused", "C2")
-        # A button opsbot never made (another app's, an older version's): answered, not recorded.
-        seen = await d.click("UOPS2", "incident.ack", "7")
+        # A button opsbot never made (another app's, an older version's): answered, and on record.
+        seen = await d.click("UOPS2", "incident.nope", "7")
         one_sentence(d, seen, UNKNOWN_BUTTON)
-        assert await audit_rows(d.bot) == audit_before + [("UOPS2", "restart", f"#{request_id} svc", "approve refused")]
+        assert await audit_rows(d.bot) == audit_before + [
+            ("UOPS2", "restart", f"#{request_id} svc", "approve refused"),
+            ("UOPS2", "incident.nope", "7", "unknown"),
+        ]
 
     await d.settle()
     assert await state_of(d.bot, request_id) == "pending"
     assert plan_message(d, ref).edits == []
     assert service.started_at() == before
     # The request itself still works from where it was made.
-    seen = await d.click("UOPS1", "deny", str(request_id))
+    seen = await d.click("UOPS1", "action.deny", str(request_id))
     assert f"You denied request #{request_id}; nothing was run." in seen.words
 
 
@@ -428,7 +430,7 @@ async def test_a_retried_delivery_runs_once(drive, service):
     ]
 
     # A button press delivered twice is one press: the retry would otherwise be "already decided".
-    press = d.press("UOPS2", "deny", str(request.id))
+    press = d.press("UOPS2", "action.deny", str(request.id))
     await d.send_click(press)
     await d.send_click(press, retry_attempt=1)
     await d.settle()
@@ -464,14 +466,14 @@ async def test_socket_mode_reconnects_after_a_disconnect_mid_session(drive, serv
     # The request made before the disconnect is approved over the new connection; right after the
     # ack, with the restart still to run, the connection is refreshed again: the work goes on and
     # answers through the response_url, which does not depend on the socket.
-    press = d.press("UOPS2", "approve", str(request_id))
+    press = d.press("UOPS2", "action.approve", str(request_id))
     await d.send_click(press)
     assert socket.envelopes[-1].connection_id == second.id
     await socket.disconnect("refresh_requested")
     third = await socket.wait_connected(count=opened + 2)
     assert not second.live
 
-    seen = await d.answer(press["response_url"], "approve", 30)
+    seen = await d.answer(press["response_url"], "action.approve", 30)
     assert seen.one_line == f"Request #{request_id} succeeded."
     assert "Status: Succeeded · approved by @UOPS2" in plan_message(d, ref).now.words
     assert await state_of(d.bot, request_id) == "succeeded"

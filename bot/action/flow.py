@@ -14,7 +14,7 @@ from bot.action.views import request_message, when
 from bot.audit import service as audit
 from bot.docker_engine import DockerUnavailable
 from bot.pipeline.markup import Mention, Text
-from bot.pipeline.messenger import Click, MessagePostFailed
+from bot.pipeline.messenger import MessagePostFailed
 from bot.pipeline.reply import Outcome, Reply
 
 log = logging.getLogger(__name__)
@@ -106,61 +106,7 @@ async def request_restart(bot, req, service: str, *, with_dependents: bool, forc
     return Reply(text=f"Request #{request.id} is posted and waits for approval.", outcome=Outcome.ok, ephemeral=True)
 
 
-async def decide(bot, click: Click) -> Reply:
-    # Request ids are the database's integers: anything else (or too big for the column) is not ours.
-    if not (click.value.isascii() and click.value.isdigit() and len(click.value) <= 9):
-        return Reply.refusal("That button does not belong to a request opsbot knows.")
-    request_id = int(click.value)
-    request = await requests.get(bot.db, request_id)
-    if request is None:
-        return Reply.refusal(f"Request #{request_id} does not exist.")
-    spec = bot.config.action(request.action)
-    services = _services(request.plan)
-    if spec is None or any(name not in bot.config.services for name in services):
-        return Reply.refusal(f"Request #{request_id} is for something app.yaml no longer declares; request it again.")
-    # The button must be pressed where the request was made: same channel, same workspace.
-    if (click.channel_id, click.team_id) != (request.channel, request.team):
-        refusal = f"That button does not belong to request #{request_id} in this channel; nothing was done."
-        await _audit(bot, request, click.user_id, f"{click.action_id} refused", refusal, click.channel_id, click.transport)
-        return Reply.refusal(refusal, Outcome.denied)
-
-    if request.state == "pending" and await requests.expire(bot.db, request.id) is not None:
-        return await _expired(bot, request.id, click)
-
-    if click.action_id == "deny":
-        held = await bot.roles.roles_of(click.user_id)
-        if click.user_id != request.requested_by and policy.missing_role(held, policy.approver_roles, bot.config, spec, services):
-            refusal = "You cannot deny this request: only its requester or an approver can."
-            await _audit(bot, request, click.user_id, "denial refused", refusal, click.channel_id, click.transport)
-            return Reply.refusal(refusal, Outcome.denied)
-        try:
-            request = await requests.deny(bot.db, request.id, click.user_id)
-        except requests.NotPending:
-            return await _already_decided(bot, request_id, click)
-        await _audit(bot, request, click.user_id, "denied", channel=click.channel_id, transport=click.transport)
-        await _update(bot, request)
-        return Reply(text=f"You denied request #{request.id}; nothing was run.", ephemeral=True, outcome=Outcome.ok)
-
-    refusal = await policy.approval_refusal(bot.roles, bot.config, spec, services, request.requested_by, click.user_id)
-    if refusal:
-        await _audit(bot, request, click.user_id, "approval refused", refusal, click.channel_id, click.transport)
-        return Reply.refusal(refusal, Outcome.denied)
-    try:
-        request = await requests.approve(bot.db, request.id, click.user_id)
-    except requests.AlreadyApproved:
-        refusal = f"You already approved request #{request_id}; it needs another approver."
-        await _audit(bot, request, click.user_id, "approval refused", refusal, click.channel_id, click.transport)
-        return Reply.refusal(refusal)
-    except requests.NotPending:
-        current = await requests.get(bot.db, request_id)
-        if current.state == "pending" and await requests.expire(bot.db, request_id) is not None:
-            return await _expired(bot, request_id, click)
-        return await _already_decided(bot, request_id, click)
-    await _audit(bot, request, click.user_id, "approved", channel=click.channel_id, transport=click.transport)
-    if request.state != "approved":
-        await _update(bot, request)
-        return Reply(text=f"Approved request #{request.id}; it needs one more approver.", ephemeral=True)
-    return await execute(bot, request)
+# Approve and Deny: bot/action/decisions.py.
 
 
 async def execute(bot, request) -> Reply:
@@ -226,21 +172,6 @@ async def _still_allowed(bot, request, spec) -> str | None:
     if plan_hash(current) != request.plan_hash:
         return f"Request #{request.id} was not run: the plan changed since it was approved (config or container); request it again."
     return None
-
-
-async def _expired(bot, request_id: int, click: Click) -> Reply:
-    request = await requests.get(bot.db, request_id)
-    await _audit(bot, request, click.user_id, "expired")
-    await _update(bot, request)
-    return Reply.refusal(f"Request #{request_id} expired at {when(request.expires_at)}; request it again.")
-
-
-async def _already_decided(bot, request_id: int, click: Click) -> Reply:
-    request = await requests.get(bot.db, request_id)
-    by = Text(" by ", Mention(request.decided_by)) if request.decided_by else ""
-    refusal = Text(f"Request #{request_id} was already decided", by, f": it is {request.state}.")
-    await _audit(bot, request, click.user_id, f"{click.action_id} refused", refusal, click.channel_id, click.transport)
-    return Reply.refusal(refusal)
 
 
 async def sweep_expired(bot) -> int:

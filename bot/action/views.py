@@ -78,8 +78,8 @@ def request_message(request: ActionRequest, approvers: list[str], *, approver_ro
         blocks.append(
             Actions(
                 (
-                    Button("Approve", "approve", str(request.id), "primary"),
-                    Button("Deny", "deny", str(request.id), "danger"),
+                    Button("Approve", "action.approve", str(request.id), "primary"),
+                    Button("Deny", "action.deny", str(request.id), "danger"),
                 )
             )
         )

@@ -7,13 +7,10 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from bot.pipeline.parse import Grammar, ParsedArgs
 from bot.pipeline.reply import Reply
 from bot.pipeline.request import Request
+from bot.pipeline.roles import ANY_ROLE  # noqa: F401 (commands declare roles=(ANY_ROLE,) from here)
 
 if TYPE_CHECKING:
     from bot.app import Bot
-
-
-# In CommandSpec.roles: any configured role passes the pipeline; the handler applies a finer policy.
-ANY_ROLE = "*"
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from bot.metrics import COMMANDS
-from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
+from bot.pipeline.commands import CommandSpec, Invocation
 from bot.pipeline.parse import ParsedArgs, UsageError, normalise_slack_text
 from bot.pipeline.reply import Context, Outcome, Reply
 from bot.pipeline.request import Request
+from bot.pipeline.roles import role_needed
 from bot.redaction import redact_cut
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,14 @@ class Pipeline:
         async def run_handler(call: Call) -> Reply:
             return await call.spec.handler(Invocation(call.request, call.args, bot))
 
-        chain: Next = run_handler
-        for mw in reversed(self.middleware):
-            chain = _bind(mw, chain)
-        return await chain(Call(request=request, bot=bot))
+        return await chain(self.middleware, run_handler)(Call(request=request, bot=bot))
+
+
+def chain(middleware: list, innermost: Callable) -> Callable:
+    """`innermost` wrapped in the middleware, the list's first outermost (the press pipeline uses it too)."""
+    for mw in reversed(middleware):
+        innermost = _bind(mw, innermost)
+    return innermost
 
 
 def _bind(mw: Middleware, nxt: Next) -> Next:
@@ -80,7 +85,8 @@ async def _record(call: Call, outcome: str, detail: str = "") -> None:
         call.bot.db,
         user_id=call.request.user_id,
         command=call.spec.name if call.spec else call.request.command[:64],
-        arguments=normalise_slack_text(call.request.text),  # as the person typed it, not Slack's &lt; form
+        # As the person typed it, not Slack's &lt; form; bounded first (the grammar refuses over 2,000).
+        arguments=normalise_slack_text(call.request.text[:8000]),
         channel=call.request.channel_id,
         transport=call.request.transport,
         outcome=outcome,
@@ -146,9 +152,8 @@ async def parse_arguments(call: Call, call_next: Next) -> Reply:
 async def authorize(call: Call, call_next: Next) -> Reply:
     spec = call.spec
     if not spec.public:
-        held = await call.bot.roles.roles_of(call.request.user_id)
-        if not (held.intersection(spec.roles) or (ANY_ROLE in spec.roles and held)):
-            needed = "a role" if ANY_ROLE in spec.roles else "the " + (" or ".join(spec.roles) or "a role that no one holds") + " role"
+        needed = role_needed(await call.bot.roles.roles_of(call.request.user_id), spec.roles)
+        if needed:
             return Reply.refusal(f"You are not allowed to run /{spec.name}: it needs {needed} in app.yaml.", Outcome.denied)
     return await call_next(call)
 

@@ -50,7 +50,7 @@ class Context:
 @dataclass(frozen=True)
 class Button:
     label: str
-    action_id: str  # which click handler runs: "approve", "deny"
+    action_id: str  # which declared interaction runs: "action.approve" (interactions/)
     value: str  # what it acts on: a request id
     style: str | None = None  # "primary" or "danger"
 

@@ -11,6 +11,16 @@ log = logging.getLogger(__name__)
 
 GroupLookup = Callable[[str], Awaitable[list[str]]]
 
+# In a spec's roles: any configured role passes the pipeline; the handler applies a finer policy.
+ANY_ROLE = "*"
+
+
+def role_needed(held: set[str], roles: tuple[str, ...]) -> str | None:
+    """None when `held` passes `roles`; otherwise what is missing, for a sentence: "a role", "the ops or dev role"."""
+    if held.intersection(roles) or (ANY_ROLE in roles and held):
+        return None
+    return "a role" if ANY_ROLE in roles else "the " + (" or ".join(roles) or "a role that no one holds") + " role"
+
 
 class RoleDirectory:
     def __init__(self, config: AppConfig, group_lookup: GroupLookup | None = None, ttl: float = 60.0):

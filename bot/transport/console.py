@@ -105,7 +105,7 @@ async def run_console(
     interactive = stdin.isatty()
     if interactive:
         console.write(f"opsbot console as {user_id}. Type /help, or quit to leave.")
-    bot.start_housekeeping()
+    bot.scheduler.start()
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -122,5 +122,5 @@ async def run_console(
                 break
             await console.handle_line(line)
     finally:
-        await bot.stop_housekeeping()
+        await bot.scheduler.stop()
 

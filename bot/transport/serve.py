@@ -47,12 +47,12 @@ async def serve(settings: Settings, config_path: str | None, host: str, port: in
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    bot.start_housekeeping()
+    bot.scheduler.start()
     await stop.wait()
     log.info("shutting down")
     # Order matters: stop taking new work, let acknowledged work finish (its replies still go
     # out), and only then close what that work uses.
-    await bot.stop_housekeeping()
+    await bot.scheduler.stop()
     if socket is not None:
         await socket.close()
     await runner.cleanup()

@@ -1,0 +1,158 @@
+"""Buttons are declared like commands and every press goes through one middleware list.
+
+An `InteractionSpec` names a namespaced id (`action.approve`, `incident.ack`), who may press
+it and its handler; the registry lists them all (interactions/__init__.py). The press
+pipeline is bolt-style middleware, outermost first, as for commands (pipeline/dispatch.py):
+count the outcome, put it on record, contain errors, find the interaction (unknown ids get
+one sentence), check the roles centrally (deny by default), run the handler. Nothing is
+matched by "anything that is not X": an id is either declared, an alias of one, or unknown.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Mapping
+
+from bot.metrics import INTERACTIONS_HANDLED
+from bot.pipeline.dispatch import chain
+from bot.pipeline.messenger import Click
+from bot.pipeline.reply import Context, Outcome, Reply
+from bot.pipeline.roles import role_needed
+from bot.redaction import redact_cut
+
+log = logging.getLogger(__name__)
+
+INTERACTION_ID = re.compile(r"^[a-z]+\.[a-z_]+$")  # <slice>.<verb>: action.approve, incident.ack
+UNKNOWN_BUTTON = "That button is not one opsbot knows (it may belong to an older version); nothing was done."
+FAILED = "That button press failed inside opsbot; the error is in the bot's log, and the message it is on shows what state things are in."
+
+
+@dataclass(frozen=True)
+class Press:
+    """What an interaction handler receives: the click and the bot's services."""
+
+    click: Click
+    bot: object
+
+
+InteractionHandler = Callable[[Press], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class InteractionSpec:
+    id: str  # "action.approve"
+    summary: str
+    handler: InteractionHandler
+    # Deny by default, as for commands: open to everyone only when it says so.
+    public: bool = False
+    roles: tuple[str, ...] = ()
+    # The handler writes its own audit row for every outcome (the action flow does); otherwise
+    # the pipeline writes one per press.
+    audits_itself: bool = False
+
+    def __post_init__(self) -> None:
+        if not INTERACTION_ID.match(self.id):
+            raise ValueError(f"interaction id {self.id!r} is not namespaced like action.approve")
+
+
+@dataclass
+class PressCall:
+    click: Click
+    bot: object
+    known: Mapping[str, InteractionSpec]
+    spec: InteractionSpec | None = None
+    verdict: str = ""  # set when the press was stopped before its handler: "unknown", "refused"
+    handled: bool = False  # the handler returned a reply
+
+
+PressNext = Callable[[PressCall], Awaitable[Reply]]
+PressMiddleware = Callable[[PressCall, PressNext], Awaitable[Reply]]
+
+
+class InteractionPipeline:
+    def __init__(
+        self, interactions: list[InteractionSpec], middleware: list[PressMiddleware], aliases: Mapping[str, str] | None = None
+    ):
+        self.interactions = {spec.id: spec for spec in interactions}
+        if len(self.interactions) != len(interactions):
+            raise ValueError("two interactions share an id")
+        self.middleware = middleware
+        self.known = dict(self.interactions)
+        for old, new in (aliases or {}).items():
+            if new not in self.interactions or old in self.interactions:
+                raise ValueError(f"alias {old!r} -> {new!r} does not name one declared interaction")
+            self.known[old] = self.interactions[new]
+
+    async def handle(self, click: Click, bot: object) -> Reply:
+        async def run_handler(call: PressCall) -> Reply:
+            reply = await call.spec.handler(Press(call.click, bot))
+            call.handled = True
+            return reply
+
+        return await chain(self.middleware, run_handler)(PressCall(click, bot, self.known))
+
+
+async def count_press(call: PressCall, call_next: PressNext) -> Reply:
+    reply = await call_next(call)
+    # Declared ids only: a label per arbitrary action_id would grow the metric without bound.
+    INTERACTIONS_HANDLED.labels(call.spec.id if call.spec else "unknown", reply.outcome.value).inc()
+    return reply
+
+
+async def audit_press(call: PressCall, call_next: PressNext) -> Reply:
+    """Every press is on record: by its handler when it says so and ran, otherwise here."""
+    reply = await call_next(call)
+    if call.handled and call.spec.audits_itself:
+        return reply
+    from bot.audit import service as audit
+
+    click = call.click
+    try:
+        await audit.record(
+            call.bot.db,
+            user_id=click.user_id,
+            command=call.spec.id if call.spec else click.action_id,
+            arguments=click.value,
+            channel=click.channel_id,
+            transport=click.transport,
+            outcome=call.verdict or reply.outcome.value,
+            detail="" if reply.outcome is Outcome.ok else reply.text,
+        )
+    except Exception as exc:
+        log.error("audit write failed: %s", exc.__class__.__name__)  # its message quotes the row: user text
+        reply.blocks.append(Context("Not recorded in the audit log: the bot's database is unreachable."))
+    return reply
+
+
+async def contain_press_errors(call: PressCall, call_next: PressNext) -> Reply:
+    """Whatever breaks inside, the one who pressed gets one sentence and the process keeps serving."""
+    try:
+        return await call_next(call)
+    except Exception:
+        log.error("button %s failed:\n%s", call.spec.id if call.spec else "?", redact_cut(traceback.format_exc(), 8000))
+        return Reply.refusal(FAILED, Outcome.error)
+
+
+async def find_interaction(call: PressCall, call_next: PressNext) -> Reply:
+    call.spec = call.known.get(call.click.action_id)
+    if call.spec is None:
+        call.verdict = "unknown"
+        return Reply.refusal(UNKNOWN_BUTTON)
+    return await call_next(call)
+
+
+async def authorize_press(call: PressCall, call_next: PressNext) -> Reply:
+    spec = call.spec
+    if not spec.public:
+        needed = role_needed(await call.bot.roles.roles_of(call.click.user_id), spec.roles)
+        if needed:
+            call.verdict = "refused"
+            sentence = f"You are not allowed to press this button: it needs {needed} in app.yaml; nothing was done."
+            return Reply.refusal(sentence, Outcome.denied)
+    return await call_next(call)
+
+
+# audit_press sits outside contain_press_errors so that failures are on record too.
+PRESS_MIDDLEWARE: list[PressMiddleware] = [count_press, audit_press, contain_press_errors, find_interaction, authorize_press]

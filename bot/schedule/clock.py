@@ -1,0 +1,65 @@
+"""Time, injected: everything that waits or compares against "now" takes a Clock.
+
+SystemClock is the wall clock. ManualClock only moves when a test advances it, so a test
+of a two-hour escalation runs in milliseconds and never depends on how fast the host is.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC."""
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class ManualClock:
+    """A clock that stands still until advance(); sleepers wake when their time is passed."""
+
+    def __init__(self, start: datetime | None = None):
+        start = start or datetime.now(timezone.utc)
+        if start.tzinfo is None:
+            raise ValueError("ManualClock needs a timezone-aware start")
+        self._now = start.astimezone(timezone.utc)
+        self._sleepers: list[tuple[datetime, asyncio.Future]] = []
+
+    def now(self) -> datetime:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)  # still a scheduling point, as asyncio.sleep(0) is
+            return
+        future = asyncio.get_running_loop().create_future()
+        entry = (self._now + timedelta(seconds=seconds), future)
+        self._sleepers.append(entry)
+        try:
+            await future
+        finally:
+            if entry in self._sleepers:
+                self._sleepers.remove(entry)
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        """Move time forward and wake every sleeper whose deadline is now passed."""
+        self._now += delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+        for deadline, future in list(self._sleepers):
+            if deadline <= self._now and not future.done():
+                future.set_result(None)
+        return self._now
+
+    @property
+    def sleepers(self) -> int:
+        """How many coroutines wait on this clock: a test knows the loop is idle when it is one."""
+        return sum(1 for _, future in self._sleepers if not future.done())

@@ -1,0 +1,183 @@
+"""The scheduler: one loop per process, started by the composition root, that recovers lost
+claims, claims what is due and runs it. Several replicas may run it against one database;
+the claim (bot.schedule.service) makes sure each job runs once.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.redaction import redact_cut
+from bot.schedule import service
+from bot.schedule.clock import Clock, SystemClock
+from bot.schedule.jobs import JobType, Registry, next_slot, slot, slot_key
+from bot.schedule.models import Job
+from bot.storage import Database
+
+log = logging.getLogger(__name__)
+
+ERROR_LIMIT = 500  # characters of a handler's error kept in the row
+
+
+def replica_name() -> str:
+    """Who claimed a job, for a reader of the table: host, process, and a nonce for restarts."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Scheduler:
+    def __init__(
+        self,
+        db: Database,
+        job_types: Iterable[JobType],
+        context: Any,
+        *,
+        clock: Clock | None = None,
+        replica: str | None = None,
+        grace: timedelta = timedelta(minutes=1),
+        poll: float = 5.0,
+        batch: int = 16,
+        max_attempts: int = 3,
+    ):
+        self.db = db
+        self.registry = Registry(job_types)
+        self.context = context  # what handlers are given: the composition root decides
+        self.clock = clock or SystemClock()
+        self.replica = replica or replica_name()
+        self.grace = grace  # a job run later than this after its due time is marked late
+        # Other replicas enqueue without waking this one: look at the table at least this often.
+        self.poll = poll
+        self.batch = batch  # jobs claimed (and run concurrently) at a time
+        self.max_attempts = max_attempts
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self._failing = False
+
+    # ------------------------------------------------------------------ for domains
+
+    async def enqueue(self, kind: str, key: str, due_at: datetime, payload: dict | None = None) -> bool:
+        """Promise `kind` at `due_at`, once per key (a second enqueue of the key is a no-op)."""
+        created = await service.enqueue(self.db, kind, key, due_at, payload)
+        if created:
+            self._wake.set()  # it may be due before the loop's next look
+        return created
+
+    async def cancel(self, key: str) -> bool:
+        return await service.cancel(self.db, key)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run_forever(), name="scheduler")
+
+    async def stop(self) -> None:
+        """Cancelled and awaited, so nothing of it runs once the database closes. A job cut short
+        here is handed back (pending), not left for its lease to run out."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        task.cancel()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def run_forever(self) -> None:
+        while True:
+            self._wake.clear()  # set from here on by an enqueue: the next sleep is skipped
+            wake_at = None
+            try:
+                await self.ensure_periodic()
+                await self.run_due()
+                wake_at = await service.next_wake(self.db, self.registry.kinds)
+                if self._failing:
+                    log.info("scheduler passes work again")
+                self._failing = False
+            except Exception as exc:  # database down or not migrated: try again at the next poll
+                if not self._failing:
+                    log.warning("scheduler pass failed (%s); retrying every %ss", redact_cut(f"{exc.__class__.__name__}: {exc}", 200), self.poll)
+                self._failing = True
+            await self._sleep_until(wake_at)
+
+    # ------------------------------------------------------------------ one pass
+
+    async def ensure_periodic(self) -> None:
+        """A periodic kind with no pending or running row (first start, or its chain was cancelled)
+        gets its current slot, due now; the slot key keeps replicas starting together to one row."""
+        now = self.clock.now()
+        for job_type in self.registry.periodic:
+            if not await service.active(self.db, job_type.kind):
+                # Not self.enqueue: run_due comes right after this, no need to wake.
+                await service.enqueue(self.db, job_type.kind, slot_key(job_type, slot(job_type, now)), now)
+
+    async def run_due(self) -> int:
+        """Recover expired claims, then claim and run due jobs until none is left; how many ran."""
+        await self.recover()
+        ran = 0
+        while True:
+            now = self.clock.now()
+            jobs = await service.claim(self.db, self.replica, self.registry.leases(now), now, grace=self.grace, limit=self.batch)
+            if not jobs:
+                return ran
+            await asyncio.gather(*(self._run(job) for job in jobs))
+            ran += len(jobs)
+
+    async def recover(self) -> None:
+        recovered = await service.recover(self.db, self.clock.now(), max_attempts=self.max_attempts, then_for=self._follow_up)
+        for job, state in recovered:
+            log.warning("scheduled job %s: its claim expired (attempt %s); now %s", job.key, job.attempts, state.value)
+
+    async def _run(self, job: Job) -> None:
+        """Run one claimed job; only cancellation escapes, so one job never stops the others."""
+        job_type = self.registry.get(job.kind)
+        error = None
+        try:
+            await job_type.handler(self.context, job)
+        except asyncio.CancelledError:
+            if self._stopping:
+                with contextlib.suppress(Exception):
+                    await service.release(self.db, job, self.replica)
+            raise  # killed otherwise: the row stays running and its lease brings it back
+        except Exception as exc:
+            error = redact_cut(f"{exc.__class__.__name__}: {exc}", ERROR_LIMIT)
+            log.warning("scheduled job %s failed: %s", job.key, error)
+        try:
+            if not await service.finish(self.db, job, self.replica, self.clock.now(), error=error, then=self._follow_up(job)):
+                log.warning("scheduled job %s ran past its lease and was taken back; its result is not recorded", job.key)
+        except Exception as exc:  # the lease will bring the job back
+            log.warning("scheduled job %s: could not record its end (%s)", job.key, exc.__class__.__name__)
+
+    def _follow_up(self, job: Job) -> service.FollowUp | None:
+        """A periodic job's next slot: the first one after now, so a downtime costs one late run."""
+        job_type = self.registry.get(job.kind)
+        if job_type is None or job_type.every is None:
+            return None
+        return (job.kind, *next_slot(job_type, self.clock.now()))
+
+    async def _sleep_until(self, wake_at: datetime | None) -> None:
+        delay = self.poll
+        if wake_at is not None:
+            delay = min(delay, max(0.0, (wake_at - self.clock.now()).total_seconds()))
+        if self._wake.is_set():
+            return
+        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            woken.cancel()

@@ -1,0 +1,177 @@
+"""The scheduled_jobs table's operations. Times come from the caller's clock, never the database's,
+so a test clock moves the whole schedule.
+
+Claiming is where replicas meet: on PostgreSQL one UPDATE takes the due rows under
+FOR UPDATE SKIP LOCKED, so concurrent claimers get disjoint batches without waiting on each
+other; on SQLite (one writer at a time) each candidate is claimed by its own conditional
+UPDATE. Either way the UPDATE also requires state = 'pending', so a row is claimed once.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.schedule.models import Job, JobState, ScheduledJob
+from bot.storage import Database, UtcDateTime
+
+JOBS = ScheduledJob.__table__
+C = JOBS.c
+CLAIMED = (C.id, C.kind, C.key, C.due_at, C.attempts, C.late, C.payload)
+# A follow-up job to enqueue in the same transaction: (kind, key, due_at).
+FollowUp = tuple[str, str, datetime]
+
+
+def _job(row) -> Job:
+    return Job(id=row.id, kind=row.kind, key=row.key, due_at=row.due_at, attempts=row.attempts, late=row.late, payload=row.payload or {})
+
+
+async def add(session: AsyncSession, kind: str, key: str, due_at: datetime, payload: dict | None = None) -> bool:
+    """Insert-or-ignore inside the caller's transaction (so a domain row and its timers commit
+    together). True when this call created the row; an existing key is left as it is."""
+    if due_at.tzinfo is None:
+        raise ValueError("due_at must be timezone-aware")
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    values = {"kind": kind, "key": key, "due_at": due_at, "payload": payload or {}, "state": JobState.pending, "attempts": 0, "late": False, "error": ""}
+    result = await session.execute(insert(JOBS).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+    return result.rowcount == 1
+
+
+async def enqueue(db: Database, kind: str, key: str, due_at: datetime, payload: dict | None = None) -> bool:
+    async with db.sessions() as session, session.begin():
+        return await add(session, kind, key, due_at, payload)
+
+
+async def cancel(db: Database, key: str) -> bool:
+    """pending -> cancelled; False when the job already started, ended, or does not exist."""
+    async with db.sessions() as session, session.begin():
+        result = await session.execute(update(JOBS).where(C.key == key, C.state == JobState.pending).values(state=JobState.cancelled))
+        return result.rowcount == 1
+
+
+async def get(db: Database, key: str) -> ScheduledJob | None:
+    async with db.sessions() as session:
+        return (await session.execute(select(ScheduledJob).where(ScheduledJob.key == key))).scalar_one_or_none()
+
+
+async def claim(db: Database, replica: str, leases: dict[str, datetime], now: datetime, *, grace: timedelta, limit: int) -> list[Job]:
+    """Up to `limit` due pending jobs of the kinds in `leases` (kind -> lease end), now running here.
+
+    Only kinds this replica has a handler for are claimed: an older replica in a rolling
+    deploy leaves a newer kind to the replicas that know it.
+    """
+    due = (C.state == JobState.pending, C.due_at <= now, C.kind.in_(list(leases)))
+    # `error` is left alone: a recovered job's note on its lost attempt stays readable after it ran.
+    claimed = {"state": JobState.running, "claimed_by": replica, "claimed_at": now, "attempts": C.attempts + 1, "late": C.due_at < now - grace}
+    if db.engine.dialect.name == "postgresql":
+        return await _claim_batch(db, due, claimed, leases, limit)
+    return await _claim_each(db, due, claimed, leases, limit)
+
+
+async def _claim_batch(db: Database, due, claimed: dict, leases: dict[str, datetime], limit: int) -> list[Job]:
+    """PostgreSQL: one statement. SKIP LOCKED lets concurrent claimers pass over each other's rows
+    instead of queueing on them; the outer state check holds even if the subquery is re-run."""
+    batch = select(C.id).where(*due).order_by(C.due_at, C.id).limit(limit).with_for_update(skip_locked=True)
+    lease_until = case({kind: literal(end, UtcDateTime()) for kind, end in leases.items()}, value=C.kind)
+    statement = update(JOBS).where(C.id.in_(batch), C.state == JobState.pending).values(lease_until=lease_until, **claimed)
+    async with db.sessions() as session, session.begin():
+        return [_job(row) for row in (await session.execute(statement.returning(*CLAIMED))).all()]
+
+
+async def _claim_each(db: Database, due, claimed: dict, leases: dict[str, datetime], limit: int) -> list[Job]:
+    """SQLite: one writer at a time, so each candidate gets its own short conditional UPDATE."""
+    while True:
+        async with db.sessions() as session:
+            candidates = (await session.execute(select(C.id, C.kind).where(*due).order_by(C.due_at, C.id).limit(limit))).all()
+        if not candidates:
+            return []
+        jobs = []
+        for job_id, kind in candidates:
+            statement = update(JOBS).where(C.id == job_id, C.state == JobState.pending).values(lease_until=leases[kind], **claimed)
+            async with db.sessions() as session, session.begin():
+                row = (await session.execute(statement.returning(*CLAIMED))).first()
+            if row is not None:  # None: another replica won this one
+                jobs.append(_job(row))
+        if jobs:  # empty only when another replica took every candidate: look again, more may be due
+            return jobs
+
+
+def _held(job: Job, replica: str):
+    """Still this claim's: a replica whose lease ran out and was recovered must not finish the new run."""
+    return (C.id == job.id, C.state == JobState.running, C.claimed_by == replica, C.attempts == job.attempts)
+
+
+async def finish(db: Database, job: Job, replica: str, now: datetime, *, error: str | None = None, then: FollowUp | None = None) -> bool:
+    """running -> done (or failed with `error`), and the follow-up enqueued in the same transaction,
+    so a periodic job's chain of slots cannot break between the two. False when the claim was lost."""
+    async with db.sessions() as session, session.begin():
+        values = {"state": JobState.done, "finished_at": now} if error is None else {"state": JobState.failed, "finished_at": now, "error": error}
+        result = await session.execute(update(JOBS).where(*_held(job, replica)).values(**values))
+        if result.rowcount != 1:
+            return False
+        if then is not None:
+            await add(session, *then)
+        return True
+
+
+async def release(db: Database, job: Job, replica: str) -> bool:
+    """running -> pending, on a clean shutdown mid-run: due again at once elsewhere, and the
+    interrupted run does not count against the job's attempts."""
+    async with db.sessions() as session, session.begin():
+        values = {"state": JobState.pending, "claimed_by": None, "claimed_at": None, "lease_until": None, "attempts": job.attempts - 1}
+        return (await session.execute(update(JOBS).where(*_held(job, replica)).values(**values))).rowcount == 1
+
+
+async def recover(db: Database, now: datetime, *, max_attempts: int, then_for: Callable[[Job], FollowUp | None]) -> list[tuple[Job, JobState]]:
+    """Running jobs whose lease ran out (their replica died or hung): pending again, or failed
+    once they used `max_attempts` (a job that kills its replica every time must stop somewhere).
+    What happened is written into the row's error."""
+    async with db.sessions() as session:
+        stale = (await session.execute(select(*CLAIMED, C.claimed_by).where(C.state == JobState.running, C.lease_until <= now))).all()
+    recovered = []
+    for row in stale:
+        job = _job(row)
+        state = JobState.pending if job.attempts < max_attempts else JobState.failed
+        note = f"attempt {job.attempts} on {row.claimed_by} did not finish within its lease"
+        values = {"state": state, "error": note, "lease_until": None}
+        if state is JobState.pending:
+            values |= {"claimed_by": None, "claimed_at": None}
+        else:
+            values |= {"finished_at": now, "error": f"{note}; gave up after {job.attempts} attempts"}
+        async with db.sessions() as session, session.begin():
+            where = (C.id == job.id, C.state == JobState.running, C.attempts == job.attempts, C.lease_until <= now)
+            if (await session.execute(update(JOBS).where(*where).values(**values))).rowcount != 1:
+                continue  # it finished just now, or another replica recovered it
+            follow_up = then_for(job) if state is JobState.failed else None
+            if follow_up is not None:
+                await add(session, *follow_up)
+        recovered.append((job, state))
+    return recovered
+
+
+async def next_wake(db: Database, kinds: list[str]) -> datetime | None:
+    """When there is next something to do: the earliest pending job of these kinds, or lease to recover."""
+    async with db.sessions() as session:
+        due = await session.scalar(select(func.min(C.due_at)).where(C.state == JobState.pending, C.kind.in_(kinds)))
+        lease = await session.scalar(select(func.min(C.lease_until)).where(C.state == JobState.running))
+    return min((t for t in (due, lease) if t is not None), default=None)
+
+
+async def active(db: Database, kind: str) -> bool:
+    """A pending or running job of this kind exists (a periodic job's chain is alive)."""
+    async with db.sessions() as session:
+        found = await session.scalar(select(C.id).where(C.kind == kind, C.state.in_([JobState.pending, JobState.running])).limit(1))
+        return found is not None
+
+
+async def purge(db: Database, before: datetime) -> int:
+    """Delete jobs that ended (done, failed, cancelled) before `before`; pending and running stay."""
+    ended = (JobState.done, JobState.failed, JobState.cancelled)
+    async with db.sessions() as session, session.begin():
+        result = await session.execute(JOBS.delete().where(C.state.in_(ended), func.coalesce(C.finished_at, C.due_at) < before))
+        return result.rowcount
