@@ -600,6 +600,40 @@ async def test_opsbot_serve_process(slack, tmp_path):
     assert SIGNING_SECRET not in stderr.decode() and BOT_TOKEN not in stderr.decode()
 
 
+async def test_opsbot_serve_over_socket_mode(slack, tmp_path):
+    """The real process with SLACK_APP_TOKEN: it connects to the Socket Mode double, answers a
+    command delivered as an envelope, acknowledges a button it does not know, and stops cleanly."""
+    from slack_signing import block_actions_payload, slash_command_fields
+
+    config = tmp_path / "app.yaml"
+    config.write_text(QUICK_CONFIG)
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(OPSBOT), "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(config),
+        cwd=tmp_path, env=serve_env(slack, tmp_path, SLACK_APP_TOKEN=slack.app_token, SLACK_SIGNING_SECRET=None),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_for_healthz(f"http://127.0.0.1:{port}", process)
+        await slack.socket.wait_connected(timeout=15)
+        url = slack.new_response_url()
+        await slack.socket.deliver("slash_commands", slash_command_fields("/health", "", user_id="UOPS1", response_url=url))
+        [post] = await slack.wait_for_response_posts(1, timeout=15)
+        assert "Health:" in post.text and post.body["response_type"] == "in_channel"
+        await slack.socket.deliver("interactive", block_actions_payload("UOPS1", "incident.nope", "1", response_url=slack.new_response_url()))
+        await slack.socket.assert_clean()
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        except TimeoutError:
+            process.kill()
+            _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert slack.app_token not in stderr.decode() and BOT_TOKEN not in stderr.decode()
+
+
 async def test_opsbot_serve_without_signing_secret_exits_2(slack, tmp_path):
     config = tmp_path / "app.yaml"
     config.write_text(QUICK_CONFIG)

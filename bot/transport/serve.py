@@ -16,7 +16,16 @@ log = logging.getLogger(__name__)
 
 
 
+# Within Kubernetes' default 30 s grace, with room left to cancel and record what is still running.
+DRAIN_SECONDS = 20.0
+
+
 async def serve(settings: Settings, config_path: str | None, host: str, port: int, load_bot) -> int:
+    # Signals first: a SIGTERM while starting up is a clean stop too, not Python's default exit.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     client = web_client(settings)
     bot = load_bot(settings, config_path, group_lookup(client))
     if bot is None:
@@ -43,10 +52,6 @@ async def serve(settings: Settings, config_path: str | None, host: str, port: in
     else:
         log.info("opsbot listening on http://%s:%s (Slack at POST /slack/events)", host, port)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     bot.scheduler.start()
     await stop.wait()
     log.info("shutting down")
@@ -56,10 +61,9 @@ async def serve(settings: Settings, config_path: str | None, host: str, port: in
     if socket is not None:
         await socket.close()
     await runner.cleanup()
-    await edge.work.drain()
+    await edge.work.drain(DRAIN_SECONDS)
     await bot.close()
     return 0
-
 
 
 async def _token_refusal(client) -> str | None:
