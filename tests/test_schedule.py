@@ -435,3 +435,34 @@ async def test_ended_jobs_are_purged_after_a_week_and_pending_ones_stay(db, cloc
 
     await purge(SimpleNamespace(db=db), Job(id=0, kind="schedule.purge", key="k", due_at=clock.now(), attempts=1, late=False, payload={}))
     assert {row.key.split(":")[1] for row in await rows(db, kind)} == {"old-pending", "recent-done"}
+
+
+async def test_due_times_in_any_time_zone_are_stored_and_claimed_in_utc(db, clock):
+    """SQLite keeps only the clock time: a due time written as +02:00 or -05:00 must still fall due
+    at its UTC instant, not hours early or late."""
+    from zoneinfo import ZoneInfo
+
+    kind = kind_of("zones")
+    due = clock.now() + timedelta(hours=1)
+    await jobs.enqueue(db, kind, f"{kind}:berlin", due.astimezone(ZoneInfo("Europe/Berlin")))
+    await jobs.enqueue(db, kind, f"{kind}:new-york", due.astimezone(ZoneInfo("America/New_York")))
+    calls = Calls()
+    scheduler = Scheduler(db, [JobType(kind, calls)], None, clock=clock)
+    clock.advance(timedelta(minutes=59))
+    assert await scheduler.run_due() == 0  # neither is due a minute early
+    clock.advance(timedelta(minutes=1))
+    assert await scheduler.run_due() == 2
+    assert {row.due_at for row in await rows(db, kind)} == {due}
+
+
+async def test_a_handler_is_stopped_at_its_lease_and_the_job_failed(db, clock):
+    kind = kind_of("lease")
+
+    async def hangs(context, job):
+        await asyncio.sleep(3600)
+
+    scheduler = Scheduler(db, [JobType(kind, hangs, lease=timedelta(seconds=0.2))], None, clock=clock)
+    await scheduler.enqueue(kind, f"{kind}:1", clock.now())
+    assert await scheduler.run_due() == 1
+    job = await jobs.get(db, f"{kind}:1")
+    assert job.state is JobState.failed and "did not finish within its lease" in job.error

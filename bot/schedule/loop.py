@@ -22,6 +22,7 @@ from bot.schedule.models import Job
 from bot.storage import Database
 
 log = logging.getLogger(__name__)
+IDLE_RETRY = 0.5  # seconds between passes while due jobs are held by another replica
 
 ERROR_LIMIT = 500  # characters of a handler's error kept in the row
 
@@ -99,10 +100,10 @@ class Scheduler:
     async def run_forever(self) -> None:
         while True:
             self._wake.clear()  # set from here on by an enqueue: the next sleep is skipped
-            wake_at = None
+            wake_at, ran = None, 0
             try:
                 await self.ensure_periodic()
-                await self.run_due()
+                ran = await self.run_due()
                 wake_at = await service.next_wake(self.db, self.registry.kinds)
                 if self._failing:
                     log.info("scheduler passes work again")
@@ -111,7 +112,7 @@ class Scheduler:
                 if not self._failing:
                     log.warning("scheduler pass failed (%s); retrying every %ss", redact_cut(f"{exc.__class__.__name__}: {exc}", 200), self.poll)
                 self._failing = True
-            await self._sleep_until(wake_at)
+            await self._sleep_until(wake_at, idle=ran == 0)
 
     # ------------------------------------------------------------------ one pass
 
@@ -133,8 +134,18 @@ class Scheduler:
             jobs = await service.claim(self.db, self.replica, self.registry.leases(now), now, grace=self.grace, limit=self.batch)
             if not jobs:
                 return ran
-            await asyncio.gather(*(self._run(job) for job in jobs))
+            try:
+                await asyncio.gather(*(self._run(job) for job in jobs))
+            except asyncio.CancelledError:
+                if self._stopping:  # claimed jobs that never started go back now, not after their lease
+                    await asyncio.shield(self._release_all(jobs))
+                raise
             ran += len(jobs)
+
+    async def _release_all(self, jobs: list[Job]) -> None:
+        for job in jobs:  # conditional on still running under this claim: finished ones are left alone
+            with contextlib.suppress(Exception):
+                await service.release(self.db, job, self.replica)
 
     async def recover(self) -> None:
         recovered = await service.recover(self.db, self.clock.now(), max_attempts=self.max_attempts, then_for=self._follow_up)
@@ -146,7 +157,12 @@ class Scheduler:
         job_type = self.registry.get(job.kind)
         error = None
         try:
-            await job_type.handler(self.context, job)
+            # Past its lease another replica may take the job back; it must not still be running then.
+            async with asyncio.timeout(job_type.lease.total_seconds()):
+                await job_type.handler(self.context, job)
+        except TimeoutError:
+            error = f"did not finish within its lease ({job_type.lease})"
+            log.warning("scheduled job %s %s", job.key, error)
         except asyncio.CancelledError:
             if self._stopping:
                 with contextlib.suppress(Exception):
@@ -155,9 +171,16 @@ class Scheduler:
         except Exception as exc:
             error = redact_cut(f"{exc.__class__.__name__}: {exc}", ERROR_LIMIT)
             log.warning("scheduled job %s failed: %s", job.key, error)
+        # Shielded: a stop that lands while the end is written must not leave a finished job running
+        # (its lease would then bring it back and run it twice).
+        record = asyncio.ensure_future(service.finish(self.db, job, self.replica, self.clock.now(), error=error, then=self._follow_up(job)))
         try:
-            if not await service.finish(self.db, job, self.replica, self.clock.now(), error=error, then=self._follow_up(job)):
+            if not await asyncio.shield(record):
                 log.warning("scheduled job %s ran past its lease and was taken back; its result is not recorded", job.key)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await record
+            raise
         except Exception as exc:  # the lease will bring the job back
             log.warning("scheduled job %s: could not record its end (%s)", job.key, exc.__class__.__name__)
 
@@ -168,10 +191,14 @@ class Scheduler:
             return None
         return (job.kind, *next_slot(job_type, self.clock.now()))
 
-    async def _sleep_until(self, wake_at: datetime | None) -> None:
+    async def _sleep_until(self, wake_at: datetime | None, *, idle: bool = False) -> None:
         delay = self.poll
         if wake_at is not None:
             delay = min(delay, max(0.0, (wake_at - self.clock.now()).total_seconds()))
+        if idle:
+            # Nothing was claimed, yet something is due: another replica holds it (SKIP LOCKED).
+            # Wait a little instead of asking again at once.
+            delay = max(delay, min(self.poll, IDLE_RETRY))
         if self._wake.is_set():
             return
         sleeper = asyncio.ensure_future(self.clock.sleep(delay))
