@@ -553,6 +553,18 @@ async def wait_for_healthz(url: str, process: asyncio.subprocess.Process, timeou
     raise AssertionError("opsbot serve did not answer /healthz in time")
 
 
+async def terminate(process, timeout: float = 30) -> bytes:
+    """SIGTERM (a clean shutdown), killed if it does not end in time; its standard error."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        _, stderr = await process.communicate()
+    return stderr
+
+
 async def test_opsbot_serve_process(slack, tmp_path):
     config = tmp_path / "app.yaml"
     config.write_text(QUICK_CONFIG)
@@ -589,13 +601,7 @@ async def test_opsbot_serve_process(slack, tmp_path):
             await asyncio.sleep(QUIET)
             assert slack.response_posts(forged_url) == []
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), 15)
-        except TimeoutError:
-            process.kill()
-            _, stderr = await process.communicate()
+        stderr = await terminate(process)
     assert process.returncode == 0, stderr.decode()[-2000:]  # SIGTERM is a clean shutdown
     assert SIGNING_SECRET not in stderr.decode() and BOT_TOKEN not in stderr.decode()
 
@@ -623,13 +629,7 @@ async def test_opsbot_serve_over_socket_mode(slack, tmp_path):
         await slack.socket.deliver("interactive", block_actions_payload("UOPS1", "incident.nope", "1", response_url=slack.new_response_url()))
         await slack.socket.assert_clean()
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), 30)
-        except TimeoutError:
-            process.kill()
-            _, stderr = await process.communicate()
+        stderr = await terminate(process)
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert slack.app_token not in stderr.decode() and BOT_TOKEN not in stderr.decode()
 

@@ -87,7 +87,7 @@ def _statements(postgres: tuple[str, ...], sqlite: tuple[str, ...]) -> tuple[str
         return postgres
     if dialect == "sqlite":
         return sqlite
-    raise NotImplementedError(f"no append-only triggers for {dialect}; opsbot supports PostgreSQL and SQLite")
+    raise RuntimeError(f"no append-only triggers for {dialect}; opsbot supports PostgreSQL and SQLite")
 
 
 def upgrade() -> None:
