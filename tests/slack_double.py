@@ -17,6 +17,9 @@ green test means the real Slack would accept the same traffic:
 * arguments accepted as JSON body, form body, or query string (merged);
 * Block Kit limits (see :func:`validate_blocks`) and message ``text`` length;
 * ``chat.update`` only on messages previously posted in that channel;
+* ``views.open`` (a ``trigger_id`` is required) and ``views.update`` (of an opened
+  view) with the view checked like Slack: a modal, title/submit/close plain text of at
+  most 24 characters, at most 100 blocks, ``private_metadata`` at most 3,000 characters;
 * file upload v2 (get URL -> POST bytes without auth -> complete);
 * ``response_url``: at most 5 posts within 30 minutes, then 404 ``used_url``;
 * rate limiting (HTTP 429 + ``Retry-After``) and error injection on demand.
@@ -53,6 +56,7 @@ __all__ = [
     "SlackDouble",
     "UploadedFile",
     "validate_blocks",
+    "validate_view",
 ]
 
 TEAM_ID = "T0TEST"
@@ -64,6 +68,8 @@ BOT_USER_NAME = "opsbot"
 # --- Slack limits (see the contract's Block Kit table) ----------------------
 MAX_BLOCKS_PER_MESSAGE = 50
 MAX_BLOCKS_PER_MODAL = 100
+MAX_MODAL_TITLE = 24  # title, submit and close
+MAX_PRIVATE_METADATA = 3_000
 MAX_MESSAGE_TEXT = 40_000
 MAX_SECTION_TEXT = 3_000
 MAX_SECTION_FIELDS = 10
@@ -316,6 +322,38 @@ def validate_blocks(blocks: Any, *, max_blocks: int = MAX_BLOCKS_PER_MESSAGE) ->
     return errors.messages
 
 
+def validate_view(view: Any) -> list[str]:
+    """Return Slack's objections to a modal ``view`` (a dict or JSON string); empty means valid."""
+    if isinstance(view, str):
+        try:
+            view = json.loads(view)
+        except json.JSONDecodeError as exc:
+            return [f"/view: not valid JSON ({exc.msg})"]
+    if not isinstance(view, dict):
+        return ["/view: must be an object"]
+    errors = _BlockErrors()
+    if view.get("type") != "modal":
+        errors.add("/view/type", f"must be 'modal' (got {view.get('type')!r})")
+    _check_text_object(errors, "/view/title", view.get("title"), limit=MAX_MODAL_TITLE, plain_only=True)
+    for key in ("submit", "close"):
+        _check_text_object(errors, f"/view/{key}", view.get(key), limit=MAX_MODAL_TITLE, plain_only=True, required=False)
+    metadata = view.get("private_metadata")
+    if metadata is not None:
+        if not isinstance(metadata, str):
+            errors.add("/view/private_metadata", "must be a string")
+        else:
+            errors.max_len("/view/private_metadata", metadata, MAX_PRIVATE_METADATA)
+    callback_id = view.get("callback_id")
+    if callback_id is not None:
+        errors.max_len("/view/callback_id", callback_id, MAX_ID)
+    blocks = view.get("blocks")
+    if blocks is None:
+        errors.add("/view/blocks", "is required")
+    else:
+        errors.messages.extend(f"/view{m}" for m in validate_blocks(blocks, max_blocks=MAX_BLOCKS_PER_MODAL))
+    return errors.messages
+
+
 # =============================================================================
 # Recordings
 # =============================================================================
@@ -434,6 +472,8 @@ class SlackDouble:
         self.socket = SocketModeDouble()
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.views: dict[str, dict[str, Any]] = {}  # view id -> the view as opened or last updated
+        self._view_counter = itertools.count(1)
         self._response_posts: list[ResponsePost] = []
         self._uploads: dict[str, UploadedFile] = {}
         self._usergroups: dict[str, list[str]] = {}
@@ -536,6 +576,7 @@ class SlackDouble:
         """
         self.calls.clear()
         self.messages.clear()
+        self.views.clear()
         self._response_posts.clear()
         self._uploads.clear()
         self._response_urls.clear()
@@ -727,6 +768,8 @@ class SlackDouble:
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
             "files.getUploadURLExternal": self._files_get_upload_url,
@@ -832,6 +875,38 @@ class SlackDouble:
             message["blocks"] = blocks
         message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
         return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": dict(message)}
+
+    @staticmethod
+    def _checked_view(args: Mapping[str, Any]) -> dict[str, Any]:
+        if not _present(args, "view"):
+            raise _ApiError("invalid_arguments", response_metadata={"messages": ["missing required: view"]})
+        errors = validate_view(args["view"])
+        if errors:
+            raise _ApiError("invalid_arguments", response_metadata={"messages": errors})
+        view = args["view"]
+        return dict(json.loads(view) if isinstance(view, str) else view)
+
+    def _stored_view(self, view: dict[str, Any], view_id: str) -> dict[str, Any]:
+        stored = {**view, "id": view_id, "team_id": TEAM_ID, "private_metadata": view.get("private_metadata", "")}
+        self.views[view_id] = stored
+        return {"ok": True, "view": dict(stored)}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not _present(args, "trigger_id"):
+            raise _ApiError("invalid_arguments", response_metadata={"messages": ["missing required: trigger_id"]})
+        view = self._checked_view(args)
+        return self._stored_view(view, f"V{next(self._view_counter):08d}")
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = self._checked_view(args)
+        view_id = str(args.get("view_id") or "")
+        if not view_id and _present(args, "external_id"):
+            view_id = next((v for v, stored in self.views.items() if stored.get("external_id") == args["external_id"]), "")
+        if not view_id:
+            raise _ApiError("invalid_arguments", response_metadata={"messages": ["missing required: view_id or external_id"]})
+        if view_id not in self.views:
+            raise _ApiError("not_found")
+        return self._stored_view(view, view_id)
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "usergroup")

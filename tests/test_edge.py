@@ -20,8 +20,10 @@ from conftest import SIGNING_SECRET, free_port, wait_until
 from slack_signing import block_actions_body, sign, slash_command_body
 from test_slack_http import QUICK_CONFIG, QUIET, Served, serve_bot  # noqa: F401 (fixture)
 
+from bot.pipeline.interactions import UNKNOWN_FORM
+from bot.pipeline.reply import Reply
 from bot.pipeline.roles import RoleDirectory
-from bot.transport.edge import SlackEdge
+from bot.transport.edge import SlackEdge, sentence_modal
 from bot.transport.server import build_web_app
 from bot.transport.slack import group_lookup, web_client
 
@@ -122,7 +124,10 @@ def payload_of(kind: str, **extra) -> dict:
 @pytest.mark.parametrize(
     "payload, expected_body",
     [
-        (payload_of("view_submission", view={"id": "V1", "callback_id": "not.ours", "state": {"values": {}}}), ""),
+        (
+            payload_of("view_submission", view={"id": "V1", "callback_id": "not.ours", "state": {"values": {}}}),
+            {"response_action": "update", "view": sentence_modal(Reply.refusal(UNKNOWN_FORM))},
+        ),
         (payload_of("view_closed", view={"id": "V1", "callback_id": "not.ours"}), ""),
         (payload_of("shortcut", callback_id="whatever"), ""),
         (payload_of("message_action", callback_id="whatever", channel={"id": "C1"}), ""),

@@ -10,6 +10,7 @@ interactions/ declares the bot's own.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -290,3 +291,179 @@ async def test_buttons_on_messages_posted_before_the_rename_still_work(make_bot,
     # Counted under the interaction that answered, not the old id.
     assert counted("action.approve", "ok") == approved_before + 1
     assert counted("approve", "ok") == 0
+
+
+# --------------------------------------------------------------------------- modal submissions and shortcuts
+
+from conftest import SIGNING_SECRET  # noqa: E402
+from slack_double import validate_view  # noqa: E402
+from slack_signing import sign, view_submission_payload  # noqa: E402
+from slack_sdk.errors import SlackApiError  # noqa: E402
+from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
+
+import aiohttp  # noqa: E402
+from urllib.parse import urlencode  # noqa: E402
+
+from bot.pipeline.interactions import FORM_FAILED, UNKNOWN_FORM, FormErrors  # noqa: E402
+from bot.transport.edge import FORM_STILL_RUNNING  # noqa: E402
+
+
+async def deliver(d, payload: dict) -> tuple[dict | None, float]:
+    """An interaction payload as Slack sends it over the driver's transport: (the ack's body, seconds it took)."""
+    started = time.monotonic()
+    if d.name == "http":
+        body = urlencode({"payload": json.dumps(payload)})
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(SIGNING_SECRET, body)}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{d.url}/slack/events", data=body.encode(), headers=headers) as response:
+                assert response.status == 200
+                text = await response.text()
+        return (json.loads(text) if text else None), time.monotonic() - started
+    ack = await d.slack.socket.deliver("interactive", payload)
+    return ack.payload, time.monotonic() - started
+
+
+def submission(user: str, callback_id: str) -> dict:
+    return view_submission_payload(callback_id, {"b1": {"a1": {"type": "plain_text_input", "value": "typed"}}}, user_id=user)
+
+
+def shortcut(kind: str, user: str, callback_id: str) -> dict:
+    payload = {
+        "type": kind,
+        "user": {"id": user, "username": user.lower(), "team_id": "T0TEST"},
+        "team": {"id": "T0TEST"},
+        "api_app_id": "A0TEST",
+        "trigger_id": new_trigger_id(),
+        "callback_id": callback_id,
+    }
+    if kind == "message_action":
+        payload.update(channel={"id": "C1"}, message={"type": "message", "text": "hi", "ts": "1.2"}, response_url="https://hooks.slack.invalid/x")
+    return payload
+
+
+def shown(view: dict) -> str:
+    """The words on a modal the bot showed; the modal is one Slack accepts."""
+    assert validate_view(view) == [], validate_view(view)
+    return " ".join(block["text"]["text"] for block in view["blocks"] if block["type"] == "section")
+
+
+@pytest.mark.parametrize("drive", ["http", "socket"], indirect=True)
+async def test_an_unknown_form_is_answered_in_the_ack_and_on_record(drive):
+    d = await drive(CONFIG)
+    declare(d.bot, InteractionSpec("test.wave", "A button, not a form.", lambda press: None, public=True))
+    before = counted("unknown", "usage_error")
+    for callback_id in ("incident.nope", "test.wave", "fuzz.modal"):  # test.wave is a button's id: not a form's
+        body, took = await deliver(d, submission("UOPS1", callback_id))
+        assert body["response_action"] == "update" and shown(body["view"]) == UNKNOWN_FORM
+        assert took < 1.0  # the pipeline, its audit row included, ran inside the ack
+    await d.settle()
+    assert await rows(d.bot, 3) == [("UOPS1", c, "", "unknown", "", "slack") for c in ("incident.nope", "test.wave", "fuzz.modal")]
+    assert counted("unknown", "usage_error") == before + 3
+    assert d.slack.calls_to("views.open") == []
+
+
+@pytest.mark.parametrize("drive", ["http", "socket"], indirect=True)
+async def test_a_declared_form_goes_through_the_press_pipeline(drive):
+    d = await drive(CONFIG)
+    submitted: list[str] = []
+
+    async def incident_form(press: Press) -> Reply:
+        submitted.append(press.click.user_id)
+        assert press.click.kind == "view_submission" and press.click.trigger_id
+        if len(submitted) == 1:
+            return FormErrors(text="A title is needed.", errors={"b1": "Give the incident a title."}, outcome=Outcome.usage_error)
+        return Reply(text="")
+
+    async def boom(press: Press) -> Reply:
+        raise RuntimeError("broke")
+
+    declare(
+        d.bot,
+        InteractionSpec("test.form", "Leads only.", incident_form, roles=("leads",), kinds=("view_submission",)),
+        InteractionSpec("test.boom", "Breaks.", boom, public=True, kinds=("view_submission",)),
+    )
+    body, _ = await deliver(d, submission("UOPS1", "test.form"))
+    assert body["response_action"] == "update"
+    assert shown(body["view"]) == "You are not allowed to use this form: it needs the leads role in app.yaml; nothing was done."
+    assert submitted == []
+    body, _ = await deliver(d, submission("ULEAD1", "test.form"))
+    assert body == {"response_action": "errors", "errors": {"b1": "Give the incident a title."}}
+    body, _ = await deliver(d, submission("ULEAD1", "test.form"))
+    assert body == {"response_action": "clear"}
+    body, _ = await deliver(d, submission("ULEAD1", "test.boom"))
+    assert body["response_action"] == "update" and shown(body["view"]) == FORM_FAILED
+    assert submitted == ["ULEAD1", "ULEAD1"]
+    await d.settle()
+    assert await rows(d.bot, 4) == [
+        ("UOPS1", "test.form", "", "refused", "", "slack"),
+        ("ULEAD1", "test.form", "", "usage_error", "", "slack"),
+        ("ULEAD1", "test.form", "", "ok", "", "slack"),
+        ("ULEAD1", "test.boom", "", "error", "", "slack"),
+    ]
+    assert counted("test.form", "ok") == 1 and counted("test.form", "denied") == 1 and counted("test.boom", "error") == 1
+
+
+@pytest.mark.parametrize("drive", ["socket"], indirect=True)
+async def test_a_slow_form_is_still_acknowledged_in_time(drive):
+    d = await drive(CONFIG)
+    done: list[str] = []
+
+    async def slow(press: Press) -> Reply:
+        await asyncio.sleep(2.5)
+        done.append("yes")
+        return Reply(text="")
+
+    declare(d.bot, InteractionSpec("test.slow", "Slower than an ack.", slow, public=True, kinds=("view_submission",)))
+    body, took = await deliver(d, submission("UOPS1", "test.slow"))  # the double fails it past 3 s
+    assert took < 2.8 and shown(body["view"]) == FORM_STILL_RUNNING
+    await d.settle()
+    assert done == ["yes"]
+    assert await rows(d.bot, 1) == [("UOPS1", "test.slow", "", "ok", "", "slack")]
+
+
+@pytest.mark.parametrize("drive", ["http", "socket"], indirect=True)
+async def test_an_unknown_shortcut_opens_a_modal_with_the_sentence(drive):
+    d = await drive(CONFIG)
+    sent = [shortcut("shortcut", "UOPS1", "incident.nope"), shortcut("message_action", "UOPS1", "incident.quote")]
+    for payload in sent:
+        body, took = await deliver(d, payload)
+        assert body is None and took < 1.0
+    opened = await d.slack.wait_for("views.open", 2)
+    assert all(call.ok for call in opened)
+    assert sorted(call.args["trigger_id"] for call in opened) == sorted(p["trigger_id"] for p in sent)
+    assert [shown(call.args["view"]) for call in opened] == [UNKNOWN_FORM] * 2
+    # A closed modal is acknowledged and nothing more.
+    body, _ = await deliver(d, {**shortcut("view_closed", "UOPS1", "x"), "view": {"id": "V1", "callback_id": "incident.nope"}})
+    assert body is None
+    await d.settle()
+    assert len(d.slack.calls_to("views.open")) == 2
+    assert sorted(await rows(d.bot, 2)) == sorted(
+        [("UOPS1", "incident.nope", "", "unknown", "", "slack"), ("UOPS1", "incident.quote", "", "unknown", "C1", "slack")]
+    )
+
+
+async def test_the_double_checks_views_like_slack(slack):
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    good = {"type": "modal", "title": {"type": "plain_text", "text": "x" * 24}, "blocks": [{"type": "section", "text": {"type": "plain_text", "text": "hi"}}]}
+    opened = await client.views_open(trigger_id=new_trigger_id(), view=good)
+    view_id = opened["view"]["id"]
+    await client.views_update(view_id=view_id, view={**good, "private_metadata": "m" * 3000})
+    assert slack.views[view_id]["private_metadata"] == "m" * 3000
+    section = good["blocks"][0]
+    bad = [
+        ({"trigger_id": ""}, good),
+        ({}, {**good, "type": "home"}),
+        ({}, {**good, "title": {"type": "plain_text", "text": "x" * 25}}),
+        ({}, {**good, "title": {"type": "mrkdwn", "text": "x"}}),
+        ({}, {**good, "submit": {"type": "plain_text", "text": "s" * 25}}),
+        ({}, {**good, "blocks": [section] * 101}),
+        ({}, {**good, "private_metadata": "m" * 3001}),
+    ]
+    for extra, view in bad:
+        with pytest.raises(SlackApiError) as raised:
+            await client.views_open(**{"trigger_id": new_trigger_id(), **extra}, view=view)
+        assert raised.value.response["error"] == "invalid_arguments"
+    with pytest.raises(SlackApiError) as raised:
+        await client.views_update(view_id="VNOPE", view=good)
+    assert raised.value.response["error"] == "not_found"
+    assert len(slack.views) == 1

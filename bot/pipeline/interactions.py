@@ -1,4 +1,4 @@
-"""Buttons are declared like commands and every press goes through one middleware list.
+"""Buttons, modal submissions and shortcuts are declared like commands and go through one middleware list.
 
 An `InteractionSpec` names a namespaced id (`action.approve`, `incident.ack`), who may press
 it and its handler; the registry lists them all (interactions/__init__.py). The press
@@ -6,13 +6,16 @@ pipeline is bolt-style middleware, outermost first, as for commands (pipeline/di
 count the outcome, put it on record, contain errors, find the interaction (unknown ids get
 one sentence), check the roles centrally (deny by default), run the handler. Nothing is
 matched by "anything that is not X": an id is either declared, an alias of one, or unknown.
+
+A button is found by its action_id; a modal submission (view_submission) or a shortcut
+(shortcut, message_action) by its callback_id, and only by a spec that lists that kind.
 """
 from __future__ import annotations
 
 import logging
 import re
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping
 
 from bot.metrics import INTERACTIONS_HANDLED
@@ -26,7 +29,23 @@ log = logging.getLogger(__name__)
 
 INTERACTION_ID = re.compile(r"^[a-z]+\.[a-z_]+$")  # <slice>.<verb>: action.approve, incident.ack
 UNKNOWN_BUTTON = "That button is not one opsbot knows (it may belong to an older version); nothing was done."
+UNKNOWN_FORM = "This form is not one opsbot knows (it may belong to an older version); nothing was done."
 FAILED = "That button press failed inside opsbot; the error is in the bot's log, and the message it is on shows what state things are in."
+FORM_FAILED = "This form failed inside opsbot; the error is in the bot's log, and nothing after the failure was done."
+
+BUTTON = "block_actions"
+KINDS = frozenset({BUTTON, "view_submission", "shortcut", "message_action"})
+
+
+def _is_button(click: Click) -> bool:
+    return click.kind == BUTTON
+
+
+@dataclass
+class FormErrors(Reply):
+    """A modal handler's answer that keeps the modal open with a message under each field: {block_id: message}."""
+
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,10 +70,14 @@ class InteractionSpec:
     # The handler writes its own audit row for every outcome (the action flow does); otherwise
     # the pipeline writes one per press.
     audits_itself: bool = False
+    # What Slack delivers it as: a button's action_id by default; a modal's or shortcut's callback_id.
+    kinds: tuple[str, ...] = (BUTTON,)
 
     def __post_init__(self) -> None:
         if not INTERACTION_ID.match(self.id):
             raise ValueError(f"interaction id {self.id!r} is not namespaced like action.approve")
+        if not self.kinds or not set(self.kinds) <= KINDS:
+            raise ValueError(f"interaction {self.id} kinds {self.kinds!r} are not among {sorted(KINDS)}")
 
 
 @dataclass
@@ -113,7 +136,7 @@ async def audit_press(call: PressCall, call_next: PressNext) -> Reply:
         await audit.record(
             call.bot.db,
             user_id=click.user_id,
-            command=call.spec.id if call.spec else click.action_id,
+            command=call.spec.id if call.spec else click.target,
             arguments=click.value,
             channel=click.channel_id,
             transport=click.transport,
@@ -131,15 +154,18 @@ async def contain_press_errors(call: PressCall, call_next: PressNext) -> Reply:
     try:
         return await call_next(call)
     except Exception:
-        log.error("button %s failed:\n%s", call.spec.id if call.spec else "?", redact_cut(traceback.format_exc(), 8000))
-        return Reply.refusal(FAILED, Outcome.error)
+        what = "button" if _is_button(call.click) else call.click.kind
+        log.error("%s %s failed:\n%s", what, call.spec.id if call.spec else "?", redact_cut(traceback.format_exc(), 8000))
+        return Reply.refusal(FAILED if _is_button(call.click) else FORM_FAILED, Outcome.error)
 
 
 async def find_interaction(call: PressCall, call_next: PressNext) -> Reply:
-    call.spec = call.known.get(call.click.action_id)
+    spec = call.known.get(call.click.target)
+    # A spec answers only the kinds it lists: a button id is never taken for a modal's callback_id.
+    call.spec = spec if spec is not None and call.click.kind in spec.kinds else None
     if call.spec is None:
         call.verdict = "unknown"
-        return Reply.refusal(UNKNOWN_BUTTON)
+        return Reply.refusal(UNKNOWN_BUTTON if _is_button(call.click) else UNKNOWN_FORM)
     return await call_next(call)
 
 
@@ -149,7 +175,8 @@ async def authorize_press(call: PressCall, call_next: PressNext) -> Reply:
         needed = role_needed(await call.bot.roles.roles_of(call.click.user_id), spec.roles)
         if needed:
             call.verdict = "refused"
-            sentence = f"You are not allowed to press this button: it needs {needed} in app.yaml; nothing was done."
+            verb = "press this button" if _is_button(call.click) else "use this form"
+            sentence = f"You are not allowed to {verb}: it needs {needed} in app.yaml; nothing was done."
             return Reply.refusal(sentence, Outcome.denied)
     return await call_next(call)
 

@@ -25,7 +25,11 @@ class Messenger(Protocol):
 
 @dataclass(frozen=True)
 class Click:
-    """A button press from either transport."""
+    """A button press from either transport, or a modal submission or shortcut from Slack.
+
+    `kind` is Slack's payload type; buttons are found by `action_id`, forms and shortcuts by
+    `callback_id` (see `target`).
+    """
 
     user_id: str
     action_id: str
@@ -33,3 +37,11 @@ class Click:
     channel_id: str
     transport: str
     team_id: str = ""  # the Slack workspace; empty on the console
+    kind: str = "block_actions"  # or view_submission, shortcut, message_action
+    callback_id: str = ""  # a modal's or shortcut's
+    trigger_id: str = ""  # Slack: lets a handler open a modal (views.open) within 3 s
+
+    @property
+    def target(self) -> str:
+        """The id the interaction is declared under: a button's action_id, else the callback_id."""
+        return self.action_id if self.kind == "block_actions" else self.callback_id

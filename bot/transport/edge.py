@@ -3,17 +3,25 @@
 Whatever arrives (a command, any button, a modal, an event, known or not) gets its ack:
 Slack shows the user an error for anything not acknowledged within 3 s. The work then
 runs as a background task and answers through the request's response_url.
+
+Two exceptions. A modal submission (view_submission) is answered in the ack body, so it
+runs through the interaction pipeline before the ack, for at most FORM_ACK_BUDGET seconds.
+A shortcut has no response_url: its answer opens a modal with views.open (trigger_id).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import INTERACTIONS
+from bot.pipeline.interactions import FormErrors
 from bot.pipeline.messenger import Click
+from bot.pipeline.reply import Outcome, Reply
 from bot.pipeline.request import Request
 from bot.transport.inbound import Inbound, Interaction, SlashCommand, UrlVerification
+from bot.transport.blocks import to_slack
 from bot.transport.slack import BackgroundWork, SlackMessenger, deliver, responder
 
 log = logging.getLogger(__name__)
@@ -21,6 +29,33 @@ log = logging.getLogger(__name__)
 INTERACTION_KINDS = frozenset(
     {"block_actions", "view_submission", "view_closed", "shortcut", "message_action", "block_suggestion", "interactive_message"}
 )
+# A submission's answer goes in the ack, which Slack wants within 3 s: the pipeline (its audit
+# row included) gets this long, then the ack says so and the work goes on in the background.
+FORM_ACK_BUDGET = 2.0
+FORM_STILL_RUNNING = "opsbot is taking longer than Slack waits to answer this form; it goes on, and the audit log will show how it ended."
+MODAL_TITLE = "opsbot"  # a modal's title: at most 24 characters
+MODAL_BLOCKS = 100
+
+
+def sentence_modal(reply: Reply) -> dict:
+    """A modal showing a reply (one sentence, usually): valid Block Kit, a Close button and no Submit."""
+    blocks = to_slack(reply).blocks[:MODAL_BLOCKS] or [{"type": "section", "text": {"type": "plain_text", "text": reply.text[:3000] or "-"}}]
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": MODAL_TITLE},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": blocks,
+    }
+
+
+def submission_ack(reply: Reply) -> dict:
+    """What the pipeline's answer to a view_submission becomes in the ack body."""
+    if isinstance(reply, FormErrors) and reply.errors:
+        return {"response_action": "errors", "errors": dict(reply.errors)}
+    if reply.outcome is Outcome.ok and not reply.blocks:
+        return {"response_action": "clear"}
+    # A refusal, a failure, or an answer to read: shown in place of the form.
+    return {"response_action": "update", "view": sentence_modal(reply)}
 
 
 class SlackEdge:
@@ -46,6 +81,10 @@ class SlackEdge:
             INTERACTIONS.labels(inbound.kind if inbound.kind in INTERACTION_KINDS else "other").inc()
             if inbound.kind == "block_actions":
                 self.work.spawn(self._button(inbound))
+            elif inbound.kind == "view_submission":
+                return await self._submission(inbound)
+            elif inbound.kind in ("shortcut", "message_action"):
+                self.work.spawn(self._shortcut(inbound), urgent=True)
             elif inbound.kind == "block_suggestion":
                 return {"options": []}  # opsbot has no external selects; an empty list, not an error
         return None
@@ -62,16 +101,48 @@ class SlackEdge:
         reply = await self.bot.handle(request)
         await deliver(reply, responder(command.response_url), self.client, command.channel_id, command.command)
 
-    async def _button(self, interaction: Interaction) -> None:
-        click = Click(
+    @staticmethod
+    def _click(interaction: Interaction) -> Click:
+        return Click(
             user_id=interaction.user_id,
             action_id=interaction.action_id,
             value=interaction.value,
             channel_id=interaction.channel_id,
             transport="slack",
             team_id=interaction.team_id,
+            kind=interaction.kind,
+            callback_id=interaction.callback_id,
+            trigger_id=interaction.trigger_id,
         )
-        reply = await self.bot.handle_click(click)
+
+    async def _submission(self, interaction: Interaction) -> dict:
+        """The ack body for a modal submission, computed by the pipeline within FORM_ACK_BUDGET."""
+        task = asyncio.ensure_future(self.bot.handle_click(self._click(interaction)))
+        done, _ = await asyncio.wait({task}, timeout=FORM_ACK_BUDGET)
+        if not done:
+            self.work.spawn(self._late(task, interaction.callback_id))
+            return {"response_action": "update", "view": sentence_modal(Reply.refusal(FORM_STILL_RUNNING, Outcome.ok))}
+        return submission_ack(task.result())  # the pipeline contains errors: result() does not raise
+
+    async def _late(self, task: asyncio.Future, callback_id: str) -> None:
+        reply = await task
+        log.info("a %s submission finished after its ack: %s", callback_id[:40], reply.outcome.value)
+
+    async def _shortcut(self, interaction: Interaction) -> None:
+        """A shortcut has no response_url: an answer with something to say opens a modal (trigger_id, 3 s)."""
+        reply = await self.bot.handle_click(self._click(interaction))
+        if reply.outcome is Outcome.ok and not reply.text:
+            return  # the handler opened its own modal, or had nothing to show
+        if not interaction.trigger_id:
+            log.info("no trigger_id on a %s shortcut; its answer is not shown", interaction.callback_id[:40])
+            return
+        try:
+            await self.client.views_open(trigger_id=interaction.trigger_id, view=sentence_modal(reply))
+        except Exception as exc:  # expired_trigger_id and the like: nothing else can show it
+            log.warning("could not open the answer to a %s shortcut: %s", interaction.callback_id[:40], exc.__class__.__name__)
+
+    async def _button(self, interaction: Interaction) -> None:
+        reply = await self.bot.handle_click(self._click(interaction))
         reply.ephemeral = True  # a shared message is edited in place; this answer is for the one who clicked
         if not interaction.response_url:
             log.info("no response_url on a %s click; its answer is not shown", interaction.action_id[:40])

@@ -90,8 +90,9 @@ class BackgroundWork:
     def _quiet(self, now: float) -> bool:
         return self._acks_in_flight == 0 and now - self._last_ack >= self.ACK_QUIET
 
-    def spawn(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(self._after_acks(coro))
+    def spawn(self, coro, *, urgent: bool = False) -> None:
+        """`urgent`: starts at once, for work with its own short deadline (a trigger_id lives 3 s)."""
+        task = asyncio.get_running_loop().create_task(coro if urgent else self._after_acks(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
