@@ -30,7 +30,7 @@ async def handle(inv: Invocation) -> Reply:
     scope = f"{target}, " if target else ""
     title = f"Audit: {scope}last {format_duration(since_seconds)}, {len(rows)} entries" + (" (newest 200)" if len(rows) == LIMIT else "")
     lines = [
-        f"{row.at:%m-%d %H:%M:%S} {row.user_id:<11} /{row.command} {row.arguments[:60]} -> {row.outcome}"
+        f"{row.at:%m-%d %H:%M:%S} {row.user_id:<11} {_what(row.command)} {row.arguments[:60]} -> {row.outcome}"
         + (f" ({row.detail[:80]})" if row.detail and row.outcome not in ("ok",) else "")
         for row in rows
     ]
@@ -45,6 +45,11 @@ async def handle(inv: Invocation) -> Reply:
         ephemeral=True,
         file=FileAttachment("audit.txt", text + "\n"),
     )
+
+
+def _what(command: str) -> str:
+    """Commands as typed (/logs); interactions by their id (action.approve), which has a dot."""
+    return command if "." in command else f"/{command}"
 
 
 COMMAND = CommandSpec(

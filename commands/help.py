@@ -1,9 +1,10 @@
 """/help: the commands the caller may run, one usage line each."""
 from __future__ import annotations
 
-from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
+from bot.pipeline.commands import CommandSpec, Invocation
 from bot.pipeline.parse import Grammar
 from bot.pipeline.reply import Header, Reply, Section
+from bot.pipeline.roles import role_needed
 
 GRAMMAR = Grammar(usage="/help")
 
@@ -13,7 +14,7 @@ async def handle(inv: Invocation) -> Reply:
     allowed = [
         spec
         for spec in inv.bot.pipeline.commands.values()
-        if spec.public or held.intersection(spec.roles) or (ANY_ROLE in spec.roles and held)
+        if spec.public or role_needed(held, spec.roles) is None
     ]
     lines = [f"`{spec.usage}`  {spec.summary}" for spec in allowed]
     roles = ", ".join(sorted(held)) or "none"
