@@ -298,6 +298,16 @@ def block_texts(blocks: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _decoded(value: Any, pointer: str) -> tuple[Any, str | None]:
+    """Form-encoded calls send JSON arguments as strings: the value decoded, or why it is not JSON."""
+    if not isinstance(value, str):
+        return value, None
+    try:
+        return json.loads(value), None
+    except json.JSONDecodeError as exc:
+        return None, f"{pointer}: not valid JSON ({exc.msg})"
+
+
 def validate_blocks(blocks: Any, *, max_blocks: int = MAX_BLOCKS_PER_MESSAGE) -> list[str]:
     """Return Slack's objections to ``blocks`` (an empty list means valid).
 
@@ -306,11 +316,9 @@ def validate_blocks(blocks: Any, *, max_blocks: int = MAX_BLOCKS_PER_MESSAGE) ->
     ``/blocks/0/text/text: must be at most 3000 characters (got 3001)``.
     Use ``max_blocks=MAX_BLOCKS_PER_MODAL`` for modal views.
     """
-    if isinstance(blocks, str):
-        try:
-            blocks = json.loads(blocks)
-        except json.JSONDecodeError as exc:
-            return [f"/blocks: not valid JSON ({exc.msg})"]
+    blocks, problem = _decoded(blocks, "/blocks")
+    if problem:
+        return [problem]
     if not isinstance(blocks, list):
         return ["/blocks: must be an array"]
     errors = _BlockErrors()
@@ -324,11 +332,9 @@ def validate_blocks(blocks: Any, *, max_blocks: int = MAX_BLOCKS_PER_MESSAGE) ->
 
 def validate_view(view: Any) -> list[str]:
     """Return Slack's objections to a modal ``view`` (a dict or JSON string); empty means valid."""
-    if isinstance(view, str):
-        try:
-            view = json.loads(view)
-        except json.JSONDecodeError as exc:
-            return [f"/view: not valid JSON ({exc.msg})"]
+    view, problem = _decoded(view, "/view")
+    if problem:
+        return [problem]
     if not isinstance(view, dict):
         return ["/view: must be an object"]
     errors = _BlockErrors()
