@@ -9,6 +9,8 @@ import bot.audit.models  # noqa: F401  (registers tables)
 import bot.check.models  # noqa: F401
 import bot.action.models  # noqa: F401
 import bot.schedule.models  # noqa: F401
+import bot.incident.models  # noqa: F401
+import bot.oncall.models  # noqa: F401
 from bot.settings import DEFAULT_DATABASE_URL
 from bot.storage import Base
 

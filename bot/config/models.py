@@ -9,6 +9,14 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from bot.config.incident_models import (
+    DEFAULT_SEVERITIES,
+    Calendar,
+    IncidentSettings,
+    Playbook,
+    Rotation,
+    Severity,
+)
 from bot.config.literal_secrets import no_literal_credential, no_literal_password
 from bot.config.types import (
     Duration,
@@ -196,12 +204,13 @@ DEFAULT_ACTIONS = {
 class Role(Strict):
     users: list[SlackUserId] = []
     groups: list[SlackUserGroupId] = Field([], description="Slack user-group IDs, resolved via usergroups.users.list.")
+    rotations: list[RoleName] = Field([], description="On-call rotations (oncall:) whose current on-call holds this role.")
 
 
 class SlackSettings(Strict):
     # Declared now so app.yaml files stay valid as scheduled reports and incidents arrive (ROADMAP 4, 5).
     ops_channel: SlackChannel | None = Field(None, description="Where scheduled reports will go (not used by any command yet).")
-    incidents_channel: SlackChannel | None = Field(None, description="Where incident channels will be announced (not used yet).")
+    incidents_channel: SlackChannel | None = Field(None, description="Where incident headlines are posted (incidents.channel overrides it).")
 
 
 class AppConfig(Strict):
@@ -212,9 +221,30 @@ class AppConfig(Strict):
     actions: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,30}$")], ActionSpec] = Field(
         {}, description="Declared actions; restart and logs have defaults when absent."
     )
+    severities: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,19}$")], Severity] = Field(
+        DEFAULT_SEVERITIES, description="The response-time matrix; P0-P3 from the runbooks when absent."
+    )
+    calendar: Calendar = Field(Calendar(), description="Working hours and holidays, for next_business_day.")
+    oncall: dict[RoleName, Rotation] = Field({}, description="On-call rotations by name.")
+    playbooks: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")], Playbook] = Field(
+        {}, description="Runbook scenarios as checklists, attached to incidents."
+    )
+    incidents: IncidentSettings = IncidentSettings()
 
     def action(self, name: str) -> ActionSpec | None:
         return self.actions.get(name) or DEFAULT_ACTIONS.get(name)
+
+    def severity(self, name: str) -> tuple[str, Severity] | None:
+        """A severity by its name or an alias, case-insensitively: ("P0", ...) for "critical"."""
+        wanted = name.strip().lower()
+        for key, severity in self.severities.items():
+            if key.lower() == wanted or wanted in (a.lower() for a in severity.aliases):
+                return key, severity
+        return None
+
+    @property
+    def incidents_channel(self) -> str | None:
+        return self.incidents.channel or self.slack.incidents_channel
 
     def dependents_of(self, name: str) -> list[str]:
         """Services that depend on `name`, directly or not, in an order where each comes after what it needs."""
@@ -233,6 +263,36 @@ class AppConfig(Strict):
                 if other not in ordered and not needs:
                     ordered.append(other)
         return ordered
+
+    def _incident_references(self) -> list[str]:
+        problems = []
+        seen: dict[str, str] = {}
+        for key, severity in self.severities.items():
+            for name in [key, *severity.aliases]:
+                if name.lower() in seen and seen[name.lower()] != key:
+                    problems.append(f"severity name '{name}' is used by both {seen[name.lower()]} and {key}")
+                seen[name.lower()] = key
+            for index, level in enumerate(severity.escalation):
+                where = f"severity '{key}' escalation[{index}]"
+                if level.rotation and level.rotation not in self.oncall:
+                    problems.append(f"{where} names unknown rotation '{level.rotation}'")
+                if level.role and level.role not in self.roles:
+                    problems.append(f"{where} names unknown role '{level.role}'")
+            for index, notify in enumerate(severity.notify):
+                if notify.role and notify.role not in self.roles:
+                    problems.append(f"severity '{key}' notify[{index}] names unknown role '{notify.role}'")
+        for name, role in self.roles.items():
+            for rotation in role.rotations:
+                if rotation not in self.oncall:
+                    problems.append(f"role '{name}' names unknown rotation '{rotation}'")
+        names = _names(self.severities)
+        for name, playbook in self.playbooks.items():
+            if playbook.severity and playbook.severity.lower() not in names:
+                problems.append(f"playbook '{name}' suggests unknown severity '{playbook.severity}'")
+            for service in playbook.services:
+                if service not in self.services:
+                    problems.append(f"playbook '{name}' names unknown service '{service}'")
+        return problems
 
     @model_validator(mode="after")
     def _references(self) -> "AppConfig":
@@ -254,12 +314,21 @@ class AppConfig(Strict):
             for owner in service.owners:
                 if owner not in self.roles:
                     problems.append(f"service '{name}' is owned by unknown role '{owner}'")
+        problems += self._incident_references()
         cycle = _find_cycle({n: s.depends_on for n, s in self.services.items()})
         if cycle:
             problems.append("depends_on has a cycle: " + " -> ".join(cycle))
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def _names(severities: dict[str, Severity]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for key, severity in severities.items():
+        for name in [key, *severity.aliases]:
+            names.setdefault(name.lower(), key)
+    return names
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

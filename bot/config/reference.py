@@ -7,13 +7,22 @@ import typing
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from bot.config import models
+from bot.config import incident_models, models
+from bot.config.types import format_duration
 
 SECTIONS = [
     ("Top level", models.AppConfig),
     ("services.<name>", models.Service),
     ("roles.<name>", models.Role),
     ("slack", models.SlackSettings),
+    ("severities.<name>", incident_models.Severity),
+    ("severities.<name>.escalation[]", incident_models.EscalationLevel),
+    ("severities.<name>.notify[]", incident_models.Notify),
+    ("calendar", incident_models.Calendar),
+    ("oncall.<rotation>", incident_models.Rotation),
+    ("playbooks.<name>", incident_models.Playbook),
+    ("playbooks.<name>.steps[]", incident_models.PlaybookStep),
+    ("incidents", incident_models.IncidentSettings),
     *[(f"checks: kind {typing.get_args(m.model_fields['kind'].annotation)[0]}", m) for m in typing.get_args(typing.get_args(models.Check)[0])],
 ]
 
@@ -32,7 +41,21 @@ def render_reference() -> str:
         for name, field in model.model_fields.items():
             out.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {field.description or ''} |")
         out.append("")
+    out += _default_severities()
     return "\n".join(out)
+
+
+def _default_severities() -> list[str]:
+    out = ["## Built-in severities", "", "Used when app.yaml has no `severities:` (runbooks 002 and 003).", "",
+           "| name | aliases | respond within | first level | repeats | update reminder |", "|---|---|---|---|---|---|"]
+    for name, sev in incident_models.DEFAULT_SEVERITIES.items():
+        within = sev.respond_within if isinstance(sev.respond_within, str) else format_duration(sev.respond_within)
+        level = sev.escalation[0]
+        repeats = f"every {format_duration(level.repeat_every)}, {level.max_repeats} times" if level.repeat_every else "none"
+        reminder = format_duration(sev.update_reminder) if sev.update_reminder else "none"
+        out.append(f"| {name} | {', '.join(sev.aliases)} | {within} | {level.label} | {repeats} | {reminder} |")
+    out.append("")
+    return out
 
 
 def _type(tp) -> str:
@@ -71,6 +94,8 @@ def _default(field) -> str:
     value = field.default
     if value is PydanticUndefined:
         return ""
+    if isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
+        return "built in: " + ", ".join(f"`{k}`" for k in value) + " (see below)"
     if isinstance(value, BaseModel):
-        value = value.model_dump(exclude_none=True)
+        value = value.model_dump(exclude_none=True, mode="json")
     return f"`{value}`".replace("|", "\\|")
