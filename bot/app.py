@@ -14,7 +14,7 @@ from bot.pipeline.messenger import Click, Messenger
 from bot.pipeline.reply import Reply
 from bot.pipeline.request import Request
 from bot.pipeline.roles import GroupLookup, RoleDirectory
-from bot.schedule import Clock, Scheduler
+from bot.schedule import Clock, Scheduler, SystemClock
 from bot.settings import Settings
 from bot.storage import Database
 
@@ -40,7 +40,8 @@ class Bot:
         self.messengers: dict[str, Messenger] = {}
         # Periodic and promised work (bot/schedule/): each slice contributes its job types.
         # Serve and the console start it; close() stops it before the database closes.
-        self.scheduler = Scheduler(self.db, [*ACTION_JOBS, *SCHEDULE_JOBS], self, clock=clock)
+        self.clock = clock or SystemClock()  # "now" for every slice: a test passes a ManualClock
+        self.scheduler = Scheduler(self.db, [*ACTION_JOBS, *SCHEDULE_JOBS], self, clock=self.clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, config_path: str | None = None, group_lookup: GroupLookup | None = None) -> "Bot":

@@ -175,7 +175,7 @@ def __getattr__(name: str):
 
 @pytest_asyncio.fixture
 async def make_bot(tmp_path):
-    """make_bot(config_text, database_url, **settings) -> a Bot on real components; closed after the test.
+    """make_bot(config_text, database_url, clock=..., **settings) -> a Bot on real components; closed after the test.
 
     Without config_text the bot gets FLEET_CONFIG (fleet_config()).
 
@@ -183,13 +183,13 @@ async def make_bot(tmp_path):
     """
     bots = []
 
-    async def factory(config_text: str | None = None, database_url: str | None = None, group_lookup=None, **settings):
+    async def factory(config_text: str | None = None, database_url: str | None = None, group_lookup=None, clock=None, **settings):
         if config_text is None:
             config_text = fleet_config()
         if database_url is None:
             database_url = f"sqlite+aiosqlite:///{tmp_path / f'bot{len(bots)}.db'}"
             await upgrade_async(database_url)
-        bot = Bot(settings_for(database_url, **settings), parse_config(config_text), group_lookup)
+        bot = Bot(settings_for(database_url, **settings), parse_config(config_text), group_lookup, clock=clock)
         bots.append(bot)
         return bot
 
