@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 
+from bot.activity import ActivityFeed
 from bot.check.engine import CheckEngine
 from bot.config.loader import load_config
 from bot.config.models import AppConfig
 from bot.coordination import Coordinator
 from bot.docker_engine import DockerGateway
+from bot.oncall.service import OncallDirectory
 from bot.pipeline.dispatch import DEFAULT_MIDDLEWARE, Pipeline
 from bot.pipeline.interactions import PRESS_MIDDLEWARE, InteractionPipeline
 from bot.pipeline.messenger import Click, Messenger
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 class Bot:
     def __init__(self, settings: Settings, config: AppConfig, group_lookup: GroupLookup | None = None, clock: Clock | None = None):
         from bot.action.scheduled import JOBS as ACTION_JOBS
+        from bot.incident.activity import timeline_listener
+        from bot.incident.escalation import JOBS as INCIDENT_JOBS
         from bot.schedule.retention import JOBS as SCHEDULE_JOBS
         from commands import ALL
         from interactions import ALL as INTERACTIONS, LEGACY as LEGACY_IDS
@@ -32,7 +36,9 @@ class Bot:
         self.config = config
         self.db = Database(settings.database_url)
         self.checks = CheckEngine(DockerGateway())
-        self.roles = RoleDirectory(config, group_lookup)
+        self.clock = clock or SystemClock()  # "now" for every slice: a test passes a ManualClock
+        self.oncall = OncallDirectory(self.db, config, self.clock)
+        self.roles = RoleDirectory(config, group_lookup, oncall=self.oncall.on_call_users)
         self.coordinator = Coordinator(settings.redis_url)
         self.pipeline = Pipeline(ALL, DEFAULT_MIDDLEWARE)
         self.interactions = InteractionPipeline(INTERACTIONS, PRESS_MIDDLEWARE, aliases=LEGACY_IDS)
@@ -40,8 +46,10 @@ class Bot:
         self.messengers: dict[str, Messenger] = {}
         # Periodic and promised work (bot/schedule/): each slice contributes its job types.
         # Serve and the console start it; close() stops it before the database closes.
-        self.clock = clock or SystemClock()  # "now" for every slice: a test passes a ManualClock
-        self.scheduler = Scheduler(self.db, [*ACTION_JOBS, *SCHEDULE_JOBS], self, clock=self.clock)
+        self.scheduler = Scheduler(self.db, [*ACTION_JOBS, *INCIDENT_JOBS, *SCHEDULE_JOBS], self, clock=self.clock)
+        # Checks and actions tell what they did in a channel; the incident slice keeps it on its timeline.
+        self.activity = ActivityFeed()
+        self.activity.subscribe(timeline_listener(self))
 
     @classmethod
     def from_settings(cls, settings: Settings, config_path: str | None = None, group_lookup: GroupLookup | None = None) -> "Bot":

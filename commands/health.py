@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from bot.activity import Activity
 from bot.check.limits import UNCAPPED_TRIGGERS, Limited
 from bot.check.result import SEVERITY
 from bot.check.service import UnknownService, resolve_services, run_health
@@ -44,7 +45,10 @@ async def handle(inv: Invocation) -> Reply:
     if isinstance(outcome, Limited):
         return Reply.refusal(outcome.sentence)
     report, shared = outcome
-    return render(replace(report, shared=True) if shared else report, services)
+    reply = render(replace(report, shared=True) if shared else report, services)
+    data = {"summary": reply.text, "outcome": report.status, "services": services, "run_id": report.run_id}
+    await inv.bot.activity.publish(Activity(request.channel_id, "check", request.user_id, reply.text, data))
+    return reply
 
 
 def render(report, services: list[str]) -> Reply:

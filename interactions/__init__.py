@@ -3,8 +3,8 @@
 Ids are namespaced `<slice>.<verb>`. LEGACY maps ids of buttons on messages posted by older
 versions to the interaction that now answers them.
 """
-from interactions import action
+from interactions import action, incident
 
-ALL = [action.APPROVE, action.DENY]
+ALL = [action.APPROVE, action.DENY, *incident.ALL]
 
 LEGACY = {"approve": action.APPROVE.id, "deny": action.DENY.id}

@@ -313,7 +313,7 @@ async def drive(request, slack, make_bot):
         if request.param == "console":
             return ConsoleDriver(bot)
         client = web_client(bot.settings)
-        bot.roles = RoleDirectory(bot.config, group_lookup(client))
+        bot.roles = RoleDirectory(bot.config, group_lookup(client), oncall=bot.oncall.on_call_users)
         edge = SlackEdge(bot, client)
         if request.param == "socket":
             transport = SocketModeTransport(edge, slack.app_token, client)

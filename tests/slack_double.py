@@ -16,7 +16,13 @@ green test means the real Slack would accept the same traffic:
   served by ``socket`` (:class:`socket_mode_double.SocketModeDouble`);
 * arguments accepted as JSON body, form body, or query string (merged);
 * Block Kit limits (see :func:`validate_blocks`) and message ``text`` length;
-* ``chat.update`` only on messages previously posted in that channel;
+* ``chat.update`` only on messages the bot previously posted in that channel;
+* channels: ``conversations.create`` (Slack's name rules, a fresh id), ``conversations.invite``,
+  ``conversations.setTopic`` (at most 250 characters), ``pins.add`` (of a message posted in
+  that channel), ``conversations.open`` (one D id per user) and ``conversations.history``
+  (newest first, ``latest``/``oldest``/``inclusive``/``limit``), recorded in ``channels``;
+  ids the double never created (configured ones such as C0INCIDENTS) are taken as existing
+  public channels and recorded on first use; ``add_message`` puts a person's message in one;
 * ``views.open`` (a ``trigger_id`` is required) and ``views.update`` (of an opened
   view) with the view checked like Slack: a modal, title/submit/close plain text of at
   most 24 characters, at most 100 blocks, ``private_metadata`` at most 3,000 characters;
@@ -33,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 import uuid
 from collections import defaultdict, deque
@@ -85,6 +92,43 @@ MAX_OPTION_TEXT = 75
 MAX_OPTION_VALUE = 150
 MAX_OPTIONS = 100
 MAX_IMAGE_ALT_TEXT = 2_000
+MAX_INPUT_LABEL = 2_000  # an input block's label and hint
+MAX_PLAIN_TEXT_INPUT = 3_000  # a plain_text_input's max_length and initial_value
+MAX_PLACEHOLDER = 150
+# Elements an input block takes.
+INPUT_ELEMENT_TYPES = frozenset(
+    {
+        "checkboxes",
+        "channels_select",
+        "conversations_select",
+        "datepicker",
+        "datetimepicker",
+        "email_text_input",
+        "external_select",
+        "file_input",
+        "multi_channels_select",
+        "multi_conversations_select",
+        "multi_external_select",
+        "multi_static_select",
+        "multi_users_select",
+        "number_input",
+        "plain_text_input",
+        "radio_buttons",
+        "rich_text_input",
+        "static_select",
+        "timepicker",
+        "url_text_input",
+        "users_select",
+    }
+)
+
+MAX_CHANNEL_NAME = 80
+MAX_TOPIC = 250
+MAX_HISTORY_LIMIT = 999
+DEFAULT_HISTORY_LIMIT = 100
+_CHANNEL_NAME_CHARS = re.compile(r"^[a-z0-9_-]+$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{1,31}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{1,31}$")
 
 RESPONSE_URL_MAX_POSTS = 5
 RESPONSE_URL_LIFETIME_S = 30 * 60
@@ -211,6 +255,37 @@ def _check_element(errors: _BlockErrors, pointer: str, element: Any, action_ids:
             _check_options(errors, f"{pointer}/options", element["options"])
         elif "option_groups" not in element:
             errors.add(f"{pointer}/options", "is required")
+        # Initial options must be among the options, text and all.
+        offered = element.get("options") if isinstance(element.get("options"), list) else []
+        initial = element.get("initial_option")
+        if initial is not None and initial not in offered:
+            errors.add(f"{pointer}/initial_option", "must be one of the options")
+        initials = element.get("initial_options")
+        if initials is not None and (not isinstance(initials, list) or any(o not in offered for o in initials)):
+            errors.add(f"{pointer}/initial_options", "must be options of the element")
+    elif kind == "plain_text_input":
+        max_length = element.get("max_length")
+        if max_length is not None and (not isinstance(max_length, int) or not 1 <= max_length <= MAX_PLAIN_TEXT_INPUT):
+            errors.add(f"{pointer}/max_length", f"must be an integer from 1 to {MAX_PLAIN_TEXT_INPUT}")
+        min_length = element.get("min_length")
+        if min_length is not None and (not isinstance(min_length, int) or not 0 <= min_length <= MAX_PLAIN_TEXT_INPUT):
+            errors.add(f"{pointer}/min_length", f"must be an integer from 0 to {MAX_PLAIN_TEXT_INPUT}")
+        initial_value = element.get("initial_value")
+        if initial_value is not None:
+            limit = max_length if isinstance(max_length, int) else MAX_PLAIN_TEXT_INPUT
+            if not isinstance(initial_value, str):
+                errors.add(f"{pointer}/initial_value", "must be a string")
+            else:
+                errors.max_len(f"{pointer}/initial_value", initial_value, limit)
+        multiline = element.get("multiline")
+        if multiline is not None and not isinstance(multiline, bool):
+            errors.add(f"{pointer}/multiline", "must be a boolean")
+    elif kind == "users_select":
+        initial_user = element.get("initial_user")
+        if initial_user is not None and not (isinstance(initial_user, str) and _USER_ID.fullmatch(initial_user)):
+            errors.add(f"{pointer}/initial_user", "must be a user id")
+    if "placeholder" in element:
+        _check_text_object(errors, f"{pointer}/placeholder", element["placeholder"], limit=MAX_PLACEHOLDER, plain_only=True)
 
 
 def _check_block(errors: _BlockErrors, pointer: str, block: Any, block_ids: set[str]) -> None:
@@ -280,11 +355,18 @@ def _check_block(errors: _BlockErrors, pointer: str, block: Any, block_ids: set[
             errors.add(f"{pointer}/alt_text", "is required")
         errors.max_len(f"{pointer}/alt_text", block.get("alt_text"), MAX_IMAGE_ALT_TEXT)
     elif kind == "input":
-        _check_text_object(errors, f"{pointer}/label", block.get("label"), limit=2_000, plain_only=True)
+        _check_text_object(errors, f"{pointer}/label", block.get("label"), limit=MAX_INPUT_LABEL, plain_only=True)
+        _check_text_object(errors, f"{pointer}/hint", block.get("hint"), limit=MAX_INPUT_LABEL, plain_only=True, required=False)
+        for flag in ("optional", "dispatch_action"):
+            if flag in block and not isinstance(block[flag], bool):
+                errors.add(f"{pointer}/{flag}", "must be a boolean")
         if "element" not in block:
             errors.add(f"{pointer}/element", "is required")
         else:
-            _check_element(errors, f"{pointer}/element", block["element"], action_ids)
+            element = block["element"]
+            if isinstance(element, dict) and element.get("type") not in INPUT_ELEMENT_TYPES:
+                errors.add(f"{pointer}/element/type", f"an input block cannot hold {element.get('type')!r}")
+            _check_element(errors, f"{pointer}/element", element, action_ids)
 
 
 def block_texts(blocks: list[dict]) -> str:
@@ -449,6 +531,14 @@ def _coerce_blocks(raw: Any) -> list[dict[str, Any]] | None:
     return raw if isinstance(raw, list) else None
 
 
+def _ts_key(ts: str) -> tuple[int, int]:
+    """A Slack ts ("1700000000.000100") as a sortable pair; ValueError for anything else."""
+    seconds, dot, fraction = ts.partition(".")
+    if not seconds.isdigit() or (dot and not fraction.isdigit()):
+        raise ValueError(ts)
+    return int(seconds), int(fraction.ljust(16, "0")[:16]) if fraction else 0
+
+
 def _present(args: Mapping[str, Any], key: str) -> bool:
     value = args.get(key)
     return value is not None and value != ""
@@ -479,6 +569,11 @@ class SlackDouble:
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.views: dict[str, dict[str, Any]] = {}  # view id -> the view as opened or last updated
+        # channel id -> {"name", "topic", "members": set, "pins": [ts, ...], "is_private"}
+        self.channels: dict[str, dict[str, Any]] = {}
+        self._channel_counter = itertools.count(1)
+        self._dms: dict[tuple[str, ...], str] = {}  # conversations.open: the users -> the D (or G) id
+        self._unknown_users: set[str] = set()
         self._view_counter = itertools.count(1)
         self._response_posts: list[ResponsePost] = []
         self._uploads: dict[str, UploadedFile] = {}
@@ -551,6 +646,22 @@ class SlackDouble:
         """
         self._users[user_id] = fields
 
+    def unknown_user(self, user_id: str) -> None:
+        """Make a well-shaped id unknown to Slack: ``users.info``, ``conversations.invite`` and
+        ``conversations.open`` answer ``user_not_found`` for it (a deleted or foreign account)."""
+        self._unknown_users.add(user_id)
+        self._users.pop(user_id, None)
+
+    def add_message(self, channel: str, user: str, text: str, **fields: Any) -> str:
+        """Record a message ``user`` wrote in ``channel`` (as ``conversations.history`` returns it); its ts.
+
+        ``fields`` adds to the message (``thread_ts=...``). The bot cannot edit it
+        (``chat.update`` answers ``cant_update_message``), as on Slack.
+        """
+        ts = self._next_ts()
+        self.messages[(channel, ts)] = {"type": "message", "user": user, "text": text, "ts": ts, "team": TEAM_ID, **fields}
+        return ts
+
     def new_response_url(self) -> str:
         token = uuid.uuid4().hex
         self._response_urls[token] = time.monotonic()
@@ -568,7 +679,7 @@ class SlackDouble:
         self._failures[method].append(error)
 
     def set_handler(self, method: str, handler: Handler) -> None:
-        """Serve ``method`` (not built in) with ``handler(args) -> response``.
+        """Serve ``method`` with ``handler(args) -> response``, in place of a built-in one if there is one.
 
         The handler may be sync or async; auth, rate limits and injected
         failures still apply. Raise nothing: return ``{"ok": False, ...}``.
@@ -576,13 +687,15 @@ class SlackDouble:
         self._custom_handlers[method] = handler
 
     def reset(self) -> None:
-        """Clear recordings, posted messages, uploads and pending injections.
+        """Clear recordings, posted messages, channels, uploads and pending injections.
 
-        Configured usergroups, users and custom handlers are kept.
+        Configured usergroups, users (known and unknown) and custom handlers are kept.
         """
         self.calls.clear()
         self.messages.clear()
         self.views.clear()
+        self.channels.clear()
+        self._dms.clear()
         self._response_posts.clear()
         self._uploads.clear()
         self._response_urls.clear()
@@ -676,11 +789,11 @@ class SlackDouble:
 
         handler = self._builtin_handlers().get(method)
         try:
-            if handler is not None:
-                result = handler(args)
-            elif method in self._custom_handlers:
+            if method in self._custom_handlers:  # a test's own answer wins over the built-in one
                 produced = self._custom_handlers[method](args)
                 result = await produced if isinstance(produced, Awaitable) else produced
+            elif handler is not None:
+                result = handler(args)
             else:
                 raise _ApiError("unknown_method", req_method=method)
         except _ApiError as exc:
@@ -778,6 +891,12 @@ class SlackDouble:
             "views.update": self._views_update,
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
+            "conversations.create": self._conversations_create,
+            "conversations.invite": self._conversations_invite,
+            "conversations.setTopic": self._conversations_set_topic,
+            "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
+            "pins.add": self._pins_add,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
         }
@@ -874,6 +993,8 @@ class SlackDouble:
         message = self.messages.get((channel, ts))
         if message is None:
             raise _ApiError("message_not_found")
+        if message.get("user") != BOT_USER_ID:  # a person's message (add_message)
+            raise _ApiError("cant_update_message")
         if "text" in args:
             message["text"] = args["text"] or ""
         blocks = _coerce_blocks(args.get("blocks"))
@@ -924,7 +1045,7 @@ class SlackDouble:
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "user")
         user_id = str(args["user"])
-        if user_id not in self._users and not (user_id[:1] in ("U", "W") and user_id.isalnum()):
+        if not self._user_exists(user_id):
             raise _ApiError("user_not_found")
         name = user_id.lower()
         user: dict[str, Any] = {
@@ -939,6 +1060,143 @@ class SlackDouble:
         }
         user.update(self._users.get(user_id, {}))
         return {"ok": True, "user": user}
+
+    def _user_exists(self, user_id: str) -> bool:
+        """Configured users, and any other id shaped like Slack's (U.../W...) unless made unknown."""
+        if user_id in self._unknown_users:
+            return False
+        return user_id in self._users or bool(_USER_ID.fullmatch(user_id))
+
+    def _channel(self, args: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The ``channel`` argument's record; one the double never created is taken as an existing
+        public channel (a configured id such as C0INCIDENTS) and recorded now."""
+        if not _present(args, "channel"):
+            raise _ApiError("channel_not_found")
+        channel_id = str(args["channel"])
+        if not _CHANNEL_ID.fullmatch(channel_id):
+            raise _ApiError("channel_not_found")
+        record = self.channels.get(channel_id)
+        if record is None:
+            record = {"name": "", "topic": "", "members": {BOT_USER_ID}, "pins": [], "is_private": False}
+            self.channels[channel_id] = record
+        return channel_id, record
+
+    @staticmethod
+    def _channel_object(channel_id: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "id": channel_id,
+            "name": record["name"],
+            "is_channel": not record["is_private"],
+            "is_group": False,
+            "is_im": False,
+            "is_private": record["is_private"],
+            "is_member": BOT_USER_ID in record["members"],
+            "creator": BOT_USER_ID,
+            "num_members": len(record["members"]),
+            "topic": {"value": record["topic"], "creator": BOT_USER_ID if record["topic"] else "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+        }
+
+    def _conversations_create(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = str(args.get("name") or "")
+        if not name:
+            raise _ApiError("invalid_name_required")
+        if len(name) > MAX_CHANNEL_NAME:
+            raise _ApiError("invalid_name_maxlength")
+        if not _CHANNEL_NAME_CHARS.fullmatch(name):
+            raise _ApiError("invalid_name_specials")
+        if not any(c.isalnum() for c in name):
+            raise _ApiError("invalid_name_punctuation")
+        if any(record["name"] == name for record in self.channels.values()):
+            raise _ApiError("name_taken")
+        is_private = str(args.get("is_private", "")).lower() in ("1", "true")
+        channel_id = f"C0{next(self._channel_counter):08d}"  # private channels have C ids too nowadays
+        record = {"name": name, "topic": "", "members": {BOT_USER_ID}, "pins": [], "is_private": is_private}
+        self.channels[channel_id] = record
+        return {"ok": True, "channel": self._channel_object(channel_id, record)}
+
+    def _conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel_id, record = self._channel(args)
+        if not _present(args, "users"):
+            raise _ApiError("no_user")
+        users = [u.strip() for u in str(args["users"]).split(",") if u.strip()]
+        if not users:
+            raise _ApiError("no_user")
+        if BOT_USER_ID in users:
+            raise _ApiError("cant_invite_self")
+        if not all(self._user_exists(u) for u in users):
+            raise _ApiError("user_not_found")
+        if all(u in record["members"] for u in users):
+            raise _ApiError("already_in_channel")
+        record["members"].update(users)
+        return {"ok": True, "channel": self._channel_object(channel_id, record)}
+
+    def _conversations_set_topic(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel_id, record = self._channel(args)
+        topic = str(args.get("topic") or "")
+        if len(topic) > MAX_TOPIC:
+            raise _ApiError("too_long")
+        record["topic"] = topic
+        return {"ok": True, "channel": self._channel_object(channel_id, record)}
+
+    def _pins_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not _present(args, "timestamp"):
+            raise _ApiError("no_item_specified")
+        channel_id, record = self._channel(args)
+        ts = str(args["timestamp"])
+        if (channel_id, ts) not in self.messages:
+            raise _ApiError("message_not_found")
+        if ts in record["pins"]:
+            raise _ApiError("already_pinned")
+        record["pins"].append(ts)
+        return {"ok": True}
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not _present(args, "users"):
+            raise _ApiError("users_list_not_supplied")
+        users = tuple(sorted({u.strip() for u in str(args["users"]).split(",") if u.strip()}))
+        if not users:
+            raise _ApiError("users_list_not_supplied")
+        if not all(self._user_exists(u) for u in users):
+            raise _ApiError("user_not_found")
+        already = users in self._dms
+        if not already:
+            # One user: a DM (D...); several: a group DM (G...). The same users get the same id.
+            self._dms[users] = f"{'D' if len(users) == 1 else 'G'}0{len(self._dms) + 1:08d}"
+        return {"ok": True, "no_op": already, "already_open": already, "channel": {"id": self._dms[users]}}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not _present(args, "channel") or not _CHANNEL_ID.fullmatch(str(args["channel"])):
+            raise _ApiError("channel_not_found")
+        channel_id = str(args["channel"])
+        try:
+            limit = int(args.get("limit") or DEFAULT_HISTORY_LIMIT)
+            latest = _ts_key(str(args["latest"])) if _present(args, "latest") else None
+            oldest = _ts_key(str(args["oldest"])) if _present(args, "oldest") else None
+        except ValueError:
+            raise _ApiError("invalid_arguments") from None
+        limit = max(1, min(limit, MAX_HISTORY_LIMIT))
+        inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+        found = []
+        for (channel, ts), message in self.messages.items():
+            if channel != channel_id:
+                continue
+            key = _ts_key(ts)
+            if latest is not None and (key > latest or (key == latest and not inclusive)):
+                continue
+            if oldest is not None and (key < oldest or (key == oldest and not inclusive)):
+                continue
+            found.append((key, message))
+        found.sort(key=lambda item: item[0], reverse=True)
+        messages = [json.loads(json.dumps(message)) for _, message in found[:limit]]
+        has_more = len(found) > limit
+        return {
+            "ok": True,
+            "messages": messages,
+            "has_more": has_more,
+            "pin_count": len(self.channels.get(channel_id, {}).get("pins", [])),
+            "response_metadata": {"next_cursor": ""},
+        }
 
     def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "filename", "length")

@@ -6,7 +6,9 @@ the form bodies Slack POSTs to the bot, with every field the contract lists
 builder (``slash_command_fields``, ``block_actions_payload``) whose output is
 what a Socket Mode envelope carries as its ``payload``, so both transports see
 the same content. ``view_submission_payload`` and ``event_callback_payload``
-build the modal-submit and Events API objects the same way.
+build the modal-submit and Events API objects the same way; ``element_state`` and
+``submission_state`` give a submission's ``view.state.values`` as Slack fills them in
+for a modal's inputs.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from urllib.parse import urlencode
 __all__ = [
     "block_actions_body",
     "block_actions_payload",
+    "element_state",
     "event_callback_payload",
     "new_trigger_id",
     "reaction_added_event",
     "sign",
     "slash_command_body",
     "slash_command_fields",
+    "submission_state",
     "view_submission_payload",
 ]
 
@@ -235,6 +239,52 @@ def view_submission_payload(
         "is_enterprise_install": False,
         "enterprise": None,
     }
+
+
+def element_state(element_type: str, value: str | list[str] | None) -> dict[str, Any]:
+    """One input's state as Slack sends it in ``view.state.values[block_id][action_id]``.
+
+    ``value``: the text typed, the option value or user id chosen (a list for the multi
+    selects and checkboxes); None or empty is an input left empty.
+    """
+    state: dict[str, Any] = {"type": element_type}
+    values = value if isinstance(value, list) else ([] if value in (None, "") else [value])
+
+    def option(v: str) -> dict[str, Any]:
+        return {"text": {"type": "plain_text", "text": v, "emoji": True}, "value": v}
+
+    if element_type == "plain_text_input":
+        state["value"] = value if isinstance(value, str) and value else None
+    elif element_type in ("static_select", "radio_buttons", "external_select"):
+        state["selected_option"] = option(values[0]) if values else None
+    elif element_type in ("multi_static_select", "checkboxes", "multi_external_select"):
+        state["selected_options"] = [option(v) for v in values]
+    elif element_type == "users_select":
+        state["selected_user"] = values[0] if values else None
+    elif element_type == "multi_users_select":
+        state["selected_users"] = list(values)
+    elif element_type == "conversations_select":
+        state["selected_conversation"] = values[0] if values else None
+    elif element_type == "datepicker":
+        state["selected_date"] = values[0] if values else None
+    else:
+        raise ValueError(f"no state shape for {element_type!r} here")
+    return state
+
+
+def submission_state(view: dict[str, Any], answers: dict[str, str | list[str] | None]) -> dict[str, Any]:
+    """``view.state.values`` for submitting ``view`` (as opened with views.open), every input block
+    present as Slack sends it, filled with ``answers`` (block_id -> value, see :func:`element_state`)."""
+    unknown = set(answers) - {b.get("block_id") for b in view["blocks"]}
+    if unknown:
+        raise ValueError(f"the view has no blocks {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for block in view["blocks"]:
+        if block.get("type") != "input":
+            continue
+        element = block["element"]
+        values[block["block_id"]] = {element["action_id"]: element_state(element["type"], answers.get(block["block_id"]))}
+    return values
 
 
 def event_callback_payload(

@@ -119,3 +119,52 @@ def test_a_literal_password_next_to_a_user_reference_is_refused():
     [message] = problems("services:\n  db:\n    checks:\n      - kind: postgres\n        dsn: postgresql://${PGUSER}:hunter2@db/app\n")
     assert "use ${VAR}" in message
     parse_config("services:\n  db:\n    checks:\n      - kind: redis\n        url: redis://:${REDIS_PASSWORD}@cache:6379/0\n")
+
+
+EXAMPLES = sorted((ROOT / "examples").glob("*/app.yaml"))
+SERVICE_POSITIONALS = ("service", "services")
+
+
+def test_examples_carry_the_escalation_matrix_calendar_rotation_and_playbooks():
+    for path in EXAMPLES:
+        config = load_config(path)
+        assert [config.severity(word)[0] for word in ("Critical", "High", "Medium", "Low")] == ["P0", "P1", "P2", "P3"], path
+        p0 = config.severities["P0"]
+        assert p0.respond_within == 900 and p0.update_reminder == 1800
+        assert [bool(level.rotation) for level in p0.escalation] == [True, False] and p0.escalation[1].role in config.roles
+        assert any(n.group for n in p0.notify) and any(n.channel for n in p0.notify)  # management, the status page
+        assert config.severities["P1"].respond_within == 3600 and config.severities["P1"].notify
+        assert config.severities["P2"].respond_within == 4 * 3600
+        assert config.severities["P3"].business_hours_only and not config.severities["P3"].notify
+        assert config.calendar.timezone != "UTC" and config.calendar.holidays
+        assert "primary" in config.oncall and any("primary" in role.rotations for role in config.roles.values())
+        assert config.incidents.create_channels and config.incidents.channel and config.incidents.status_channel
+        assert {"application-down", "database-connection-failure", "redis-down", "high-error-rate", "disk-space-full",
+                "memory-exhaustion", "slow-response-times", "failed-deployment-rollback", "site-down", "degraded",
+                "minor"} <= set(config.playbooks), path
+    assert "queue-backlog" in load_config(ROOT / "examples" / "stayafrica" / "app.yaml").playbooks
+
+
+def test_example_playbook_steps_run_only_the_bots_commands():
+    from commands import ALL
+
+    specs = {spec.name: spec for spec in ALL}
+    allowed = set(specs) | {"incident", "oncall"}
+    for path in EXAMPLES:
+        config = load_config(path)
+        for name, playbook in config.playbooks.items():
+            for step in playbook.steps:
+                if step.command is None:
+                    continue
+                where = f"{path.parent.name}: playbook {name}: {step.command}"
+                command, _, rest = step.command[1:].partition(" ")
+                assert command in allowed, where
+                if command == "incident":
+                    assert rest.split()[0] in ("note", "update") and len(rest.split()) > 1, where
+                if command not in specs or command == "incident":
+                    continue
+                args = specs[command].grammar.parse(rest)  # a UsageError fails the test with the grammar's sentence
+                for key in SERVICE_POSITIONALS:
+                    named = args.positionals.get(key) or []
+                    for service in [named] if isinstance(named, str) else named:
+                        assert service in config.services, where

@@ -147,7 +147,7 @@ async def test_every_interaction_type_is_acknowledged(slack, serve_bot, payload,
 async def test_unknown_button_is_acknowledged_and_answered_in_one_sentence(slack, serve_bot):
     served = await serve_bot()
     url = slack.new_response_url()
-    body = block_actions_body("UOPS1", "incident.ack", "7", response_url=url).encode()
+    body = block_actions_body("UOPS1", "incident.snooze", "7", response_url=url).encode()
     status, _ = await post_raw(served, body, signed(body))
     assert status == 200
     [post] = await slack.wait_for_response_posts(1)

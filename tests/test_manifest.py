@@ -16,3 +16,6 @@ def test_manifest_matches_the_commands():
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "usergroups:read", "files:write"} <= scopes
+    # Incidents: their channels, pages by direct message, the pinned headline, 📌 events.
+    assert {"channels:manage", "channels:history", "im:write", "pins:write", "reactions:read"} <= scopes
+    assert "reaction_added" in manifest["settings"]["event_subscriptions"]["bot_events"]

@@ -18,10 +18,10 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 try:  # tests/ on sys.path (rootdir-relative imports, no tests/__init__.py)
-    from slack_double import SlackDouble, validate_blocks
+    from slack_double import SlackDouble, validate_blocks, validate_view
     from slack_signing import block_actions_body, sign, slash_command_body
 except ImportError:  # tests is a package
-    from tests.slack_double import SlackDouble, validate_blocks
+    from tests.slack_double import SlackDouble, validate_blocks, validate_view
     from tests.slack_signing import block_actions_body, sign, slash_command_body
 
 TOKEN = "xoxb-test-token"
@@ -414,6 +414,203 @@ async def test_reset_clears_recordings_and_injections(double: SlackDouble, clien
     double.reset()
     assert double.calls == [] and double.messages == {} and double.response_posts() == []
     assert (await client.auth_test())["ok"]
+
+
+# --- channels, pins, DMs, history ---------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_conversations_create_checks_names_and_records_the_channel(
+    double: SlackDouble, client: AsyncWebClient
+) -> None:
+    created = await client.conversations_create(name="inc-42-db_down", is_private=False)
+    channel = created["channel"]
+    assert channel["name"] == "inc-42-db_down" and channel["id"].startswith("C")
+    assert double.channels[channel["id"]] == {
+        "name": "inc-42-db_down", "topic": "", "members": {"UBOT"}, "pins": [], "is_private": False,
+    }  # fmt: skip
+    private = await client.conversations_create(name="inc-43", is_private=True)
+    assert private["channel"]["id"] != channel["id"] and private["channel"]["is_private"] is True
+    assert double.channels[private["channel"]["id"]]["is_private"] is True
+    # Arguments travel in the query string with an empty body, as slack-sdk sends them.
+    call = double.calls_to("conversations.create")[0]
+    assert call.content_type == "" and call.args["is_private"] == "0"
+
+    for name, error in [
+        ("inc-42-db_down", "name_taken"),
+        ("", "invalid_name_required"),
+        ("x" * 81, "invalid_name_maxlength"),
+        ("Inc-44", "invalid_name_specials"),
+        ("inc 44", "invalid_name_specials"),
+        ("inc.44", "invalid_name_specials"),
+        ("#inc-44", "invalid_name_specials"),
+        ("---", "invalid_name_punctuation"),
+    ]:
+        err = await slack_error(client.conversations_create(name=name))
+        assert err.response["error"] == error, name
+    assert (await client.conversations_create(name="x" * 80))["ok"]
+    assert len(double.channels) == 3
+
+
+@pytest.mark.asyncio
+async def test_conversations_invite_adds_members_once(double: SlackDouble, client: AsyncWebClient) -> None:
+    channel = (await client.conversations_create(name="inc-1"))["channel"]["id"]
+    invited = await client.conversations_invite(channel=channel, users=["U1", "W2"])
+    assert invited["channel"]["id"] == channel
+    assert double.channels[channel]["members"] == {"UBOT", "U1", "W2"}
+    assert double.calls_to("conversations.invite")[0].args["users"] == "U1,W2"
+
+    err = await slack_error(client.conversations_invite(channel=channel, users=["U1", "W2"]))
+    assert err.response["error"] == "already_in_channel"
+    assert (await client.conversations_invite(channel=channel, users="U1,U3"))["ok"]  # one new member is enough
+    assert double.channels[channel]["members"] == {"UBOT", "U1", "W2", "U3"}
+
+    for users, error in [("not-a-user", "user_not_found"), ("U4,u5", "user_not_found"), ("UBOT", "cant_invite_self")]:
+        err = await slack_error(client.conversations_invite(channel=channel, users=users))
+        assert err.response["error"] == error, users
+    double.unknown_user("U0GONE")
+    err = await slack_error(client.conversations_invite(channel=channel, users="U0GONE"))
+    assert err.response["error"] == "user_not_found"
+    err = await slack_error(client.api_call("conversations.invite", params={"channel": channel}))
+    assert err.response["error"] == "no_user"
+    err = await slack_error(client.conversations_invite(channel="#incidents", users="U1"))
+    assert err.response["error"] == "channel_not_found"
+    assert double.channels[channel]["members"] == {"UBOT", "U1", "W2", "U3"}  # failures change nothing
+
+    # A channel the double never created (a configured id) is taken as an existing one.
+    assert (await client.conversations_invite(channel="C0INCIDENTS", users="U1"))["ok"]
+    assert double.channels["C0INCIDENTS"]["members"] == {"UBOT", "U1"}
+
+
+@pytest.mark.asyncio
+async def test_set_topic_takes_at_most_250_characters(double: SlackDouble, client: AsyncWebClient) -> None:
+    channel = (await client.conversations_create(name="inc-2"))["channel"]["id"]
+    answered = await client.conversations_setTopic(channel=channel, topic="t" * 250)
+    assert answered["channel"]["topic"]["value"] == "t" * 250
+    err = await slack_error(client.conversations_setTopic(channel=channel, topic="t" * 251))
+    assert err.response["error"] == "too_long"
+    assert double.channels[channel]["topic"] == "t" * 250
+    assert (await client.conversations_setTopic(channel="C0INCIDENTS", topic="SEV1: db down"))["ok"]
+    assert double.channels["C0INCIDENTS"]["topic"] == "SEV1: db down"
+
+
+@pytest.mark.asyncio
+async def test_pins_add_needs_a_message_of_that_channel_once(double: SlackDouble, client: AsyncWebClient) -> None:
+    posted = await client.chat_postMessage(channel="C0INCIDENTS", text="SEV1 declared")
+    err = await slack_error(client.pins_add(channel="C0OTHER", timestamp=posted["ts"]))
+    assert err.response["error"] == "message_not_found"
+    err = await slack_error(client.pins_add(channel="C0INCIDENTS", timestamp="1700000000.999999"))
+    assert err.response["error"] == "message_not_found"
+    assert (await client.pins_add(channel="C0INCIDENTS", timestamp=posted["ts"]))["ok"]
+    err = await slack_error(client.pins_add(channel="C0INCIDENTS", timestamp=posted["ts"]))
+    assert err.response["error"] == "already_pinned"
+    typed = double.add_message("C0INCIDENTS", "U1", "the db is back")
+    assert (await client.pins_add(channel="C0INCIDENTS", timestamp=typed))["ok"]
+    assert double.channels["C0INCIDENTS"]["pins"] == [posted["ts"], typed]
+    assert double.calls_to("pins.add")[0].content_type == ""  # query string, empty body
+
+
+@pytest.mark.asyncio
+async def test_conversations_open_gives_one_dm_per_user(double: SlackDouble, client: AsyncWebClient) -> None:
+    first = await client.conversations_open(users="U1")
+    again = await client.conversations_open(users=["U1"])
+    other = await client.conversations_open(users="U2")
+    assert first["channel"]["id"].startswith("D") and first["channel"]["id"] == again["channel"]["id"]
+    assert other["channel"]["id"] != first["channel"]["id"]
+    dm = first["channel"]["id"]
+    sent = await client.chat_postMessage(channel=dm, text="You are on call for SEV1")
+    assert double.messages[(dm, sent["ts"])]["text"] == "You are on call for SEV1"
+    for users, error in [("nobody", "user_not_found"), ("", "users_list_not_supplied")]:
+        err = await slack_error(client.api_call("conversations.open", params={"users": users}))
+        assert err.response["error"] == error, users
+
+
+@pytest.mark.asyncio
+async def test_conversations_history_is_newest_first_within_latest_and_limit(
+    double: SlackDouble, client: AsyncWebClient
+) -> None:
+    first = (await client.chat_postMessage(channel="C0INCIDENTS", text="declared"))["ts"]
+    second = double.add_message("C0INCIDENTS", "U1", "restarting the primary")
+    await client.chat_postMessage(channel="C0ELSEWHERE", text="not here")
+    third = double.add_message("C0INCIDENTS", "U2", "it is back")
+
+    everything = await client.conversations_history(channel="C0INCIDENTS")
+    assert [m["ts"] for m in everything["messages"]] == [third, second, first]
+    assert everything["messages"][1] == {"type": "message", "user": "U1", "text": "restarting the primary", "ts": second, "team": "T0TEST"}
+    assert everything["has_more"] is False
+    # The way a pinned message's text is fetched: latest=ts, inclusive, limit=1.
+    pinned = await client.conversations_history(channel="C0INCIDENTS", latest=second, inclusive=True, limit=1)
+    assert [m["text"] for m in pinned["messages"]] == ["restarting the primary"] and pinned["has_more"] is True
+    before = await client.conversations_history(channel="C0INCIDENTS", latest=second, limit=1)
+    assert [m["ts"] for m in before["messages"]] == [first]
+    after = await client.conversations_history(channel="C0INCIDENTS", oldest=first)
+    assert [m["ts"] for m in after["messages"]] == [third, second]
+    assert (await client.conversations_history(channel="C0EMPTY"))["messages"] == []
+    assert {c.http_verb for c in double.calls_to("conversations.history")} == {"GET"}
+    err = await slack_error(client.conversations_history(channel="general"))
+    assert err.response["error"] == "channel_not_found"
+
+    # A person's message is not the bot's to edit.
+    err = await slack_error(client.chat_update(channel="C0INCIDENTS", ts=second, text="edited"))
+    assert err.response["error"] == "cant_update_message"
+
+
+@pytest.mark.asyncio
+async def test_users_info_answers_user_not_found_for_unknown_users(double: SlackDouble, client: AsyncWebClient) -> None:
+    assert (await client.users_info(user="U0SOMEONE"))["user"]["id"] == "U0SOMEONE"
+    for user in ("not-a-user", "u0lower", "U0\n", "C0CHANNEL"):
+        err = await slack_error(client.api_call("users.info", http_verb="GET", params={"user": user}))
+        assert err.response["error"] == "user_not_found", user
+    double.set_user("U0LEFT", real_name="Gone Soon")
+    double.unknown_user("U0LEFT")
+    err = await slack_error(client.users_info(user="U0LEFT"))
+    assert err.response["error"] == "user_not_found"
+
+
+@pytest.mark.asyncio
+async def test_set_handler_replaces_a_built_in_method(double: SlackDouble, client: AsyncWebClient) -> None:
+    double.set_handler("pins.add", lambda args: {"ok": False, "error": "restricted_action"})
+    err = await slack_error(client.pins_add(channel="C1", timestamp="1.2"))
+    assert err.response["error"] == "restricted_action"
+
+
+@pytest.mark.asyncio
+async def test_reset_forgets_channels_and_dms(double: SlackDouble, client: AsyncWebClient) -> None:
+    await client.conversations_create(name="inc-9")
+    dm = (await client.conversations_open(users="U1"))["channel"]["id"]
+    double.reset()
+    assert double.channels == {}
+    assert (await client.conversations_create(name="inc-9"))["ok"]  # the name is free again
+    assert (await client.conversations_open(users="U1"))["channel"]["id"].startswith("D")
+    assert double.messages == {} and dm
+
+
+# --- modal inputs ----------------------------------------------------------------------
+
+
+def test_validate_view_checks_input_blocks() -> None:
+    def modal(*blocks: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "modal", "title": {"type": "plain_text", "text": "Declare"}, "blocks": list(blocks)}
+
+    def field(element: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"type": "input", "block_id": "b", "label": {"type": "plain_text", "text": "What"}, "element": element, **extra}
+
+    sev = [{"text": {"type": "plain_text", "text": "SEV1"}, "value": "sev1"}]
+    assert validate_view(modal(field({"type": "plain_text_input", "action_id": "a", "max_length": 3000, "initial_value": "x"}))) == []
+    assert validate_view(modal(field({"type": "static_select", "action_id": "a", "options": sev, "initial_option": sev[0]}))) == []
+    assert validate_view(modal(field({"type": "users_select", "action_id": "a", "initial_user": "U1"}, optional=True))) == []
+    for view, fragment in [
+        (modal(field({"type": "plain_text_input", "max_length": 3001})), "/max_length"),
+        (modal(field({"type": "plain_text_input", "max_length": 5, "initial_value": "too long"})), "/initial_value"),
+        (modal(field({"type": "static_select", "options": sev, "initial_option": {**sev[0], "value": "sev9"}})), "/initial_option"),
+        (modal(field({"type": "button", "text": {"type": "plain_text", "text": "x"}})), "cannot hold 'button'"),
+        (modal(field({"type": "users_select", "initial_user": "nobody"})), "/initial_user"),
+        (modal(field({"type": "plain_text_input"}, hint={"type": "mrkdwn", "text": "*x*"})), "/hint/type"),
+        (modal(field({"type": "plain_text_input"}, optional="yes")), "/optional"),
+        (modal(field({"type": "plain_text_input"}, label={"type": "plain_text", "text": "l" * 2001})), "/label/text"),
+    ]:
+        errors = validate_view(view)
+        assert any(fragment in e for e in errors), (fragment, errors)
 
 
 # --- signing helpers -----------------------------------------------------------------

@@ -9,6 +9,7 @@ import logging
 from bot.action import policy
 from bot.action import service as requests
 from bot.action.executor import run_restart
+from bot.activity import Activity
 from bot.action.plan import PlanError, plan_hash, restart_plan
 from bot.action.views import request_message, when
 from bot.audit import service as audit
@@ -144,11 +145,21 @@ async def execute(bot, request) -> Reply:
         await requests.finish(bot.db, request.id, succeeded, summary or "opsbot stopped while running it; check the container by hand.")
     request = await requests.get(bot.db, request.id)
     await _audit(bot, request, request.decided_by or request.requested_by, "succeeded" if succeeded else "failed", summary)
+    await _publish(bot, request, summary)
     message = await _message(bot, request, logs)
     if await _update(bot, request, logs):
         # Everyone sees the edited message; the one who pressed the button gets the outcome in a line.
         return Reply(text=f"Request #{request.id} {request.state}.", ephemeral=True, outcome=message.outcome)
     return message
+
+
+async def _publish(bot, request, summary: str) -> None:
+    """The result, for whoever keeps a record of the channel (an incident's timeline)."""
+    approvers = [a.approver for a in await requests.approvers(bot.db, request.id)]
+    data = {"action": request.action, "service": request.service, "requester": request.requested_by, "approvers": approvers,
+            "plan_hash": request.plan_hash, "outcome": request.state, "verification": summary[:2000]}
+    await bot.activity.publish(Activity(request.channel, "action", request.requested_by,
+                                        f"{request.action} {request.service}: {request.state}", data))
 
 
 async def _still_allowed(bot, request, spec) -> str | None:

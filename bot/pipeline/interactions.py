@@ -9,6 +9,9 @@ matched by "anything that is not X": an id is either declared, an alias of one, 
 
 A button is found by its action_id; a modal submission (view_submission) or a shortcut
 (shortcut, message_action) by its callback_id, and only by a spec that lists that kind.
+An Events API event (kind "event", e.g. a reaction_added) is found as "event:<type>" by the
+one spec whose `events` lists that type; nobody is there to read its refusals or failures
+(an event has no response_url), so they only reach the audit log and the bot's log.
 """
 from __future__ import annotations
 
@@ -32,13 +35,22 @@ UNKNOWN_BUTTON = "That button is not one opsbot knows (it may belong to an older
 UNKNOWN_FORM = "This form is not one opsbot knows (it may belong to an older version); nothing was done."
 FAILED = "That button press failed inside opsbot; the error is in the bot's log, and the message it is on shows what state things are in."
 FORM_FAILED = "This form failed inside opsbot; the error is in the bot's log, and nothing after the failure was done."
+# Events have no one to answer: these sentences go to the audit log only.
+UNKNOWN_EVENT = "That event is not one opsbot handles; nothing was done."
+EVENT_FAILED = "Handling that event failed inside opsbot; the error is in the bot's log, and nothing after the failure was done."
 
 BUTTON = "block_actions"
-KINDS = frozenset({BUTTON, "view_submission", "shortcut", "message_action"})
+EVENT = "event"
+KINDS = frozenset({BUTTON, "view_submission", "shortcut", "message_action", EVENT})
+EVENT_TYPE = re.compile(r"^[a-z][a-z_]{0,63}$")  # reaction_added, member_joined_channel
 
 
 def _is_button(click: Click) -> bool:
     return click.kind == BUTTON
+
+
+def _is_event(click: Click) -> bool:
+    return click.kind == EVENT
 
 
 @dataclass
@@ -72,12 +84,21 @@ class InteractionSpec:
     audits_itself: bool = False
     # What Slack delivers it as: a button's action_id by default; a modal's or shortcut's callback_id.
     kinds: tuple[str, ...] = (BUTTON,)
+    # With "event" in kinds: the Events API types it handles (reaction_added), each by one spec only.
+    events: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not INTERACTION_ID.match(self.id):
             raise ValueError(f"interaction id {self.id!r} is not namespaced like action.approve")
         if not self.kinds or not set(self.kinds) <= KINDS:
             raise ValueError(f"interaction {self.id} kinds {self.kinds!r} are not among {sorted(KINDS)}")
+        if (EVENT in self.kinds) != bool(self.events):
+            raise ValueError(f"interaction {self.id}: kind {EVENT!r} and a list of event types go together")
+        for event_type in self.events:
+            if not isinstance(event_type, str) or not EVENT_TYPE.fullmatch(event_type):
+                raise ValueError(f"interaction {self.id} event type {event_type!r} is not one like reaction_added")
+        if len(set(self.events)) != len(self.events):
+            raise ValueError(f"interaction {self.id} lists an event type twice")
 
 
 @dataclass
@@ -103,6 +124,12 @@ class InteractionPipeline:
             raise ValueError("two interactions share an id")
         self.middleware = middleware
         self.known = dict(self.interactions)
+        for spec in interactions:
+            for event_type in spec.events:
+                key = f"{EVENT}:{event_type}"
+                if key in self.known:
+                    raise ValueError(f"two interactions handle the {event_type} event")
+                self.known[key] = spec
         for old, new in (aliases or {}).items():
             if new not in self.interactions or old in self.interactions:
                 raise ValueError(f"alias {old!r} -> {new!r} does not name one declared interaction")
@@ -156,6 +183,8 @@ async def contain_press_errors(call: PressCall, call_next: PressNext) -> Reply:
     except Exception:
         what = "button" if _is_button(call.click) else call.click.kind
         log.error("%s %s failed:\n%s", what, call.spec.id if call.spec else "?", redact_cut(traceback.format_exc(), 8000))
+        if _is_event(call.click):
+            return Reply.refusal(EVENT_FAILED, Outcome.error)
         return Reply.refusal(FAILED if _is_button(call.click) else FORM_FAILED, Outcome.error)
 
 
@@ -165,6 +194,8 @@ async def find_interaction(call: PressCall, call_next: PressNext) -> Reply:
     call.spec = spec if spec is not None and call.click.kind in spec.kinds else None
     if call.spec is None:
         call.verdict = "unknown"
+        if _is_event(call.click):
+            return Reply.refusal(UNKNOWN_EVENT)
         return Reply.refusal(UNKNOWN_BUTTON if _is_button(call.click) else UNKNOWN_FORM)
     return await call_next(call)
 
@@ -175,7 +206,7 @@ async def authorize_press(call: PressCall, call_next: PressNext) -> Reply:
         needed = role_needed(await call.bot.roles.roles_of(call.click.user_id), spec.roles)
         if needed:
             call.verdict = "refused"
-            verb = "press this button" if _is_button(call.click) else "use this form"
+            verb = "press this button" if _is_button(call.click) else "trigger this" if _is_event(call.click) else "use this form"
             sentence = f"You are not allowed to {verb}: it needs {needed} in app.yaml; nothing was done."
             return Reply.refusal(sentence, Outcome.denied)
     return await call_next(call)

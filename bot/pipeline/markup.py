@@ -16,17 +16,44 @@ import re
 from dataclasses import dataclass
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,31}$")
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,31}$")
+_PATTERNS = {"user": _USER_ID, "group": _GROUP_ID, "channel": _CHANNEL_ID}
 
 
 @dataclass(frozen=True)
 class Mention:
-    """A Slack user the bot names on purpose (requester, approver): `<@U123>` in Slack, `@U123` on the console."""
+    """Someone the bot names on purpose: a user (requester, approver, the on-call) as `<@U123>`,
+    a user group paged by an escalation as `<!subteam^S123>`, `here` as `<!here>`, or an
+    incident's channel as `<#C123>`. On the console: `@U123`, `@S123`, `@here`, `#C123`."""
 
     user_id: str
+    kind: str = "user"  # or "group", "here", "channel"
 
     @property
     def valid(self) -> bool:
-        return bool(_USER_ID.match(self.user_id))
+        if self.kind == "here":
+            return True
+        return bool(_PATTERNS[self.kind].match(self.user_id))
+
+    @property
+    def slack(self) -> str:
+        return {"here": "<!here>", "group": f"<!subteam^{self.user_id}>", "channel": f"<#{self.user_id}>"}.get(self.kind, f"<@{self.user_id}>")
+
+    @property
+    def plain(self) -> str:
+        return {"here": "@here", "channel": f"#{self.user_id}"}.get(self.kind, f"@{self.user_id}")
+
+
+def group(group_id: str) -> Mention:
+    return Mention(group_id, "group")
+
+
+def channel(channel_id: str) -> Mention:
+    return Mention(channel_id, "channel")
+
+
+HERE = Mention("here", "here")
 
 
 class Text(str):
@@ -43,7 +70,7 @@ class Text(str):
                 flat.append(part)
             else:
                 flat.append(str(part))
-        value = "".join(f"<@{p.user_id}>" if isinstance(p, Mention) else p for p in flat)
+        value = "".join(p.slack if isinstance(p, Mention) else p for p in flat)
         self = super().__new__(cls, value)
         self.parts = tuple(flat)
         return self
@@ -71,7 +98,7 @@ def to_mrkdwn(text: str) -> str:
     out = []
     for part in text.parts:
         if isinstance(part, Mention):
-            out.append(f"<@{part.user_id}>" if part.valid else escape(f"@{part.user_id}"))
+            out.append(part.slack if part.valid else escape(part.plain))
         else:
             out.append(escape(part))
     return "".join(out)

@@ -54,6 +54,9 @@ class Grammar:
     rest: str | None = None  # name of a trailing list of positionals
     options: tuple[Option, ...] = ()
     max_rest: int = 50
+    # The command reads its own words (/incident: an update's text may hold "--force"); parse()
+    # only bounds and normalises the text, into positionals["text"].
+    free_text: bool = False
 
     def parse(self, text: str) -> "ParsedArgs":
         if len(text) > MAX_ARGUMENT_TEXT:
@@ -63,6 +66,8 @@ class Grammar:
             )
         if any((ord(ch) < 32 and ch not in "\t\n") or "\ud800" <= ch <= "\udfff" for ch in text):
             raise UsageError(f"The arguments contain control characters. Usage: {self.usage}")
+        if self.free_text:
+            return ParsedArgs({"text": normalise_slack_text(text)})
         try:
             words = split_words(normalise_slack_text(text))
         except ValueError:

@@ -13,3 +13,4 @@ class Request:
     transport: str  # "slack" or "console"
     trigger: str = "command"  # what started it; stored with check runs
     team_id: str = ""  # the Slack workspace; empty on the console
+    trigger_id: str = ""  # Slack: lets the handler open a form (views.open) within 3 s

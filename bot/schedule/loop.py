@@ -73,6 +73,13 @@ class Scheduler:
     async def cancel(self, key: str) -> bool:
         return await service.cancel(self.db, key)
 
+    async def cancel_prefix(self, prefix: str) -> int:
+        return await service.cancel_prefix(self.db, prefix)
+
+    def wake(self) -> None:
+        """Look at the table now: a domain added jobs in its own transaction (service.add)."""
+        self._wake.set()
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:

@@ -54,6 +54,13 @@ async def cancel(db: Database, key: str) -> bool:
         return result.rowcount == 1
 
 
+async def cancel_prefix(db: Database, prefix: str) -> int:
+    """Every pending job whose key starts with `prefix` -> cancelled ("incident.ping:42:" on acknowledge)."""
+    async with db.sessions() as session, session.begin():
+        statement = update(JOBS).where(C.key.startswith(prefix, autoescape=True), C.state == JobState.pending)
+        return (await session.execute(statement.values(state=JobState.cancelled))).rowcount
+
+
 async def get(db: Database, key: str) -> ScheduledJob | None:
     async with db.sessions() as session:
         return (await session.execute(select(ScheduledJob).where(ScheduledJob.key == key))).scalar_one_or_none()

@@ -1,4 +1,5 @@
-"""Reply -> Block Kit, inside Slack's limits (docs: 50 blocks, 3,000 characters a section).
+"""Reply -> Block Kit, inside Slack's limits (docs: 50 blocks, 3,000 characters a section);
+Form -> a modal (`form_view`).
 
 This is the one place where text is escaped for Slack: every string a Reply carries in
 mrkdwn (sections, context, the message text) goes through `to_mrkdwn`, so only the bot's
@@ -9,8 +10,10 @@ they are.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from bot.pipeline.forms import Form, FormField
 from bot.pipeline.markup import escape, to_mrkdwn
 from bot.pipeline.reply import Actions, Context, Header, Preformatted, Reply, Section
 
@@ -18,6 +21,7 @@ MAX_BLOCKS = 50
 MAX_SECTION = 3000
 MAX_HEADER = 150
 MAX_TEXT = 4000  # Slack truncates past 40,000; a phone screen gives up long before
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{1,31}$")
 
 
 @dataclass(frozen=True)
@@ -101,3 +105,71 @@ def _entity_safe(text: str, cut: int) -> str:
         if start != -1 and closer not in head[start:]:
             head = head[:start]
     return head
+
+
+MAX_MODAL_TEXT = 24  # a modal's title, submit and close
+MAX_LABEL = 2000  # an input's label and hint
+MAX_OPTION_TEXT = 75
+MAX_OPTIONS = 100
+MAX_INPUT = 3000
+FORM_CLOSE = "Cancel"
+
+
+def form_view(form: Form) -> dict:
+    """A Form as a Slack modal (views.open): one input block per field, inside Slack's limits.
+
+    Text is plain_text (Slack does not parse it for mentions or links), clipped to its limit;
+    a select keeps its first 100 options. Each input's action_id is its block_id, so the
+    submission's view.state.values[block_id] holds it.
+    """
+    view = {
+        "type": "modal",
+        "callback_id": form.callback_id,
+        "title": _plain(form.title, MAX_MODAL_TEXT),
+        "submit": _plain(form.submit, MAX_MODAL_TEXT),
+        "close": _plain(FORM_CLOSE, MAX_MODAL_TEXT),
+        "blocks": [_input(field) for field in form.fields],
+    }
+    if form.metadata:
+        view["private_metadata"] = form.metadata  # Form refuses more than 3,000 characters
+    return view
+
+
+def _input(field: FormField) -> dict:
+    block = {"type": "input", "block_id": field.block_id, "label": _plain(field.label, MAX_LABEL), "optional": field.optional}
+    if field.hint.strip():
+        block["hint"] = _plain(field.hint, MAX_LABEL)
+    element: dict = {"action_id": field.block_id}
+    if field.kind in ("text", "multiline"):
+        element["type"] = "plain_text_input"
+        element["multiline"] = field.kind == "multiline"
+        limit = field.max_length or MAX_INPUT
+        element["max_length"] = limit
+        if field.initial:
+            element["initial_value"] = field.initial[:limit]
+    elif field.kind in ("select", "multi_select"):
+        options = [_option(value, label) for value, label in field.options[:MAX_OPTIONS]]
+        element["type"] = "static_select" if field.kind == "select" else "multi_static_select"
+        element["options"] = options
+        chosen = {field.initial} if field.kind == "select" else set(field.initial.split(","))
+        initial = [option for option in options if option["value"] in chosen]
+        if initial and field.kind == "select":
+            element["initial_option"] = initial[0]
+        elif initial:
+            element["initial_options"] = initial
+    else:  # user
+        element["type"] = "users_select"
+        if _USER_ID.fullmatch(field.initial):
+            element["initial_user"] = field.initial
+    block["element"] = element
+    return block
+
+
+def _option(value: str, label: str) -> dict:
+    return {"text": _plain(label or value, MAX_OPTION_TEXT), "value": value}
+
+
+def _plain(text: str, limit: int) -> dict:
+    """A plain_text object: never empty (Slack refuses that), clipped to `limit` with an ellipsis."""
+    text = text.strip() or "-"
+    return {"type": "plain_text", "text": text if len(text) <= limit else text[: limit - 1] + "…"}

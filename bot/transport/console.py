@@ -12,6 +12,7 @@ import re
 import sys
 from typing import TextIO
 
+from bot.pipeline.forms import Form
 from bot.pipeline.messenger import Click
 from bot.pipeline.reply import Button, Reply
 from bot.pipeline.request import Request
@@ -45,6 +46,16 @@ class ConsoleMessenger:
 
     async def update(self, ref: str, reply: Reply) -> None:
         self._console.write(f"[message {ref.split(':', 1)[1]} updated]\n" + self._console.render(reply))
+
+    async def open_form(self, trigger_id: str, form: Form) -> bool:
+        """The console has no forms: the caller answers with a sentence saying what to type instead."""
+        return False
+
+    async def direct(self, user_id: str, reply: Reply) -> str:
+        """Printed like a post, marked as a direct message to that user."""
+        self._count += 1
+        self._console.write(f"(direct message to @{user_id})\n" + self._console.render(reply))
+        return f"console:{self._count}"
 
 
 class Console:

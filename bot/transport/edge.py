@@ -7,6 +7,10 @@ runs as a background task and answers through the request's response_url.
 Two exceptions. A modal submission (view_submission) is answered in the ack body, so it
 runs through the interaction pipeline before the ack, for at most FORM_ACK_BUDGET seconds.
 A shortcut has no response_url: its answer opens a modal with views.open (trigger_id).
+
+An Events API event whose type a declared InteractionSpec lists (`events=`) runs through the
+same interaction pipeline as a button, as a Click of kind "event", after the ack; its answer
+goes nowhere (an event has no response_url). Any other event is acknowledged and ignored.
 """
 from __future__ import annotations
 
@@ -20,9 +24,10 @@ from bot.pipeline.interactions import FormErrors
 from bot.pipeline.messenger import Click
 from bot.pipeline.reply import Outcome, Reply
 from bot.pipeline.request import Request
-from bot.transport.inbound import Inbound, Interaction, SlashCommand, UrlVerification
+from bot.transport.inbound import EventCallback, Inbound, Interaction, SlashCommand, UrlVerification
 from bot.transport.blocks import to_slack
-from bot.transport.slack import BackgroundWork, SlackMessenger, deliver, responder
+from bot.transport.slack import BackgroundWork, deliver, responder
+from bot.transport.slack_channels import SlackWorkspaceMessenger
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,7 @@ class SlackEdge:
         self.bot = bot
         self.client = client
         self.work = BackgroundWork()
-        bot.messengers["slack"] = SlackMessenger(client)
+        bot.messengers["slack"] = SlackWorkspaceMessenger(client)
 
     async def receive(self, inbound: Inbound) -> dict | None:
         """The ack's body (None: an empty 200). Never raises for anything Slack can send."""
@@ -87,7 +92,50 @@ class SlackEdge:
                 self.work.spawn(self._shortcut(inbound), urgent=True)
             elif inbound.kind == "block_suggestion":
                 return {"options": []}  # opsbot has no external selects; an empty list, not an error
+        elif isinstance(inbound, EventCallback):
+            self._event(inbound)
         return None
+
+    def _event(self, event: EventCallback) -> None:
+        """Run an event a declared spec handles; acknowledge and ignore every other (no pipeline, no audit row)."""
+        if not event.event_type or f"event:{event.event_type}" not in self.bot.interactions.known:
+            return
+        click = self._event_click(event)
+        if click is None:
+            # The type and a field's name only: the event's values are what people typed or chose.
+            if event.problem:
+                log.warning("acknowledged a malformed %s event without acting on it: %s", event.event_type, event.problem)
+            else:
+                log.info("acknowledged a %s event the Slack edge does not read (not on a message)", event.event_type)
+            return
+        self.work.spawn(self._run_event(click))
+
+    @staticmethod
+    def _event_click(event: EventCallback) -> Click | None:
+        """The event as a Click, for the types the edge can read (reaction_added on a message); None otherwise."""
+        reaction = event.reaction
+        if reaction is None:
+            return None
+        return Click(
+            user_id=reaction.user_id,
+            action_id=reaction.reaction,
+            value=reaction.ts,
+            channel_id=reaction.channel_id,
+            transport="slack",
+            team_id=event.team_id,
+            kind="event",
+            callback_id=event.event_type,
+            message_ts=reaction.ts,
+        )
+
+    async def _run_event(self, click: Click) -> None:
+        """An event has no response_url: its answer (a refusal included) is only logged, at debug level."""
+        try:
+            reply = await self.bot.handle_click(click)
+        except Exception as exc:  # the pipeline contains handler errors; this is for what lies outside it
+            log.error("a %s event could not be handled: %s", click.callback_id, exc.__class__.__name__)
+            return
+        log.debug("a %s event was handled: %s", click.callback_id, reply.outcome.value)
 
     async def _command(self, command: SlashCommand) -> None:
         request = Request(
@@ -97,6 +145,7 @@ class SlackEdge:
             text=command.text,
             transport="slack",
             team_id=command.team_id,
+            trigger_id=command.trigger_id,
         )
         reply = await self.bot.handle(request)
         await deliver(reply, responder(command.response_url), self.client, command.channel_id, command.command)
@@ -113,6 +162,9 @@ class SlackEdge:
             kind=interaction.kind,
             callback_id=interaction.callback_id,
             trigger_id=interaction.trigger_id,
+            fields=interaction.fields,
+            metadata=interaction.metadata,
+            message_ts=interaction.message_ts,
         )
 
     async def _submission(self, interaction: Interaction) -> dict:

@@ -16,9 +16,17 @@ from urllib.parse import parse_qs
 
 MAX_TEXT = 8000  # the grammar refuses over 2,000 with a sentence; past this the body is not Slack's
 MAX_FIELDS = 64
+MAX_FORM_BLOCKS = 50  # a view_submission's state: blocks read (more is not a form opsbot built)
+MAX_FORM_VALUE = 3000  # one block's flattened value (a plain_text_input takes at most 3,000)
+MAX_METADATA = 3000  # view.private_metadata, as Slack bounds it
+MAX_ELEMENTS = 25  # elements in one block's state (an actions block holds at most 25)
+MAX_SELECTED = 100  # selected options or users in one element (a select offers at most 100)
 _ID = re.compile(r"^[A-Z0-9]{1,32}$")
 _COMMAND = re.compile(r"^/[^\s/\x00-\x1f\x7f]{1,32}$")
 _ACTION_ID = re.compile(r"^[^\x00-\x1f]{1,255}$")
+_TS = re.compile(r"^[0-9]{1,16}\.[0-9]{1,16}$")  # a message's ts: "1700000000.000100"
+_EVENT_TYPE = re.compile(r"^[a-z][a-z_]{0,63}$")
+_REACTION = re.compile(r"^[^\s\x00-\x1f\x7f]{1,100}$")  # an emoji name: pushpin, +1, thumbsup::skin-tone-2
 
 
 class Malformed(ValueError):
@@ -53,6 +61,10 @@ class Interaction:
     action_id: str = ""
     value: str = ""
     callback_id: str = ""  # a view's or shortcut's
+    # view_submission: each block's input as one string, (block_id, value) in the view's order.
+    fields: tuple[tuple[str, str], ...] = ()
+    metadata: str = ""  # view_submission / view_closed: the view's private_metadata
+    message_ts: str = ""  # block_actions: the ts of the message the button is on
 
     @property
     def delivery_key(self) -> str | None:
@@ -60,10 +72,28 @@ class Interaction:
 
 
 @dataclass(frozen=True)
+class ReactionAdded:
+    """A reaction_added event on a message: who reacted, with which emoji, on which message."""
+
+    user_id: str
+    reaction: str  # the emoji's name, without colons: pushpin for 📌
+    channel_id: str
+    ts: str  # the message's ts
+    event_ts: str = ""
+
+
+@dataclass(frozen=True)
 class EventCallback:
+    """An Events API delivery. The envelope is checked strictly (400 when off); the event inside is
+    read defensively: a body Slack would not send leaves `reaction` None and says why in `problem`,
+    and the delivery is still acknowledged (a 400 would only make Slack retry it)."""
+
     event_id: str
     team_id: str
     event: dict
+    event_type: str = ""  # event.type when it is an event type's name, else ""
+    reaction: ReactionAdded | None = None  # set for a well-formed reaction_added on a message
+    problem: str = ""  # why the event's fields could not be read: a field's name, never its value
 
     @property
     def delivery_key(self) -> str:
@@ -123,7 +153,7 @@ def parse_payload(envelope_type: str, payload: object) -> Inbound:
 
 def _slash_command(fields: dict) -> SlashCommand:
     command = _str(fields, "command", 33)
-    if not _COMMAND.match(command):
+    if not _COMMAND.fullmatch(command):
         raise Malformed("command is not a slash command name")
     return SlashCommand(
         command=command[1:].lower(),
@@ -148,18 +178,23 @@ def _interaction(payload: dict) -> Interaction:
         channel_id = _id(channel, "id", required=False)
     elif isinstance(container, dict):
         channel_id = _id(container, "channel_id", required=False)
-    action_id = value = callback_id = ""
+    action_id = value = callback_id = metadata = message_ts = ""
+    fields: tuple[tuple[str, str], ...] = ()
     if kind == "block_actions":
         actions = payload.get("actions")
         if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
             raise Malformed("block_actions without actions")
         action_id = _str(actions[0], "action_id", 255)
-        if not _ACTION_ID.match(action_id):
+        if not _ACTION_ID.fullmatch(action_id):
             raise Malformed("action_id is not printable")
         value = _str(actions[0], "value", 2000, required=False)
+        message_ts = _message_ts(payload)
     view = payload.get("view")
     if isinstance(view, dict):
         callback_id = _str(view, "callback_id", 255, required=False)
+        metadata = _str(view, "private_metadata", MAX_METADATA, required=False)
+        if kind == "view_submission":
+            fields = _state_values(view)
     elif "callback_id" in payload:
         callback_id = _str(payload, "callback_id", 255, required=False)
     return Interaction(
@@ -172,7 +207,99 @@ def _interaction(payload: dict) -> Interaction:
         action_id=action_id,
         value=value,
         callback_id=callback_id,
+        fields=fields,
+        metadata=metadata,
+        message_ts=message_ts,
     )
+
+
+def _message_ts(payload: dict) -> str:
+    """The clicked message's ts: container.message_ts, else message.ts; "" on a modal's button."""
+    for holder, key in (("container", "message_ts"), ("message", "ts")):
+        data = payload.get(holder)
+        if isinstance(data, dict) and data.get(key) is not None:
+            return _ts(data, key)
+    return ""
+
+
+def _state_values(view: dict) -> tuple[tuple[str, str], ...]:
+    """view.state.values {block_id: {action_id: element state}} -> ((block_id, value), ...), one string a block.
+
+    A block's value is its first element's: an input block holds exactly one.
+    """
+    state = view.get("state")
+    if state is None:
+        return ()
+    if not isinstance(state, dict):
+        raise Malformed("view.state is not an object")
+    values = state.get("values")
+    if values is None:
+        return ()
+    if not isinstance(values, dict):
+        raise Malformed("view.state.values is not an object")
+    if len(values) > MAX_FORM_BLOCKS:
+        raise Malformed("view.state.values has too many blocks")
+    fields = []
+    for block_id, elements in values.items():
+        _printable_id(block_id, "block_id")
+        if not isinstance(elements, dict) or len(elements) > MAX_ELEMENTS:
+            raise Malformed("a block's state is not an object of elements")
+        flattened = [_element_value(action_id, element) for action_id, element in elements.items()]
+        fields.append((block_id, flattened[0] if flattened else ""))
+    return tuple(fields)
+
+
+def _element_value(action_id: object, element: object) -> str:
+    """One element's state as one string; an element of another type, or nothing chosen, is ""."""
+    _printable_id(action_id, "action_id")
+    if not isinstance(element, dict):
+        raise Malformed("an element's state is not an object")
+    kind = _str(element, "type", 64)
+    if kind == "plain_text_input":
+        value = _str(element, "value", MAX_FORM_VALUE, required=False)
+    elif kind in ("static_select", "radio_buttons"):
+        option = element.get("selected_option")
+        value = _option_value(option) if option is not None else ""
+    elif kind in ("multi_static_select", "checkboxes"):
+        value = ",".join(_option_value(option) for option in _list(element, "selected_options"))
+    elif kind == "users_select":
+        value = _id(element, "selected_user", required=False)
+    elif kind == "multi_users_select":
+        value = ",".join(_id({"user": user}, "user") for user in _list(element, "selected_users"))
+    else:
+        return ""
+    if len(value) > MAX_FORM_VALUE:
+        raise Malformed("a form value is too long")
+    return value
+
+
+def _option_value(option: object) -> str:
+    if not isinstance(option, dict):
+        raise Malformed("a selected option is not an object")
+    return _str(option, "value", MAX_FORM_VALUE)
+
+
+def _list(data: dict, key: str) -> list:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_SELECTED:
+        raise Malformed(f"{key} is not a list of at most {MAX_SELECTED}")
+    return value
+
+
+def _printable_id(value: object, what: str) -> str:
+    """A block_id or action_id: a string of 1..255 characters without control characters."""
+    if not isinstance(value, str) or not _ACTION_ID.fullmatch(value):
+        raise Malformed(f"{what} is not printable")
+    return _str({what: value}, what, 255)
+
+
+def _ts(data: dict, key: str, *, required: bool = True) -> str:
+    value = _str(data, key, 33, required=required)
+    if value and not _TS.fullmatch(value):
+        raise Malformed(f"{key} is not a message ts")
+    return value
 
 
 def _event(body: dict) -> Inbound:
@@ -180,8 +307,42 @@ def _event(body: dict) -> Inbound:
     if kind == "url_verification":
         return UrlVerification(_str(body, "challenge", 255))
     if kind == "event_callback":
-        return EventCallback(event_id=_str(body, "event_id", 64), team_id=_id(body, "team_id", required=False), event=_object(body, "event"))
+        event = _object(body, "event")
+        event_type = event.get("type")
+        if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
+            event_type = ""
+        reaction, problem = None, ""
+        if event_type == "reaction_added":
+            try:
+                reaction = _reaction_added(event)
+            except Malformed as exc:
+                problem = str(exc)
+        return EventCallback(
+            event_id=_str(body, "event_id", 64),
+            team_id=_id(body, "team_id", required=False),
+            event=event,
+            event_type=event_type,
+            reaction=reaction,
+            problem=problem,
+        )
     return OtherEvent(kind)
+
+
+def _reaction_added(event: dict) -> ReactionAdded | None:
+    """None for a reaction on something other than a message (a file, a file comment)."""
+    item = _object(event, "item")
+    if item.get("type") != "message":
+        return None
+    reaction = _str(event, "reaction", 100)
+    if not _REACTION.fullmatch(reaction):
+        raise Malformed("reaction is not an emoji name")
+    return ReactionAdded(
+        user_id=_id(event, "user"),
+        reaction=reaction,
+        channel_id=_id(item, "channel"),
+        ts=_ts(item, "ts"),
+        event_ts=_ts(event, "event_ts", required=False),
+    )
 
 
 def _json(text: str, what: str) -> object:
@@ -216,7 +377,7 @@ def _str(data: dict, key: str, limit: int, *, required: bool = True) -> str:
 
 def _id(data: dict, key: str, *, required: bool = True) -> str:
     value = _str(data, key, 32, required=required)
-    if value and not _ID.match(value):
+    if value and not _ID.fullmatch(value):
         raise Malformed(f"{key} is not a Slack id")
     return value
 

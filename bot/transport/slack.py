@@ -15,10 +15,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.metrics import SLACK_API_ERRORS
+from bot.pipeline.forms import Form
 from bot.pipeline.messenger import MessagePostFailed
 from bot.redaction import redact_cut
 from bot.settings import Settings
-from bot.transport.blocks import MAX_BLOCKS, to_slack
+from bot.transport.blocks import MAX_BLOCKS, form_view, to_slack
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,36 @@ class SlackMessenger:
         except SlackApiError as exc:
             SLACK_API_ERRORS.labels("chat.update", str(exc.response.get("error", "unknown"))).inc()
             raise
+
+    async def open_form(self, trigger_id: str, form: Form) -> bool:
+        """views.open with the form as a modal; False (and a log line, without what anyone typed)
+        when Slack refuses it: the trigger_id lives 3 s (expired_trigger_id), or was used already."""
+        what = form.callback_id[:40]  # declared by the code, not typed by anyone
+        if not trigger_id:
+            log.warning("could not open the %s form: no trigger_id", what)
+            return False
+        try:
+            await self._client.views_open(trigger_id=trigger_id, view=form_view(form))
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown"))[:64]
+            SLACK_API_ERRORS.labels("views.open", error).inc()
+            log.warning("could not open the %s form: Slack answered %s", what, error)
+            return False
+        except Exception as exc:  # the network, a timeout: the form is not shown either way
+            SLACK_API_ERRORS.labels("views.open", exc.__class__.__name__).inc()
+            log.warning("could not open the %s form: %s", what, exc.__class__.__name__)
+            return False
+        return True
+
+    async def direct(self, user_id: str, reply) -> str:
+        """conversations.open for the user's DM channel with the bot, then a post there."""
+        try:
+            response = await self._client.conversations_open(users=user_id)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown"))
+            SLACK_API_ERRORS.labels("conversations.open", error).inc()
+            raise MessagePostFailed(error) from None
+        return await self.post(response["channel"]["id"], reply)
 
 
 class BackgroundWork:

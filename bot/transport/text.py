@@ -39,7 +39,7 @@ def _plain(text: str) -> str:
     """The bot's own mentions as @U123; anything else exactly as it reads, `<@U…>` typed by a user included."""
     if not isinstance(text, Text):
         return text
-    return "".join(f"@{part.user_id}" if isinstance(part, Mention) else part for part in text.parts)
+    return "".join(part.plain if isinstance(part, Mention) else part for part in text.parts)
 
 
 def _file(reply: Reply) -> str:

@@ -1,0 +1,189 @@
+"""Escalation by the response-time matrix: every ping is a scheduled job, planned ahead.
+
+On open (and on a severity change, an escalation or a reopen) the whole chain is planned
+from "now": one job per (incident, plan, level, repeat), keyed so that any number of
+replicas enqueue and run it once (bot/schedule). Acknowledging or resolving cancels the
+plan's pending jobs; a ping that runs anyway (it was claimed a moment before) reads the
+incident first and does nothing unless the incident still waits for that plan.
+
+Sending is recorded as a timeline entry keyed like the job, written before the message
+goes out and marked delivered after: a run that finds its entry delivered sends nothing,
+so a retried job never pings twice. One that finds it undelivered (its replica died
+mid-send) sends it now, marked late.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.config.incident_models import NEXT_BUSINESS_DAY, EscalationLevel, Severity
+from bot.config.models import AppConfig
+from bot.incident import service
+from bot.incident.models import Incident, IncidentState
+from bot.incident.notify import messenger_for, post_direct
+from bot.incident.views import ping_message, reminder_message
+from bot.pipeline.markup import HERE, Mention, group
+from bot.schedule import Job, JobType
+from bot.schedule import service as jobs
+from bot.schedule.business_hours import next_business_day, next_business_start
+
+log = logging.getLogger(__name__)
+
+PING = "incident.ping"
+REMIND = "incident.remind"
+
+
+@dataclass(frozen=True)
+class PlannedPing:
+    level: int
+    repeat: int
+    due: datetime
+
+
+def ping_key(incident_id: int, plan: int, level: int, repeat: int) -> str:
+    return f"{PING}:{incident_id}:{plan}:{level}:{repeat}"
+
+
+def planned_pings(severity: Severity, config: AppConfig, start: datetime, from_level: int = 0) -> list[PlannedPing]:
+    """When each level is paged and re-paged, from `start`. A level lasts its escalate_after (or the
+    severity's respond_within); its repeats that fall after the next level starts are dropped.
+    next_business_day severities page within working hours only."""
+    calendar = config.calendar
+    business = severity.business_hours_only
+    held = (lambda t: next_business_start(calendar, t)) if business else (lambda t: t)
+    pings: list[PlannedPing] = []
+    level_start = held(start)
+    chain = severity.escalation
+    for index in range(min(from_level, len(chain) - 1), len(chain)):
+        level = chain[index]
+        if level.escalate_after is not None:
+            level_end = held(level_start + timedelta(seconds=level.escalate_after))
+        elif severity.respond_within == NEXT_BUSINESS_DAY:
+            level_end = next_business_day(calendar, level_start)
+        else:
+            level_end = level_start + timedelta(seconds=severity.respond_within)
+        last = index == len(chain) - 1
+        for repeat in range(level.max_repeats + 1):
+            due = held(level_start + timedelta(seconds=(level.repeat_every or 0) * repeat))
+            if repeat and not last and due >= level_end:
+                break
+            pings.append(PlannedPing(index, repeat, due))
+        level_start = level_end
+    return pings
+
+
+async def plan(bot, incident: Incident, now: datetime, *, from_level: int = 0, forced: bool = False, pings: bool = True) -> int:
+    """Enqueue the incident's current plan (incident.escalation_plan); how many pings were planned.
+    `forced` (/incident escalate) pages the first level now even if someone acknowledged;
+    `pings=False` plans only the update reminders (an acknowledged incident changed severity)."""
+    found = bot.config.severity(incident.severity)
+    if found is None:
+        return 0
+    _, severity = found
+    pings = planned_pings(severity, bot.config, now, from_level) if pings else []
+    async with bot.db.sessions() as session, session.begin():
+        for ping in pings:
+            payload = {"incident": incident.id, "plan": incident.escalation_plan, "level": ping.level, "repeat": ping.repeat,
+                       "forced": forced and ping.repeat == 0 and ping.level == pings[0].level}
+            await jobs.add(session, PING, ping_key(incident.id, incident.escalation_plan, ping.level, ping.repeat), ping.due, payload)
+        if severity.update_reminder:
+            due = now + timedelta(seconds=severity.update_reminder)
+            key = f"{REMIND}:{incident.id}:{incident.escalation_plan}:1"
+            await jobs.add(session, REMIND, key, due, {"incident": incident.id, "plan": incident.escalation_plan, "n": 1})
+    bot.scheduler.wake()
+    return len(pings)
+
+
+async def stop(bot, incident_id: int, *, reminders: bool = False) -> int:
+    """Cancel the pending pings (on acknowledge), and the update reminders too (on resolve)."""
+    cancelled = await bot.scheduler.cancel_prefix(f"{PING}:{incident_id}:")
+    if reminders:
+        cancelled += await bot.scheduler.cancel_prefix(f"{REMIND}:{incident_id}:")
+    return cancelled
+
+
+async def targets(bot, level: EscalationLevel) -> tuple[list[Mention], list[str]]:
+    """Who a level pages: the mentions for the incident channel, and the users to message directly."""
+    if level.here:
+        return [HERE], []
+    if level.group:
+        return [group(level.group)], []
+    users: list[str] = list(level.users)
+    mentions: list[Mention] = []
+    if level.rotation:
+        users += sorted(await bot.oncall.on_call_users(level.rotation))
+    if level.role:
+        role = bot.config.roles[level.role]
+        users += role.users
+        mentions += [group(g) for g in role.groups]
+        for rotation in role.rotations:
+            users += sorted(await bot.oncall.on_call_users(rotation))
+    users = list(dict.fromkeys(users))
+    return [Mention(u) for u in users] + mentions, users
+
+
+def _waits_for(incident: Incident, payload: dict) -> bool:
+    if incident.escalation_plan != payload["plan"] or incident.state is IncidentState.resolved:
+        return False
+    return incident.state is IncidentState.open or bool(payload.get("forced"))
+
+
+async def run_ping(bot, job: Job) -> None:
+    payload = job.payload
+    incident = await service.get(bot.db, payload["incident"])
+    if not _waits_for(incident, payload):
+        return
+    found = bot.config.severity(incident.severity)
+    if found is None or payload["level"] >= len(found[1].escalation):
+        return  # app.yaml changed under a planned ping: nothing left to page at that level
+    level = found[1].escalation[payload["level"]]
+    mentions, direct = await targets(bot, level)
+    now = bot.clock.now()
+    data = {"level": payload["level"], "level_name": level.label, "repeat": payload["repeat"], "due": job.due_at.isoformat(),
+            "late": job.late, "to": [m.plain for m in mentions], "delivered": False}
+    text = f"Paged {level.label}" + (f" (repeat {payload['repeat']})" if payload["repeat"] else "") + (" late" if job.late else "")
+    created = await service.add_entry(bot.db, incident.id, service.Entry("ping", "", text, data, key=job.key), now)
+    if not created:
+        existing = await service.entry_by_key(bot.db, job.key)
+        if existing is not None and existing.data.get("delivered"):
+            return  # sent by an earlier run of this job
+        data["late"] = True  # the run that wrote it died before it was sent
+    messenger = messenger_for(bot, incident)
+    reply = ping_message(incident, level.label, mentions, payload["repeat"], late=data["late"], config=bot.config)
+    await messenger.post(incident.channel_id or incident.headline_channel or "", reply)
+    for user in direct:
+        await post_direct(bot, messenger, user, reply)
+    await service.update_entry_data(bot.db, job.key, data | {"delivered": True})
+    if payload["level"] > incident.escalation_level:
+        await service.set_fields(bot.db, incident.id, now, escalation_level=payload["level"])
+
+
+async def run_reminder(bot, job: Job) -> None:
+    """Remind the commander (or whoever opened it) to post an update, unless one was posted within the interval."""
+    payload = job.payload
+    incident = await service.get(bot.db, payload["incident"])
+    if incident.state is IncidentState.resolved or incident.escalation_plan != payload["plan"]:
+        return
+    found = bot.config.severity(incident.severity)
+    if found is None or not found[1].update_reminder:
+        return
+    every = timedelta(seconds=found[1].update_reminder)
+    now = bot.clock.now()
+    next_key = f"{REMIND}:{incident.id}:{payload['plan']}:{payload['n'] + 1}"
+    await bot.scheduler.enqueue(REMIND, next_key, now + every, {**payload, "n": payload["n"] + 1})
+    entries = await service.timeline(bot.db, incident.id)
+    last_update = max((e.at for e in entries if e.kind in ("update", "opened")), default=incident.opened_at)
+    if now - last_update < every:
+        return
+    created = await service.add_entry(bot.db, incident.id, service.Entry("reminder", "", "Update reminder", {}, key=job.key), now)
+    if created:
+        who = incident.commander or incident.opened_by
+        await messenger_for(bot, incident).post(incident.channel_id or incident.headline_channel or "",
+                                                 reminder_message(incident, who, now - last_update))
+
+
+JOBS = [
+    JobType(PING, run_ping, lease=timedelta(minutes=2)),
+    JobType(REMIND, run_reminder, lease=timedelta(minutes=2)),
+]

@@ -1,0 +1,182 @@
+"""Opening an incident: validate, write INC-N, post the headline, make its channel, page, attach the playbook.
+
+Only the row and its "opened" entry are the incident; everything after is announced on it.
+A step that fails (Slack refuses a channel name, a group cannot be mentioned) is said in the
+answer and the log, and the incident stays open and escalating: at 3 a.m. a missing channel
+must not cost the page.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from bot.config.incident_models import Playbook
+from bot.config.models import AppConfig
+from bot.incident import escalation, service
+from bot.incident.models import MAX_TEXT, MAX_TITLE, Incident
+from bot.incident.notify import channel_of, messenger_for, post_direct
+from bot.incident.playbooks import post_checklist
+from bot.incident.views import done, headline
+from bot.pipeline.markup import Mention, Text, group
+from bot.pipeline.messenger import ChannelAdmin, MessagePostFailed
+from bot.pipeline.reply import Outcome, Reply, Section
+from bot.redaction import redact_cut
+
+log = logging.getLogger(__name__)
+
+SLUG_WORDS = re.compile(r"[a-z0-9]+")
+MAX_CHANNEL_NAME = 80
+TOPIC_LIMIT = 250
+
+
+class Refused(ValueError):
+    """One sentence for the user; nothing was written."""
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    severity: str
+    title: str
+    services: list[str]
+    description: str
+    playbook: str | None
+    user_id: str
+    channel_id: str
+    transport: str
+    team_id: str
+
+
+def validate(config: AppConfig, severity: str, title: str, services: list[str], playbook: str | None) -> tuple[str, str, str | None]:
+    """(severity name, title, playbook name) or Refused with the sentence."""
+    found = config.severity(severity)
+    if found is None:
+        known = ", ".join(f"{k} ({', '.join(s.aliases)})" if s.aliases else k for k, s in config.severities.items())
+        raise Refused(f"There is no severity '{severity[:20]}'. Severities: {known}.")
+    title = " ".join(title.split())
+    if not title:
+        raise Refused("An incident needs a title: /incident open P1 <title> [--service S] [--playbook NAME].")
+    if len(title) > MAX_TITLE:
+        raise Refused(f"A title is at most {MAX_TITLE} characters and this one has {len(title):,}; put the details in an update.")
+    if not any(ch.isalnum() for ch in title):
+        raise Refused("A title needs words, not only symbols or emoji: say what is broken.")
+    unknown = [s for s in services if s not in config.services]
+    if unknown:
+        raise Refused(f"Unknown service '{unknown[0][:40]}'. Services: {', '.join(config.services) or 'none configured'}.")
+    if playbook is not None and playbook not in config.playbooks:
+        raise Refused(f"There is no playbook '{playbook[:40]}'. Playbooks: {', '.join(config.playbooks) or 'none configured'}.")
+    return found[0], title, playbook or suggested_playbook(config, services)
+
+
+def suggested_playbook(config: AppConfig, services: list[str]) -> str | None:
+    for name, playbook in config.playbooks.items():
+        if set(playbook.services) & set(services):
+            return name
+    return None
+
+
+def channel_name(prefix: str, number: int, title: str, attempt: int = 0) -> str:
+    """`inc-42-db-down`: Slack's rules (lowercase letters, digits, - and _, at most 80) for any title."""
+    slug = "-".join(SLUG_WORDS.findall(title.lower()))
+    head = f"{prefix}-{number}"
+    tail = f"-{attempt + 1}" if attempt else ""
+    room = MAX_CHANNEL_NAME - len(head) - len(tail) - 1
+    slug = slug[:room].rstrip("-")
+    return f"{head}-{slug}{tail}" if slug else f"{head}{tail}"
+
+
+async def open_incident(bot, request: OpenRequest) -> Reply:
+    try:
+        severity, title, playbook = validate(bot.config, request.severity, request.title, request.services, request.playbook)
+    except Refused as exc:
+        return Reply.refusal(str(exc))
+    now = bot.clock.now()
+    incident = await service.open_incident(
+        bot.db, title=title, severity=severity, services=request.services, description=redact_cut(request.description, MAX_TEXT),
+        playbook=playbook, opened_by=request.user_id, transport=request.transport, team=request.team_id, now=now,
+    )
+    problems: list[str] = []
+    headline_channel = bot.config.incidents_channel or request.channel_id
+    messenger = messenger_for(bot, incident)
+    try:
+        ref = await messenger.post(headline_channel, headline(incident, bot.config))
+        await service.set_fields(bot.db, incident.id, now, headline_channel=headline_channel, headline_ref=ref)
+    except MessagePostFailed as exc:
+        problems.append(f"the headline could not be posted in {headline_channel} ({str(exc)[:60]})")
+    incident = await service.get(bot.db, incident.id)
+    if bot.config.incidents.create_channels and isinstance(messenger, ChannelAdmin):
+        problems += await _make_channel(bot, messenger, incident, request.user_id)
+        incident = await service.get(bot.db, incident.id)
+    await escalation.plan(bot, incident, now)
+    problems += await _notify(bot, incident)
+    if playbook:
+        problems += await post_checklist(bot, incident, playbook)
+    where = [" Its channel: ", Mention(incident.channel_id, "channel"), "."] if incident.channel_id else []
+    sentence = Text(f"Opened {incident.ref} ({severity}): {title}. Escalation follows the {severity} matrix.", *where)
+    reply = done(sentence, ephemeral=True)
+    if problems:
+        reply.blocks.append(Section("Not done: " + "; ".join(problems) + "."))
+        reply.outcome = Outcome.warning
+    return reply
+
+
+async def _make_channel(bot, messenger: ChannelAdmin, incident: Incident, requester: str) -> list[str]:
+    settings = bot.config.incidents
+    channel_id = None
+    for attempt in range(5):  # name_taken: an older incident of the same number and title, another workspace bot
+        name = channel_name(settings.channel_prefix, incident.id, incident.title, attempt)
+        try:
+            channel_id = await messenger.create_channel(name, private=settings.private_channels)
+            break
+        except MessagePostFailed as exc:
+            if str(exc) != "name_taken":
+                return [f"the incident channel was not created ({str(exc)[:60]})"]
+    if channel_id is None:
+        return ["the incident channel was not created (every name tried was taken)"]
+    await service.set_fields(bot.db, incident.id, bot.clock.now(), channel_id=channel_id)
+    problems = []
+    users = {requester, *settings.invite}
+    found = bot.config.severity(incident.severity)
+    if found:
+        users |= set((await escalation.targets(bot, found[1].escalation[0]))[1])
+    try:
+        await messenger.invite(channel_id, sorted(users))
+    except MessagePostFailed as exc:
+        problems.append(f"not everyone was invited ({str(exc)[:60]})")
+    topic = f"{incident.ref} {incident.severity}: {incident.title}"[:TOPIC_LIMIT]
+    try:
+        await messenger.set_topic(channel_id, topic)
+        copy = await messenger.post(channel_id, headline(await service.get(bot.db, incident.id), bot.config))
+        await messenger.pin(copy)
+    except MessagePostFailed as exc:
+        problems.append(f"the channel's topic or pinned headline failed ({str(exc)[:60]})")
+    return problems
+
+
+async def _notify(bot, incident: Incident) -> list[str]:
+    """The severity's notify list: a channel gets the headline, a group is mentioned, a role's users get a message."""
+    found = bot.config.severity(incident.severity)
+    if not found or not found[1].notify:
+        return []
+    messenger = messenger_for(bot, incident)
+    problems = []
+    note = headline(incident, bot.config)
+    for notify in found[1].notify:
+        try:
+            if notify.channel:
+                await messenger.post(notify.channel, note)
+            elif notify.group:
+                line = Text(group(notify.group), f" {incident.ref} {incident.severity} is open: {incident.title}")
+                await messenger.post(channel_of(incident), Reply(text=line, blocks=[Section(line)]))
+            elif notify.role:
+                for user in bot.config.roles[notify.role].users:
+                    await post_direct(bot, messenger, user, note)
+        except MessagePostFailed as exc:
+            problems.append(f"notifying {notify.channel or notify.group or notify.role} failed ({str(exc)[:60]})")
+    await service.add_entry(bot.db, incident.id, service.Entry("notified", "", "Notified " + ", ".join(
+        n.channel or n.group or f"role {n.role}" for n in found[1].notify), {}), bot.clock.now())
+    return problems
+
+
+def playbook_of(config: AppConfig, name: str | None) -> Playbook | None:
+    return config.playbooks.get(name) if name else None

@@ -1,0 +1,181 @@
+"""How incidents read: the headline with its buttons, pings, reminders, /incident show and list,
+the playbook checklist. Replies only; the renderer escapes every string and keeps the mentions.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.config.incident_models import Playbook
+from bot.config.models import AppConfig
+from bot.incident.models import FollowUp, Incident, IncidentState, TimelineEntry
+from bot.pipeline.markup import Mention, Text, channel
+from bot.pipeline.reply import Actions, Button, Context, Header, Outcome, Reply, Section
+
+MAX_SHOWN_ENTRIES = 40
+BUTTONS_PER_ROW = 25  # Block Kit's limit for one actions block
+
+
+def when(at: datetime | None, config: AppConfig, *, date: bool = True) -> str:
+    """A time in the configured zone (calendar.timezone), with the zone's abbreviation."""
+    if at is None:
+        return "-"
+    local = at.astimezone(ZoneInfo(config.calendar.timezone))
+    return local.strftime("%Y-%m-%d %H:%M %Z" if date else "%H:%M")
+
+
+def span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours < 48 else f"{hours // 24}d {hours % 24}h"
+
+
+def severity_label(incident: Incident, config: AppConfig) -> str:
+    found = config.severity(incident.severity)
+    if found and found[1].aliases:
+        return f"{incident.severity} ({found[1].aliases[0]})"
+    return incident.severity
+
+
+def _state_line(incident: Incident, config: AppConfig) -> Text:
+    if incident.state is IncidentState.resolved:
+        line = Text("*Resolved* by ", Mention(incident.resolved_by or ""), f" at {when(incident.resolved_at, config)}")
+        return Text(line, f": {incident.summary}") if incident.summary else line
+    if incident.state is IncidentState.acknowledged:
+        return Text("*Acknowledged* by ", Mention(incident.acknowledged_by or ""), f" at {when(incident.acknowledged_at, config)}")
+    return Text("*Open*, not acknowledged yet")
+
+
+def _roles_line(incident: Incident) -> Text | None:
+    parts: list = []
+    if incident.commander:
+        parts += ["Commander: ", Mention(incident.commander)]
+    if incident.comms:
+        parts += ["  Comms: " if parts else "Comms: ", Mention(incident.comms)]
+    return Text(*parts) if parts else None
+
+
+def headline(incident: Incident, config: AppConfig) -> Reply:
+    title = f"{incident.ref} · {severity_label(incident, config)} · {incident.title}"
+    blocks: list = [Header(title[:150]), Section(_state_line(incident, config))]
+    if incident.services:
+        blocks.append(Section("Services: " + ", ".join(incident.services)))
+    roles = _roles_line(incident)
+    if roles:
+        blocks.append(Section(roles))
+    if incident.description:
+        blocks.append(Section(incident.description))
+    where = [" · channel ", channel(incident.channel_id)] if incident.channel_id else []
+    blocks.append(Context(Text("Opened by ", Mention(incident.opened_by), f" at {when(incident.opened_at, config)}", *where)))
+    buttons = action_buttons(incident)
+    if buttons:
+        blocks.append(Actions(tuple(buttons)))
+    return Reply(text=f"{title} [{incident.state.value}]", blocks=blocks)
+
+
+def action_buttons(incident: Incident) -> list[Button]:
+    value = str(incident.id)
+    if incident.state is IncidentState.resolved:
+        return []
+    buttons = [Button("Acknowledge", "incident.ack", value, "primary")] if incident.state is IncidentState.open else []
+    return buttons + [
+        Button("Post update", "incident.update", value),
+        Button("Escalate", "incident.escalate", value),
+        Button("Resolve", "incident.resolve", value, "danger"),
+    ]
+
+
+def ping_message(incident: Incident, level: str, targets: list[Mention], repeat: int, *, late: bool, config: AppConfig) -> Reply:
+    again = f" (reminder {repeat})" if repeat else ""
+    note = " This page is late: the bot was down when it fell due." if late else ""
+    line = Text(*_joined(targets), f" {incident.ref} {severity_label(incident, config)} \"{incident.title}\" is not acknowledged{again}. "
+                f"Paging {level}.{note}")
+    return Reply(text=line, blocks=[Section(line), Actions((Button("Acknowledge", "incident.ack", str(incident.id), "primary"),))])
+
+
+def _joined(targets: list[Mention]) -> list:
+    parts: list = []
+    for i, target in enumerate(targets):
+        parts += ([" "] if i else []) + [target]
+    return parts
+
+
+def reminder_message(incident: Incident, who: str, since: timedelta) -> Reply:
+    line = Text(Mention(who), f" {incident.ref} has had no update for {span(since)}. Post one with /incident update {incident.id} <text>.")
+    return Reply(text=line, blocks=[Section(line), Actions((Button("Post update", "incident.update", str(incident.id)),))])
+
+
+def update_message(incident: Incident, user: str, text: str, config: AppConfig) -> Reply:
+    head = Text(f"{incident.ref} {severity_label(incident, config)} update from ", Mention(user), ":")
+    return Reply(text=Text(head, " ", text), blocks=[Section(head), Section(text), Context(f"\"{incident.title}\" is {incident.state.value}")])
+
+
+def describe_entry(entry: TimelineEntry, config: AppConfig) -> Text:
+    who = [" by ", Mention(entry.user_id)] if entry.user_id else []
+    text = f": {entry.text}" if entry.text else ""
+    return Text(f"{when(entry.at, config, date=False)}  {entry.kind}", *who, text)
+
+
+def show(incident: Incident, entries: list[TimelineEntry], followups: list[FollowUp], config: AppConfig) -> Reply:
+    reply = headline(incident, config)
+    reply.blocks = [b for b in reply.blocks if not isinstance(b, Actions)]
+    shown = entries[-MAX_SHOWN_ENTRIES:]
+    lines = [describe_entry(e, config) for e in shown]
+    if lines:
+        reply.blocks.append(Section(Text("*Timeline* (" + config.calendar.timezone + ")\n", *_lines(lines))))
+    if len(entries) > len(shown):
+        reply.blocks.append(Context(f"{len(entries) - len(shown)} earlier entries are in /incident postmortem {incident.id}."))
+    if followups:
+        items = [Text(f"{i}. {f.text}", *((" (", Mention(f.owner), ")") if f.owner else ())) for i, f in enumerate(followups, 1)]
+        reply.blocks.append(Section(Text("*Follow-ups*\n", *_lines(items))))
+    buttons = action_buttons(incident)
+    if buttons:
+        reply.blocks.append(Actions(tuple(buttons)))
+    return reply
+
+
+def _lines(lines: list[Text]) -> list:
+    parts: list = []
+    for i, line in enumerate(lines):
+        parts += (["\n"] if i else []) + [line]
+    return parts
+
+
+def listing(incidents: list[Incident], config: AppConfig, *, include_resolved: bool) -> Reply:
+    if not incidents:
+        sentence = "No incidents yet." if include_resolved else "No open incidents. /incident list --all shows resolved ones too."
+        return Reply(text=sentence, blocks=[Section(sentence)])
+    lines = []
+    for incident in incidents:
+        owner = [" · commander ", Mention(incident.commander)] if incident.commander else []
+        lines.append(Text(f"*{incident.ref}* {severity_label(incident, config)} {incident.state.value} · {incident.title} · "
+                          f"opened {when(incident.opened_at, config)}", *owner))
+    title = "Incidents" if include_resolved else "Open incidents"
+    return Reply(text=f"{title}: {len(incidents)}", blocks=[Header(title), Section(Text(*_lines(lines)))])
+
+
+def playbook_checklist(incident: Incident, name: str, playbook: Playbook, ticked: dict[int, tuple[str, datetime]], config: AppConfig) -> Reply:
+    lines: list[Text] = []
+    buttons: list[Button] = []
+    for number, step in enumerate(playbook.steps, 1):
+        done = ticked.get(number)
+        mark = "[x]" if done else "[ ]"
+        command = f"  `{step.command}`" if step.command else ""
+        by = [" (", Mention(done[0]), f" {when(done[1], config, date=False)})"] if done else []
+        lines.append(Text(f"{mark} {number}. {step.text}{command}", *by))
+        if step.command:
+            buttons.append(Button(f"Run {number}", "incident.run_step", f"{incident.id}:{number}"))
+        if not done:
+            buttons.append(Button(f"Done {number}", "incident.tick_step", f"{incident.id}:{number}"))
+    blocks: list = [Header(f"Playbook for {incident.ref}: {playbook.title}"[:150]), Section(Text(*_lines(lines)))]
+    if incident.state is not IncidentState.resolved:
+        blocks += [Actions(tuple(buttons[i:i + BUTTONS_PER_ROW])) for i in range(0, len(buttons), BUTTONS_PER_ROW)]
+    blocks.append(Context(f"playbook {name}: {len(ticked)} of {len(playbook.steps)} steps done"))
+    return Reply(text=f"Playbook {playbook.title} for {incident.ref}", blocks=blocks)
+
+
+def done(sentence: str | Text, outcome: Outcome = Outcome.ok, *, ephemeral: bool = False) -> Reply:
+    return Reply(text=sentence, blocks=[Section(sentence)], outcome=outcome, ephemeral=ephemeral)
+

@@ -1,0 +1,51 @@
+"""Incident channels on Slack: create, invite, topic, pin, and read a message back (ChannelAdmin).
+
+Slack's errors come back as MessagePostFailed carrying Slack's error code (name_taken,
+already_pinned, ...), so the incident slice can decide what each means without knowing Slack.
+"""
+from __future__ import annotations
+
+from slack_sdk.errors import SlackApiError
+
+from bot.metrics import SLACK_API_ERRORS
+from bot.pipeline.messenger import MessagePostFailed
+from bot.transport.slack import SlackMessenger
+
+# Answers that mean the wanted state is already there.
+ALREADY = {"conversations.invite": "already_in_channel", "pins.add": "already_pinned"}
+
+
+class SlackWorkspaceMessenger(SlackMessenger):
+    async def _call(self, method: str, call, **args) -> dict:
+        try:
+            return (await call(**args)).data
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown"))[:64]
+            if ALREADY.get(method) == error:
+                return {}
+            SLACK_API_ERRORS.labels(method, error).inc()
+            raise MessagePostFailed(error) from None
+
+    async def create_channel(self, name: str, *, private: bool) -> str:
+        created = await self._call("conversations.create", self._client.conversations_create, name=name, is_private=private)
+        return created["channel"]["id"]
+
+    async def invite(self, channel: str, users: list[str]) -> None:
+        if users:
+            await self._call("conversations.invite", self._client.conversations_invite, channel=channel, users=",".join(users))
+
+    async def set_topic(self, channel: str, topic: str) -> None:
+        await self._call("conversations.setTopic", self._client.conversations_setTopic, channel=channel, topic=topic)
+
+    async def pin(self, ref: str) -> None:
+        channel, ts = ref.split(":", 1)
+        await self._call("pins.add", self._client.pins_add, channel=channel, timestamp=ts)
+
+    async def message(self, channel: str, ts: str) -> tuple[str, str] | None:
+        history = await self._call("conversations.history", self._client.conversations_history, channel=channel, latest=ts,
+                                   inclusive=True, limit=1)
+        for message in history.get("messages", []):
+            if message.get("ts") == ts:
+                author = message.get("user") or message.get("bot_id") or ""
+                return str(author)[:32], str(message.get("text", ""))[:40000]
+        return None

@@ -1,0 +1,163 @@
+"""/incident: open, acknowledge, update, re-grade, staff, resolve and review incidents.
+
+The text after the subcommand is free (an update may say "--force failed"), so the grammar
+takes it whole and each subcommand reads its own words. A leading number or INC-N names
+the incident; inside an incident's own channel it may be left out.
+"""
+from __future__ import annotations
+
+import re
+
+from bot.incident import lifecycle, opening, review, service
+from bot.incident.models import Incident
+from bot.incident.views import listing, show
+from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
+from bot.incident.forms import open_incident_form
+from bot.pipeline.parse import Grammar, split_words
+from bot.pipeline.reply import Reply
+
+USAGE = ("/incident open <severity> <title> [--service S ...] [--playbook NAME] | ack | update <text> | severity <P0-P3> | "
+         "role commander|comms @user | resolve [summary] | reopen | note <text> | followup <text> [@owner] | escalate [reason] | "
+         "postmortem | list [--all] | show N")
+GRAMMAR = Grammar(usage=USAGE, free_text=True)
+NUMBER = re.compile(r"^(?:inc-)?(\d{1,9})$", re.IGNORECASE)
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
+NEEDS_INCIDENT = ("ack", "update", "severity", "role", "resolve", "reopen", "note", "followup", "escalate", "postmortem", "show")
+
+
+def _split_first(text: str) -> tuple[str, str]:
+    parts = text.split(None, 1)
+    return (parts[0].lower(), parts[1] if len(parts) > 1 else "") if parts else ("", "")
+
+
+async def _target(inv: Invocation, rest: str) -> tuple[Incident | str, str]:
+    """(incident, remaining text), or (sentence, "") when it cannot be told which incident is meant."""
+    first, after = _split_first(rest)
+    match = NUMBER.match(first) if first else None
+    if match:
+        try:
+            return await service.get(inv.bot.db, int(match.group(1))), after
+        except service.NoSuchIncident:
+            return f"INC-{int(match.group(1))} does not exist. /incident list shows the open ones.", ""
+    here = await service.by_channel(inv.bot.db, inv.request.channel_id)
+    if here is not None:
+        return here, rest
+    return "Which incident? Give its number, e.g. /incident ack 42, or run the command in the incident's own channel.", ""
+
+
+def _open_args(text: str) -> tuple[str, list[str], str | None] | str:
+    """(title, services, playbook) from `<title words> [--service S ...] [--playbook NAME]`, or a sentence."""
+    try:
+        words = split_words(text)
+    except ValueError:
+        return "A quote is not closed. Usage: /incident open <severity> <title> [--service S ...] [--playbook NAME]"
+    title, services, playbook = [], [], None
+    i = 0
+    while i < len(words):
+        word = words[i]
+        flag, _, inline = word.partition("=")
+        if flag in ("--service", "--playbook"):
+            value = inline or (words[i + 1] if i + 1 < len(words) and not inline else "")
+            if not value:
+                return f"{flag} needs a value, e.g. {flag} backend."
+            i += 0 if inline else 1
+            if flag == "--service":
+                services += [s for s in value.split(",") if s]
+            else:
+                playbook = value
+        elif word.startswith("--"):
+            return f"Unknown option '{word[:30]}'. /incident open takes --service and --playbook."
+        else:
+            title.append(word)
+        i += 1
+    return " ".join(title), list(dict.fromkeys(services)), playbook
+
+
+async def _open(inv: Invocation, rest: str) -> Reply:
+    severity, after = _split_first(rest)
+    if not severity:
+        return await open_incident_form(inv)
+    parsed = _open_args(after)
+    if isinstance(parsed, str):
+        return Reply.refusal(parsed)
+    title, services, playbook = parsed
+    request = inv.request
+    return await opening.open_incident(inv.bot, opening.OpenRequest(
+        severity=rest.split(None, 1)[0], title=title, services=services, description="", playbook=playbook,
+        user_id=request.user_id, channel_id=request.channel_id, transport=request.transport, team_id=request.team_id))
+
+
+async def _role(inv: Invocation, incident: Incident, text: str) -> Reply:
+    words = text.split()
+    if len(words) != 2 or words[0].lower() not in lifecycle.ROLES:
+        return Reply.refusal("Usage: /incident role commander|comms @user")
+    if not USER_ID.match(words[1]):
+        return Reply.refusal(f"'{words[1][:30]}' is not a Slack user: mention them with @ so Slack fills in who they are.")
+    return await lifecycle.set_role(inv.bot, incident, inv.request.user_id, words[0].lower(), words[1])
+
+
+async def _followup(inv: Invocation, incident: Incident, text: str) -> Reply:
+    words = text.split()
+    owner = words[-1] if words and USER_ID.match(words[-1]) else None
+    body = " ".join(words[:-1] if owner else words)
+    if not body:
+        return Reply.refusal("A follow-up needs text: /incident followup <what to do> [@owner]")
+    return await lifecycle.followup(inv.bot, incident, inv.request.user_id, body, owner)
+
+
+async def _on_incident(inv: Invocation, sub: str, incident: Incident, text: str) -> Reply:
+    bot, user = inv.bot, inv.request.user_id
+    if sub == "ack":
+        return await lifecycle.acknowledge(bot, incident, user)
+    if sub in ("update", "note") and not text.strip():
+        return Reply.refusal(f"/incident {sub} needs text, e.g. /incident {sub} {incident.id} rolled back the deploy.")
+    if sub == "update":
+        return await lifecycle.post_update(bot, incident, user, text)
+    if sub == "note":
+        return await lifecycle.note(bot, incident, user, text)
+    if sub == "severity":
+        if not text.strip():
+            return Reply.refusal(f"Which severity? /incident severity {incident.id} P0")
+        return await lifecycle.change_severity(bot, incident, user, text.split()[0])
+    if sub == "role":
+        return await _role(inv, incident, text)
+    if sub == "resolve":
+        return await lifecycle.resolve(bot, incident, user, text)
+    if sub == "reopen":
+        return await lifecycle.reopen(bot, incident, user)
+    if sub == "followup":
+        return await _followup(inv, incident, text)
+    if sub == "escalate":
+        return await lifecycle.escalate(bot, incident, user, text)
+    if sub == "postmortem":
+        return await review.postmortem(bot, incident, user)
+    entries = await service.timeline(bot.db, incident.id)
+    return show(incident, entries, await service.followups(bot.db, incident.id), bot.config)
+
+
+async def handle(inv: Invocation) -> Reply:
+    sub, rest = _split_first(inv.args.positionals["text"])
+    if sub == "open":
+        return await _open(inv, rest)
+    if sub == "list":
+        extra = rest.split()
+        if extra and extra != ["--all"]:
+            return Reply.refusal("Usage: /incident list [--all]")
+        everything = extra == ["--all"]
+        return listing(await service.listing(inv.bot.db, include_resolved=everything), inv.bot.config, include_resolved=everything)
+    if sub not in NEEDS_INCIDENT:
+        shown = "".join(ch for ch in sub[:20] if ch.isprintable())
+        return Reply.refusal((f"There is no /incident {shown}. " if sub else "") + f"Usage: {USAGE}")
+    incident, text = await _target(inv, rest)
+    if isinstance(incident, str):
+        return Reply.refusal(incident)
+    return await _on_incident(inv, sub, incident, text)
+
+
+COMMAND = CommandSpec(
+    name="incident",
+    summary="Open and run incidents: timeline, escalation by severity, playbook, postmortem.",
+    grammar=GRAMMAR,
+    handler=handle,
+    roles=(ANY_ROLE,),
+)

@@ -1,0 +1,164 @@
+"""/oncall [rotation]: who is on call now and next; /oncall override <rotation> <@user> until <time>: someone covers.
+
+Viewing is open to everyone; an override needs a role (any configured one), is on record in
+the audit log as requested before it is written, and starts now. Times are shown and read in
+the rotation's time zone.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo
+
+from bot.audit import service as audit
+from bot.config.types import parse_duration
+from bot.oncall.service import OnCall, add_override, next_on_call, on_call
+from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
+from bot.pipeline.markup import Mention, Text
+from bot.pipeline.parse import Grammar, normalise_slack_text
+from bot.pipeline.parse import _show as _shown  # user input echoed back: short, printable
+from bot.pipeline.reply import Header, Outcome, Reply, Section
+from bot.pipeline.roles import role_needed
+
+OVERRIDE_USAGE = "/oncall override <rotation> <@user> until <time>"
+GRAMMAR = Grammar(usage=f"/oncall [rotation] | {OVERRIDE_USAGE}", rest="words", max_rest=8)
+MAX_OVERRIDE = dt.timedelta(days=366)
+
+_IN_DURATION = re.compile(r"^\d+(\.\d+)?(m|h|d)$")
+_LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}$")
+_OFFSET_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$")
+
+
+async def handle(inv: Invocation) -> Reply:
+    words: list[str] = inv.args.positionals["words"]
+    rotations = inv.bot.config.oncall
+    if not rotations:
+        return Reply.refusal("No on-call rotations are configured; add them under oncall: in app.yaml.")
+    if words and words[0] == "override" and not (len(words) == 1 and "override" in rotations):
+        return await _override(inv, words[1:])
+    if len(words) > 1:
+        return Reply.refusal(f"Unexpected '{_shown(words[1])}'. Usage: {GRAMMAR.usage}")
+    names = words or list(rotations)
+    refusal = _unknown_rotation(inv, names[0])
+    if refusal:
+        return refusal
+    now = inv.bot.clock.now()
+    sections, summary = [], []
+    for name in names:
+        zone = ZoneInfo(rotations[name].timezone)
+        current = await on_call(inv.bot.db, inv.bot.config, name, now)
+        upcoming = await next_on_call(inv.bot.db, inv.bot.config, name, now)
+        sections.append(Section(Text(
+            f"*{name}* (times in {zone.key})\n",
+            "On call: ", *_who(current), f" until {_time(current.until, zone)}\n",
+            "Next: ", *_who(upcoming), f" from {_time(current.until, zone)} until {_time(upcoming.until, zone)}",
+        )))
+        summary.append(Text(f"{name}: ", Mention(current.user)))
+    return Reply(text=Text("On call: ", *_joined(summary)), blocks=[Header("On call"), *sections], ephemeral=True)
+
+
+async def _override(inv: Invocation, rest: list[str]) -> Reply:
+    needed = role_needed(await inv.bot.roles.roles_of(inv.request.user_id), (ANY_ROLE,))
+    if needed:
+        return Reply.refusal(f"You are not allowed to run /oncall override: it needs {needed} in app.yaml.", Outcome.denied)
+    if len(rest) < 4 or rest[2].lower() != "until":
+        return Reply.refusal(f"An override names a rotation, a user and an end time. Usage: {OVERRIDE_USAGE}")
+    name, who, when = rest[0], rest[1], rest[3:]
+    refusal = _unknown_rotation(inv, name)
+    if refusal:
+        return refusal
+    user = Mention(who.removeprefix("@"))  # the grammar turned <@U123|ana> into U123; a console user may type @U123
+    if not user.valid:
+        return Reply.refusal(
+            f"'{_shown(who)}' is not a Slack user mention; mention them with @ and pick them from the list, so Slack fills in their user id."
+        )
+    zone = ZoneInfo(inv.bot.config.oncall[name].timezone)
+    now = inv.bot.clock.now()
+    try:
+        until = parse_until(when, zone, now)
+    except ValueError as exc:
+        return Reply.refusal(str(exc))
+    if until <= now:
+        return Reply.refusal(f"{_time(until, zone)} ({zone.key}) is already past; give a later time, or a duration such as 8h.")
+    if until - now > MAX_OVERRIDE:
+        return Reply.refusal(f"An override can last at most {MAX_OVERRIDE.days} days; give an earlier end, such as 7d.")
+    try:
+        await _record_requested(inv)
+    except Exception:
+        return Reply.refusal(
+            "/oncall override was not run: opsbot cannot write its audit log (the bot's database is unreachable). Try again shortly.",
+            Outcome.error,
+        )
+    row = await add_override(inv.bot.db, name, user.user_id, now, until, inv.request.user_id, now)
+    sentence = Text(
+        Mention(row.user_id), f" is on call for {name} until {_time(row.ends_at, zone)} ({zone.key}), instead of the rotation; set by ",
+        Mention(inv.request.user_id), ".",
+    )
+    return Reply(text=sentence, blocks=[Section(sentence)])
+
+
+def parse_until(words: list[str], zone: ZoneInfo, now: dt.datetime) -> dt.datetime:
+    """`8h` / `2d` from now, `YYYY-MM-DD HH:MM` in `zone` (one word or two), or ISO 8601 with an offset; UTC.
+
+    ValueError with the sentence to answer when it is none of these.
+    """
+    text = " ".join(words)
+    try:
+        if len(words) == 1 and _IN_DURATION.match(text):
+            return now + dt.timedelta(seconds=parse_duration(text))
+        if len(words) <= 2 and _LOCAL_TIME.match(text):
+            local = dt.datetime.fromisoformat(text).replace(tzinfo=zone, fold=0)
+            return local.astimezone(dt.timezone.utc)
+        if len(words) <= 2 and _OFFSET_TIME.match(text):
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
+        pass  # a month 13, a 25:00: the same answer as any other unreadable time
+    raise ValueError(
+        f"'{_shown(text)}' is not a time opsbot can read; give YYYY-MM-DD HH:MM ({zone.key} time), "
+        "an ISO 8601 time with an offset such as 2026-03-02T17:00+01:00, or a duration such as 8h or 2d."
+    )
+
+
+def _unknown_rotation(inv: Invocation, name: str) -> Reply | None:
+    if name in inv.bot.config.oncall:
+        return None
+    known = ", ".join(inv.bot.config.oncall)
+    return Reply.refusal(f"There is no rotation '{_shown(name)}'; the rotations are: {known}.")
+
+
+async def _record_requested(inv: Invocation) -> None:
+    """On record before the override is written, as every role-gated command is (bot/pipeline/dispatch.py)."""
+    await audit.record(
+        inv.bot.db,
+        user_id=inv.request.user_id,
+        command="oncall",
+        arguments=normalise_slack_text(inv.request.text[:8000]),
+        channel=inv.request.channel_id,
+        transport=inv.request.transport,
+        outcome="requested",
+    )
+
+
+def _who(answer: OnCall) -> tuple[str | Mention, ...]:
+    return (Mention(answer.user), " (override)") if answer.source == "override" else (Mention(answer.user),)
+
+
+def _joined(parts: list[Text]) -> list[str | Text]:
+    out: list[str | Text] = []
+    for i, part in enumerate(parts):
+        out += [", ", part] if i else [part]
+    return out
+
+
+def _time(at: dt.datetime, zone: ZoneInfo) -> str:
+    local = at.astimezone(zone)
+    return f"{local:%a %Y-%m-%d %H:%M} {local.tzname()}"
+
+
+COMMAND = CommandSpec(
+    name="oncall",
+    summary="Who is on call now and next, per rotation; override sets someone to cover until a time.",
+    grammar=GRAMMAR,
+    handler=handle,
+    public=True,  # viewing is open to everyone; an override checks for a role itself
+)
