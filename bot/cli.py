@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import logging
 import sys
 
@@ -146,7 +147,7 @@ def _shell(args) -> int:
 def _run(args) -> int:
     from bot.pipeline.reply import Outcome
     from bot.pipeline.request import Request
-    from bot.transport.console import CONSOLE_CHANNEL, split_command
+    from bot.transport.console import CONSOLE_CHANNEL, Console, split_command
     from bot.transport.text import to_text
 
     _logging(logging.WARNING)
@@ -165,6 +166,8 @@ def _run(args) -> int:
         return 2
 
     async def go():
+        # Messages a command posts besides its answer (an incident's headline) print before it.
+        Console(bot, args.user, io.StringIO(), sys.stdout)
         try:
             return await bot.handle(
                 Request(user_id=args.user, channel_id=CONSOLE_CHANNEL, command=parsed[0], text=parsed[1], transport="console", trigger="cli")

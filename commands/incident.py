@@ -22,6 +22,8 @@ USAGE = ("/incident open <severity> <title> [--service S ...] [--playbook NAME] 
 GRAMMAR = Grammar(usage=USAGE, free_text=True)
 NUMBER = re.compile(r"^(?:inc-)?(\d{1,9})$", re.IGNORECASE)
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
+OWNER = re.compile(r"(?:<@([UW][A-Z0-9]{2,31})(?:\|[^<>]{0,255})?>|(?<!\S)@([UW][A-Z0-9]{2,31}))\s*$")
+FREE_TEXT = ("update", "note", "followup", "resolve", "escalate")  # text that may start with a number
 NEEDS_INCIDENT = ("ack", "update", "severity", "role", "resolve", "reopen", "note", "followup", "escalate", "postmortem", "show")
 
 
@@ -30,16 +32,20 @@ def _split_first(text: str) -> tuple[str, str]:
     return (parts[0].lower(), parts[1] if len(parts) > 1 else "") if parts else ("", "")
 
 
-async def _target(inv: Invocation, rest: str) -> tuple[Incident | str, str]:
+async def _target(inv: Invocation, sub: str, rest: str) -> tuple[Incident | str, str]:
     """(incident, remaining text), or (sentence, "") when it cannot be told which incident is meant."""
     first, after = _split_first(rest)
     match = NUMBER.match(first) if first else None
+    here = await service.by_channel(inv.bot.db, inv.request.channel_id)
+    if here is not None and match and sub in FREE_TEXT and not first.startswith("inc-") and int(match.group(1)) != here.id:
+        # In an incident's own channel, "/incident update 3 replicas down" is about this incident:
+        # there a bare number names an incident only when it is this one's (INC-N always does).
+        return here, rest
     if match:
         try:
             return await service.get(inv.bot.db, int(match.group(1))), after
         except service.NoSuchIncident:
             return f"INC-{int(match.group(1))} does not exist. /incident list shows the open ones.", ""
-    here = await service.by_channel(inv.bot.db, inv.request.channel_id)
     if here is not None:
         return here, rest
     return "Which incident? Give its number, e.g. /incident ack 42, or run the command in the incident's own channel.", ""
@@ -91,14 +97,18 @@ async def _role(inv: Invocation, incident: Incident, text: str) -> Reply:
     words = text.split()
     if len(words) != 2 or words[0].lower() not in lifecycle.ROLES:
         return Reply.refusal("Usage: /incident role commander|comms @user")
-    if not USER_ID.match(words[1]):
+    holder = words[1].removeprefix("@")  # Slack's mention arrives as the id; @U123 is typed on the console
+    if not USER_ID.match(holder):
         return Reply.refusal(f"'{words[1][:30]}' is not a Slack user: mention them with @ so Slack fills in who they are.")
-    return await lifecycle.set_role(inv.bot, incident, inv.request.user_id, words[0].lower(), words[1])
+    return await lifecycle.set_role(inv.bot, incident, inv.request.user_id, words[0].lower(), holder)
 
 
 async def _followup(inv: Invocation, incident: Incident, text: str) -> Reply:
     words = text.split()
-    owner = words[-1] if words and USER_ID.match(words[-1]) else None
+    # The owner is a mention at the very end, read from the text as typed (Slack's <@U123>, or @U123):
+    # "store times in UTC" names no owner, though UTC looks like an id once the mentions are flattened.
+    mention = OWNER.search(inv.request.text)
+    owner = (mention.group(1) or mention.group(2)) if mention else None
     body = " ".join(words[:-1] if owner else words)
     if not body:
         return Reply.refusal("A follow-up needs text: /incident followup <what to do> [@owner]")
@@ -137,7 +147,7 @@ async def _on_incident(inv: Invocation, sub: str, incident: Incident, text: str)
 
 async def handle(inv: Invocation) -> Reply:
     sub, rest = _split_first(inv.args.positionals["text"])
-    if sub == "open":
+    if sub == "open" or not sub:  # no arguments at all: the form too (on the console, what to type)
         return await _open(inv, rest)
     if sub == "list":
         extra = rest.split()
@@ -147,8 +157,8 @@ async def handle(inv: Invocation) -> Reply:
         return listing(await service.listing(inv.bot.db, include_resolved=everything), inv.bot.config, include_resolved=everything)
     if sub not in NEEDS_INCIDENT:
         shown = "".join(ch for ch in sub[:20] if ch.isprintable())
-        return Reply.refusal((f"There is no /incident {shown}. " if sub else "") + f"Usage: {USAGE}")
-    incident, text = await _target(inv, rest)
+        return Reply.refusal(f"There is no /incident {shown}. Usage: {USAGE}")
+    incident, text = await _target(inv, sub, rest)
     if isinstance(incident, str):
         return Reply.refusal(incident)
     return await _on_incident(inv, sub, incident, text)

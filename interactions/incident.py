@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from bot.incident import forms, lifecycle, pins, playbooks, service
 from bot.pipeline.interactions import InteractionSpec, Press
-from bot.pipeline.reply import Outcome, Reply
+from bot.pipeline.reply import Reply
 from bot.pipeline.roles import ANY_ROLE
 
 
@@ -33,8 +33,7 @@ async def resolve(press: Press) -> Reply:
 
 
 async def tick_step(press: Press) -> Reply:
-    sentence = await playbooks.tick(press.bot, press.click.user_id, press.click.value)
-    return Reply(text=sentence, outcome=Outcome.ok, ephemeral=True)
+    return await playbooks.tick(press.bot, press.click.user_id, press.click.value)
 
 
 async def run_step(press: Press) -> Reply:

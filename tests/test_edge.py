@@ -90,7 +90,7 @@ SIGNED_MALFORMED = {
     "command-without-slash": (slash_command_body("health", "").replace("command=%2Fhealth", "command=health").encode(), FORM),
     "user-id-odd": (slash_command_body("/health", "", user_id="U1<!channel>").encode(), FORM),
     "response-url-not-http": (slash_command_body("/health", "", response_url="file:///etc/passwd").encode(), FORM),
-    "text-too-long": (slash_command_body("/health", "x" * 9000).encode(), FORM),
+    "text-too-long": (slash_command_body("/health", "x" * 40001).encode(), FORM),
     "neither": (b"hello=world", FORM),
     "event-without-id": (b'{"type": "event_callback", "event": {}}', "application/json"),
 }

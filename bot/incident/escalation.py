@@ -8,8 +8,9 @@ incident first and does nothing unless the incident still waits for that plan.
 
 Sending is recorded as a timeline entry keyed like the job, written before the message
 goes out and marked delivered after: a run that finds its entry delivered sends nothing,
-so a retried job never pings twice. One that finds it undelivered (its replica died
-mid-send) sends it now, marked late.
+so a retried job does not ping twice. One that finds it undelivered (its replica died
+mid-send) sends it now, marked late; if that replica died after Slack took the message
+and before the mark, this is the one case of a ping sent twice (see run_ping).
 """
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select, update
+
 from bot.config.incident_models import NEXT_BUSINESS_DAY, EscalationLevel, Severity
 from bot.config.models import AppConfig
 from bot.incident import service
-from bot.incident.models import Incident, IncidentState
+from bot.incident.models import Incident, IncidentState, TimelineEntry
 from bot.incident.notify import messenger_for, post_direct
 from bot.incident.views import ping_message, reminder_message
 from bot.pipeline.markup import HERE, Mention, group
@@ -130,33 +133,47 @@ def _waits_for(incident: Incident, payload: dict) -> bool:
 
 
 async def run_ping(bot, job: Job) -> None:
+    """Page one level once: read the incident and write the ping's entry (undelivered) in one
+    transaction, send, then mark the entry delivered (and raise the incident's level) in another.
+
+    At least once, never twice on a retry: the entry keyed by the job is the claim on sending. A run
+    that finds it delivered sends nothing; one that finds it undelivered (an earlier run died, or
+    was stopped, before the mark) sends it, marked late. What can still double is one window: a run
+    killed after Slack accepted a message and before the delivered mark committed. Its retry (the
+    job handed back on a clean stop, or recovered when its lease ran out) sends that ping again.
+    A page twice beats a page lost, so the mark is not written before sending."""
     payload = job.payload
-    incident = await service.get(bot.db, payload["incident"])
-    if not _waits_for(incident, payload):
-        return
-    found = bot.config.severity(incident.severity)
-    if found is None or payload["level"] >= len(found[1].escalation):
-        return  # app.yaml changed under a planned ping: nothing left to page at that level
-    level = found[1].escalation[payload["level"]]
-    mentions, direct = await targets(bot, level)
     now = bot.clock.now()
-    data = {"level": payload["level"], "level_name": level.label, "repeat": payload["repeat"], "due": job.due_at.isoformat(),
-            "late": job.late, "to": [m.plain for m in mentions], "delivered": False}
-    text = f"Paged {level.label}" + (f" (repeat {payload['repeat']})" if payload["repeat"] else "") + (" late" if job.late else "")
-    created = await service.add_entry(bot.db, incident.id, service.Entry("ping", "", text, data, key=job.key), now)
-    if not created:
-        existing = await service.entry_by_key(bot.db, job.key)
-        if existing is not None and existing.data.get("delivered"):
-            return  # sent by an earlier run of this job
-        data["late"] = True  # the run that wrote it died before it was sent
+    async with bot.db.sessions() as session, session.begin():
+        incident = await session.get(Incident, payload["incident"])
+        if incident is None:
+            raise service.NoSuchIncident(payload["incident"])
+        if not _waits_for(incident, payload):
+            return
+        found = bot.config.severity(incident.severity)
+        if found is None or payload["level"] >= len(found[1].escalation):
+            return  # app.yaml changed under a planned ping: nothing left to page at that level
+        level = found[1].escalation[payload["level"]]
+        data = {"level": payload["level"], "level_name": level.label, "repeat": payload["repeat"], "due": job.due_at.isoformat(),
+                "late": job.late, "delivered": False}
+        text = f"Paged {level.label}" + (f" (repeat {payload['repeat']})" if payload["repeat"] else "") + (" late" if job.late else "")
+        if not await service._add(session, incident.id, service.Entry("ping", "", text, data, key=job.key), now):
+            earlier = await session.scalar(select(TimelineEntry.data).where(TimelineEntry.key == job.key))
+            if earlier is not None and earlier.get("delivered"):
+                return  # sent by an earlier run of this job
+            data["late"] = True  # the run that wrote it did not get to mark it sent
+    mentions, direct = await targets(bot, level)
+    data["to"] = [m.plain for m in mentions]
     messenger = messenger_for(bot, incident)
     reply = ping_message(incident, level.label, mentions, payload["repeat"], late=data["late"], config=bot.config)
     await messenger.post(incident.channel_id or incident.headline_channel or "", reply)
     for user in direct:
         await post_direct(bot, messenger, user, reply)
-    await service.update_entry_data(bot.db, job.key, data | {"delivered": True})
-    if payload["level"] > incident.escalation_level:
-        await service.set_fields(bot.db, incident.id, now, escalation_level=payload["level"])
+    async with bot.db.sessions() as session, session.begin():
+        await session.execute(update(TimelineEntry).where(TimelineEntry.key == job.key).values(data=data | {"delivered": True}))
+        if payload["level"] > incident.escalation_level:
+            await session.execute(update(Incident).where(Incident.id == incident.id, Incident.escalation_level < payload["level"])
+                                  .values(escalation_level=payload["level"], updated_at=now))
 
 
 async def run_reminder(bot, job: Job) -> None:

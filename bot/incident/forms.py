@@ -15,6 +15,8 @@ from bot.pipeline.reply import Outcome, Reply
 
 OPEN_FORM = "incident.open_form"
 UPDATE_FORM = "incident.update_form"
+FORM_SHOWN = "The form to open an incident is open."
+FORM_REFUSED = "Slack did not show the form: type /incident open <severity> <title> [--service S ...] [--playbook NAME]."
 NO_FORMS_OPEN = "The console has no forms: type /incident open <severity> <title> [--service S ...] [--playbook NAME]."
 
 
@@ -40,8 +42,10 @@ async def open_incident_form(inv) -> Reply:
     """/incident open with no arguments."""
     request = inv.request
     if await _show(inv.bot, request.transport, request.trigger_id, _open_form(inv.bot.config, request.channel_id)):
-        return Reply(text="", outcome=Outcome.ok, ephemeral=True)
-    return Reply.refusal(NO_FORMS_OPEN)
+        # Slack refuses an empty answer (no_text) on the response_url: say where the form is.
+        return Reply(text=FORM_SHOWN, outcome=Outcome.ok, ephemeral=True)
+    # Slack may refuse the form (an expired trigger_id): that is no console.
+    return Reply.refusal(NO_FORMS_OPEN if request.transport == "console" else FORM_REFUSED)
 
 
 def _channel(metadata: str) -> str:
@@ -80,7 +84,7 @@ async def update_button(press) -> Reply:
     form = Form(UPDATE_FORM, f"Update {incident.ref}"[:24], "Post",
                 (FormField("text", "What is happening now?", "multiline", max_length=MAX_TEXT),), metadata=str(incident.id))
     if await _show(bot, click.transport, click.trigger_id, form):
-        return Reply(text="", outcome=Outcome.ok, ephemeral=True)
+        return Reply(text=f"The form to post an update on {incident.ref} is open.", outcome=Outcome.ok, ephemeral=True)
     return Reply.refusal(f"Type /incident update {incident.id} <what is happening now>.", Outcome.ok)
 
 

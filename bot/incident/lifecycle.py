@@ -41,13 +41,20 @@ def milestone(text: str) -> dict:
     return {}
 
 
+def pinned_headline_key(incident_id: int) -> str:
+    """The timeline entry holding the ref of the headline's copy pinned in the incident's own channel."""
+    return f"headline:{incident_id}"
+
+
 async def refresh_headline(bot, incident: Incident) -> None:
-    if not incident.headline_ref:
-        return
-    try:
-        await messenger_for(bot, incident).update(incident.headline_ref, headline(incident, bot.config))
-    except Exception as exc:  # the change is recorded; a stale headline is said in the log
-        log.warning("%s headline not redrawn: %s", incident.ref, exc.__class__.__name__)
+    """Redraw the headline and its pinned copy in the incident's channel (create_channels)."""
+    pinned = await service.entry_by_key(bot.db, pinned_headline_key(incident.id)) if incident.channel_id else None
+    refs = [incident.headline_ref, pinned.data.get("ref") if pinned else None]
+    for ref in filter(None, refs):
+        try:
+            await messenger_for(bot, incident).update(ref, headline(incident, bot.config))
+        except Exception as exc:  # the change is recorded; a stale headline is said in the log
+            log.warning("%s headline not redrawn: %s", incident.ref, exc.__class__.__name__)
 
 
 def _resolved(incident: Incident, bot, doing: str) -> Reply:

@@ -15,6 +15,7 @@ from bot.config.incident_models import Playbook
 from bot.config.models import AppConfig
 from bot.incident import escalation, service
 from bot.incident.models import MAX_TEXT, MAX_TITLE, Incident
+from bot.incident.lifecycle import pinned_headline_key, refresh_headline
 from bot.incident.notify import channel_of, messenger_for, post_direct
 from bot.incident.playbooks import post_checklist
 from bot.incident.views import done, headline
@@ -65,14 +66,17 @@ def validate(config: AppConfig, severity: str, title: str, services: list[str], 
         raise Refused(f"Unknown service '{unknown[0][:40]}'. Services: {', '.join(config.services) or 'none configured'}.")
     if playbook is not None and playbook not in config.playbooks:
         raise Refused(f"There is no playbook '{playbook[:40]}'. Playbooks: {', '.join(config.playbooks) or 'none configured'}.")
-    return found[0], title, playbook or suggested_playbook(config, services)
+    return found[0], title, playbook or suggested_playbook(config, services, found[0])
 
 
-def suggested_playbook(config: AppConfig, services: list[str]) -> str | None:
-    for name, playbook in config.playbooks.items():
-        if set(playbook.services) & set(services):
+def suggested_playbook(config: AppConfig, services: list[str], severity: str) -> str | None:
+    """The first playbook naming one of the services, preferring one written for this severity."""
+    matching = [name for name, playbook in config.playbooks.items() if set(playbook.services) & set(services)]
+    for name in matching:
+        suggested = config.playbooks[name].severity
+        if suggested and (config.severity(suggested) or ("",))[0] == severity:
             return name
-    return None
+    return matching[0] if matching else None
 
 
 def channel_name(prefix: str, number: int, title: str, attempt: int = 0) -> str:
@@ -107,6 +111,8 @@ async def open_incident(bot, request: OpenRequest) -> Reply:
     if bot.config.incidents.create_channels and isinstance(messenger, ChannelAdmin):
         problems += await _make_channel(bot, messenger, incident, request.user_id)
         incident = await service.get(bot.db, incident.id)
+        if incident.channel_id:
+            await refresh_headline(bot, incident)  # the headline was posted before its channel existed: link it
     await escalation.plan(bot, incident, now)
     problems += await _notify(bot, incident)
     if playbook:
@@ -147,6 +153,10 @@ async def _make_channel(bot, messenger: ChannelAdmin, incident: Incident, reques
     try:
         await messenger.set_topic(channel_id, topic)
         copy = await messenger.post(channel_id, headline(await service.get(bot.db, incident.id), bot.config))
+        # Kept so that the pinned copy is redrawn with the headline (no stale Acknowledge button).
+        await service.add_entry(bot.db, incident.id, service.Entry("channel", "", f"Channel #{name} created",
+                                                                   {"channel": channel_id, "name": name, "ref": copy},
+                                                                   key=pinned_headline_key(incident.id)), bot.clock.now())
         await messenger.pin(copy)
     except MessagePostFailed as exc:
         problems.append(f"the channel's topic or pinned headline failed ({str(exc)[:60]})")

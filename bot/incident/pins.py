@@ -5,6 +5,7 @@ from bot.incident import service
 from bot.incident.lifecycle import clean, message_time
 from bot.incident.notify import messenger_for
 from bot.pipeline.messenger import ChannelAdmin, MessagePostFailed
+from bot.pipeline.parse import normalise_slack_text
 from bot.pipeline.reply import Outcome, Reply
 
 PUSHPIN = "pushpin"
@@ -32,7 +33,8 @@ async def pinned(bot, click) -> Reply:
     if message is None:
         return IGNORED
     author, text = message
-    entry = service.Entry("pin", author, clean(text), {"pinned_by": click.user_id, "ts": click.value},
+    # The message as Slack stores it is mrkdwn (&amp;, <@U1>): kept as the person wrote it, escaped once when shown.
+    entry = service.Entry("pin", author, clean(normalise_slack_text(text)), {"pinned_by": click.user_id, "ts": click.value},
                           key=pin_key(click.channel_id, click.value))
     added = await service.add_entry(bot.db, incident.id, entry, at)
     return Reply(text="pinned" if added else "already pinned", outcome=Outcome.ok)

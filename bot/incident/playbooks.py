@@ -9,6 +9,7 @@ from bot.incident.models import Incident
 from bot.incident.notify import channel_of, messenger_for
 from bot.incident.views import playbook_checklist
 from bot.pipeline.messenger import MessagePostFailed
+from bot.pipeline.reply import Outcome, Reply
 from bot.pipeline.request import Request
 
 
@@ -59,17 +60,18 @@ async def step_of(bot, value: str):
     return incident, incident.playbook, parsed[1], playbook.steps[parsed[1] - 1]
 
 
-async def tick(bot, user_id: str, value: str) -> str:
+async def tick(bot, user_id: str, value: str) -> Reply:
+    """A refusal is one (a stale or forged button is on record as refused, not as done)."""
     found = await step_of(bot, value)
     if isinstance(found, str):
-        return found
+        return Reply.refusal(found)
     incident, name, number, step = found
     now = bot.clock.now()
     entry = service.Entry("step", user_id, f"Step {number} done: {step.text}", {"step": number}, key=step_key(incident.id, number))
     if not await service.add_entry(bot.db, incident.id, entry, now):
-        return f"Step {number} of {incident.ref}'s playbook was already ticked; nothing changed."
+        return Reply.refusal(f"Step {number} of {incident.ref}'s playbook was already ticked; nothing changed.", Outcome.ok)
     await refresh_checklist(bot, incident)
-    return f"Step {number} of {incident.ref}'s playbook is done, on the timeline."
+    return Reply(text=f"Step {number} of {incident.ref}'s playbook is done, on the timeline.", ephemeral=True)
 
 
 async def refresh_checklist(bot, incident: Incident) -> None:
@@ -92,6 +94,9 @@ async def run_step(bot, click) -> object:
     command, _, text = step.command[1:].partition(" ")
     request = Request(user_id=click.user_id, channel_id=click.channel_id, command=command, text=text, transport=click.transport,
                       trigger="playbook", team_id=click.team_id)
-    await service.add_entry(bot.db, incident.id, service.Entry("step_run", click.user_id, f"Ran step {number}: {step.command}",
-                                                               {"step": number}), bot.clock.now())
-    return await bot.handle(request)
+    reply = await bot.handle(request)
+    # Recorded with how it went: a run the command's roles or guard refused ran nothing.
+    outcome = reply.outcome.value
+    entry = service.Entry("step_run", click.user_id, f"Ran step {number}: {step.command} ({outcome})", {"step": number, "outcome": outcome})
+    await service.add_entry(bot.db, incident.id, entry, bot.clock.now())
+    return reply

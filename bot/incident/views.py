@@ -13,7 +13,6 @@ from bot.pipeline.markup import Mention, Text, channel
 from bot.pipeline.reply import Actions, Button, Context, Header, Outcome, Reply, Section
 
 MAX_SHOWN_ENTRIES = 40
-BUTTONS_PER_ROW = 25  # Block Kit's limit for one actions block
 
 
 def when(at: datetime | None, config: AppConfig, *, date: bool = True) -> str:
@@ -158,20 +157,23 @@ def listing(incidents: list[Incident], config: AppConfig, *, include_resolved: b
 
 def playbook_checklist(incident: Incident, name: str, playbook: Playbook, ticked: dict[int, tuple[str, datetime]], config: AppConfig) -> Reply:
     lines: list[Text] = []
-    buttons: list[Button] = []
+    rows: list[Actions] = []
     for number, step in enumerate(playbook.steps, 1):
         done = ticked.get(number)
         mark = "[x]" if done else "[ ]"
         command = f"  `{step.command}`" if step.command else ""
         by = [" (", Mention(done[0]), f" {when(done[1], config, date=False)})"] if done else []
         lines.append(Text(f"{mark} {number}. {step.text}{command}", *by))
-        if step.command:
-            buttons.append(Button(f"Run {number}", "incident.run_step", f"{incident.id}:{number}"))
+        buttons = [Button(f"Run {number}", "incident.run_step", f"{incident.id}:{number}")] if step.command else []
         if not done:
             buttons.append(Button(f"Done {number}", "incident.tick_step", f"{incident.id}:{number}"))
+        if buttons:
+            rows.append(Actions(tuple(buttons)))
     blocks: list = [Header(f"Playbook for {incident.ref}: {playbook.title}"[:150]), Section(Text(*_lines(lines)))]
     if incident.state is not IncidentState.resolved:
-        blocks += [Actions(tuple(buttons[i:i + BUTTONS_PER_ROW])) for i in range(0, len(buttons), BUTTONS_PER_ROW)]
+        # One actions block per step: Slack refuses a block holding two elements with one action_id
+        # (every step's Done is incident.tick_step), so the steps' buttons cannot share a row.
+        blocks += rows
     blocks.append(Context(f"playbook {name}: {len(ticked)} of {len(playbook.steps)} steps done"))
     return Reply(text=f"Playbook {playbook.title} for {incident.ref}", blocks=blocks)
 

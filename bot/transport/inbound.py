@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-MAX_TEXT = 8000  # the grammar refuses over 2,000 with a sentence; past this the body is not Slack's
+MAX_TEXT = 40000  # the grammar refuses over 2,000 with a sentence (a pasted 10 KB title gets it); past a message's 40,000 the body is not Slack's
 MAX_FIELDS = 64
 MAX_FORM_BLOCKS = 50  # a view_submission's state: blocks read (more is not a form opsbot built)
 MAX_FORM_VALUE = 3000  # one block's flattened value (a plain_text_input takes at most 3,000)
