@@ -281,7 +281,7 @@ async def test_the_lifecycle_typed_with_the_incident_number(drive, database):
 
     seen = await d.command("UOPS1", "/incident", f"show {number}")
     for line in ("Timeline (Europe/Berlin)", "23:00  opened by @UOPS1: Payments failing", "23:03  acknowledged by @UOPS2: after 3m",
-                 "23:04  update by @UOPS2: rolled back the deploy", "23:05  severity by @UOPS2: P1 -> P0",
+                 "23:04  update by @UOPS2: rolled back the deploy", "23:05  severity by @UOPS2: P1 to P0",
                  "23:07  note by @UOPS3: root cause: pool exhausted", "23:12  resolved by @UOPS1: pool resized",
                  "23:14  reopened by @UOPS1", "Follow-ups", "1. add a pool alarm (@UOPS2)\n2. store times in UTC"):
         assert line in seen.words, (line, seen.words)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from bot.incident import escalation, service
+from bot.incident import escalation, playbooks, service
 from bot.incident.models import MAX_TEXT, Incident, IncidentState
 from bot.incident.notify import channel_of, messenger_for
 from bot.incident.views import done, headline, span, update_message, when
@@ -63,6 +63,14 @@ def _resolved(incident: Incident, bot, doing: str) -> Reply:
                               f"/incident reopen {incident.id} reopens it."))
 
 
+async def redraw_checklist(bot, incident: Incident) -> None:
+    """Resolved, the checklist loses its Run and Done buttons; reopened, it gets them back."""
+    try:
+        await playbooks.refresh_checklist(bot, incident)
+    except Exception as exc:
+        log.warning("%s checklist not redrawn: %s", incident.ref, exc.__class__.__name__)
+
+
 async def acknowledge(bot, incident: Incident, user: str) -> Reply:
     now = bot.clock.now()
     tta = int((now - incident.opened_at).total_seconds())
@@ -92,6 +100,7 @@ async def resolve(bot, incident: Incident, user: str, summary: str) -> Reply:
         return _resolved(result.incident, bot, "resolve")
     await escalation.stop(bot, incident.id, reminders=True)
     await refresh_headline(bot, result.incident)
+    await redraw_checklist(bot, result.incident)
     return done(f"{incident.ref} resolved after {span(now - incident.opened_at)}. /incident postmortem {incident.id} writes the review.")
 
 
@@ -105,6 +114,7 @@ async def reopen(bot, incident: Incident, user: str) -> Reply:
         return Reply.refusal(f"{incident.ref} is not resolved ({result.incident.state.value}); there is nothing to reopen.")
     await escalation.plan(bot, result.incident, now)
     await refresh_headline(bot, result.incident)
+    await redraw_checklist(bot, result.incident)
     return done(f"{incident.ref} is open again; escalation starts over at its first level.")
 
 
@@ -117,7 +127,7 @@ async def change_severity(bot, incident: Incident, user: str, wanted: str) -> Re
         return Reply.refusal(f"{incident.ref} is already {name}; nothing changed.", Outcome.ok)
     now = bot.clock.now()
     result = await service.transition(bot.db, incident.id, states=UNRESOLVED, values={"severity": name, "escalation_level": 0},
-                                      entry=service.Entry("severity", user, f"{incident.severity} -> {name}",
+                                      entry=service.Entry("severity", user, f"{incident.severity} to {name}",
                                                           {"from": incident.severity, "to": name}),
                                       now=now, extra=service.next_plan())
     if not result.won:
