@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/health_fanout.py
 	$(BIN)/python bench/hostile_edge.py
 	$(BIN)/python bench/redaction.py
+	$(BIN)/python bench/escalation_scale.py
 
 config-reference: $(STAMP)
 	$(BIN)/opsbot config reference > docs/config-reference.md

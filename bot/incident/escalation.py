@@ -9,8 +9,8 @@ incident first and does nothing unless the incident still waits for that plan.
 Sending is recorded as a timeline entry keyed like the job, written before the message
 goes out and marked delivered after: a run that finds its entry delivered sends nothing,
 so a retried job does not ping twice. One that finds it undelivered (its replica died
-mid-send) sends it now, marked late; if that replica died after Slack took the message
-and before the mark, this is the one case of a ping sent twice (see run_ping).
+mid-send) looks for the page in Slack's history first and sends it, marked late, only where
+it did not arrive (see run_ping).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from bot.config.models import AppConfig
 from bot.incident import service
 from bot.incident.models import Incident, IncidentState, TimelineEntry
 from bot.incident.notify import messenger_for, post_direct
+from bot.pipeline.messenger import ChannelAdmin, MessagePostFailed
 from bot.incident.views import ping_message, reminder_message
 from bot.pipeline.markup import HERE, Mention, group
 from bot.schedule import Job, JobType
@@ -136,14 +137,15 @@ async def run_ping(bot, job: Job) -> None:
     """Page one level once: read the incident and write the ping's entry (undelivered) in one
     transaction, send, then mark the entry delivered (and raise the incident's level) in another.
 
-    At least once, never twice on a retry: the entry keyed by the job is the claim on sending. A run
-    that finds it delivered sends nothing; one that finds it undelivered (an earlier run died, or
-    was stopped, before the mark) sends it, marked late. What can still double is one window: a run
-    killed after Slack accepted a message and before the delivered mark committed. Its retry (the
-    job handed back on a clean stop, or recovered when its lease ran out) sends that ping again.
-    A page twice beats a page lost, so the mark is not written before sending."""
+    Once: the entry keyed by the job is the claim on sending. A run that finds it delivered sends
+    nothing. One that finds it undelivered (an earlier run died, or was stopped, before the mark)
+    first looks in the channel and each direct-message channel for the page's marker, and sends
+    only where it is missing, marked late. A page can still double only where that history cannot
+    be read (the console, a refused conversations.history, a busy channel that pushed it past the
+    newest 200 messages): a page twice beats a page lost, so the mark is not written before sending."""
     payload = job.payload
     now = bot.clock.now()
+    retry = False
     async with bot.db.sessions() as session, session.begin():
         incident = await session.get(Incident, payload["incident"])
         if incident is None:
@@ -161,19 +163,40 @@ async def run_ping(bot, job: Job) -> None:
             earlier = await session.scalar(select(TimelineEntry.data).where(TimelineEntry.key == job.key))
             if earlier is not None and earlier.get("delivered"):
                 return  # sent by an earlier run of this job
-            data["late"] = True  # the run that wrote it did not get to mark it sent
+            data["late"] = retry = True  # the run that wrote it did not get to mark it sent: it may have sent it
     mentions, direct = await targets(bot, level)
     data["to"] = [m.plain for m in mentions]
     messenger = messenger_for(bot, incident)
-    reply = ping_message(incident, level.label, mentions, payload["repeat"], late=data["late"], config=bot.config)
-    await messenger.post(incident.channel_id or incident.headline_channel or "", reply)
+    marker = page_marker(job.key)
+    reply = ping_message(incident, level.label, mentions, payload["repeat"], late=data["late"], config=bot.config, marker=marker)
+    channel = incident.channel_id or incident.headline_channel or ""
+    if not (retry and await _already_sent(messenger, channel, marker)):
+        await messenger.post(channel, reply)
     for user in direct:
-        await post_direct(bot, messenger, user, reply)
+        if not (retry and await _already_sent(messenger, user, marker)):
+            await post_direct(bot, messenger, user, reply)
     async with bot.db.sessions() as session, session.begin():
         await session.execute(update(TimelineEntry).where(TimelineEntry.key == job.key).values(data=data | {"delivered": True}))
         if payload["level"] > incident.escalation_level:
             await session.execute(update(Incident).where(Incident.id == incident.id, Incident.escalation_level < payload["level"])
                                   .values(escalation_level=payload["level"], updated_at=now))
+
+
+def page_marker(job_key: str) -> str:
+    """"page 42.3.1.0" for incident.ping:42:3:1:0: shown on the page, looked for before a retry sends it again."""
+    return "page " + ".".join(job_key.split(":")[1:])
+
+
+async def _already_sent(messenger, channel: str, marker: str) -> bool:
+    """A retried page looks for itself first (Slack's history), so a run that died between Slack's
+    answer and the delivered mark is not paged twice. Where history cannot be read (the console,
+    a refusal), it is sent again: a page twice beats a page lost."""
+    if not isinstance(messenger, ChannelAdmin):
+        return False
+    try:
+        return await messenger.posted(channel, marker)
+    except MessagePostFailed:
+        return False
 
 
 async def run_reminder(bot, job: Job) -> None:

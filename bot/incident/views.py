@@ -86,12 +86,15 @@ def action_buttons(incident: Incident) -> list[Button]:
     ]
 
 
-def ping_message(incident: Incident, level: str, targets: list[Mention], repeat: int, *, late: bool, config: AppConfig) -> Reply:
+def ping_message(incident: Incident, level: str, targets: list[Mention], repeat: int, *, late: bool, config: AppConfig,
+                 marker: str) -> Reply:
+    """`marker` names this one page ("page 42.3.1.0"): a retried ping looks for it in the channel before sending again."""
     again = f" (reminder {repeat})" if repeat else ""
     note = " This page is late: the bot was down when it fell due." if late else ""
     line = Text(*_joined(targets), f" {incident.ref} {severity_label(incident, config)} \"{incident.title}\" is not acknowledged{again}. "
                 f"Paging {level}.{note}")
-    return Reply(text=line, blocks=[Section(line), Actions((Button("Acknowledge", "incident.ack", str(incident.id), "primary"),))])
+    return Reply(text=Text(line, f" ({marker})"), blocks=[
+        Section(line), Context(marker), Actions((Button("Acknowledge", "incident.ack", str(incident.id), "primary"),))])
 
 
 def _joined(targets: list[Mention]) -> list:

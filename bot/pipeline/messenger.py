@@ -57,6 +57,10 @@ class ChannelAdmin(Protocol):
     async def message(self, channel: str, ts: str) -> tuple[str, str] | None:
         """(author, text) of the message at `ts` in `channel` (conversations.history), None when gone."""
 
+    async def posted(self, channel: str, marker: str) -> bool:
+        """Whether one of the newest messages in `channel` (a user id: their direct messages with
+        the bot) contains `marker`: a retried page checks before sending twice."""
+
 
 @dataclass(frozen=True)
 class Click:

@@ -60,6 +60,8 @@ class Scheduler:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._failing = False
+        self._periodic_checked: datetime | None = None  # when ensure_periodic last looked (clock time)
+        self._recovered: datetime | None = None  # when recover last looked (clock time)
 
     # ------------------------------------------------------------------ for domains
 
@@ -109,7 +111,8 @@ class Scheduler:
             self._wake.clear()  # set from here on by an enqueue: the next sleep is skipped
             wake_at, ran = None, 0
             try:
-                await self.ensure_periodic()
+                if self._periodic_due():
+                    await self.ensure_periodic()
                 ran = await self.run_due()
                 wake_at = await service.next_wake(self.db, self.registry.kinds)
                 if self._failing:
@@ -125,29 +128,75 @@ class Scheduler:
 
     async def ensure_periodic(self) -> None:
         """A periodic kind with no pending or running row (first start, or its chain was cancelled)
-        gets its current slot, due now; the slot key keeps replicas starting together to one row."""
+        gets its current slot, due now; the slot key keeps replicas starting together to one row.
+
+        A chain only breaks when someone cancels or deletes its row (finish and recover add the
+        next slot in the same transaction), so the loop looks on its first pass and then once per
+        `poll`, not on every pass: the look cannot use an index (there is none on kind) and scans
+        the table, a week of ended rows included."""
         now = self.clock.now()
+        self._periodic_checked = now
         for job_type in self.registry.periodic:
             if not await service.active(self.db, job_type.kind):
                 # Not self.enqueue: run_due comes right after this, no need to wake.
                 await service.enqueue(self.db, job_type.kind, slot_key(job_type, slot(job_type, now)), now)
 
+    def _periodic_due(self) -> bool:
+        checked = self._periodic_checked
+        return checked is None or self.clock.now() - checked >= timedelta(seconds=self.poll) or self.clock.now() < checked
+
     async def run_due(self) -> int:
-        """Recover expired claims, then claim and run due jobs until none is left; how many ran."""
+        """Recover expired claims, then claim and run due jobs until none is left; how many ran.
+
+        Up to `batch` jobs run at once, and a slot that frees up is filled without waiting for the
+        others: one slow job (a Slack call waiting out a 429) does not hold back every job claimed
+        with it. More is claimed once half the slots are free (or none is running), so a backlog
+        is claimed `batch / 2` rows per statement rather than one. During a long backlog expired
+        claims are still recovered, once per `poll`: a dead replica's jobs must not wait until this
+        one has caught up."""
         await self.recover()
         ran = 0
-        while True:
-            now = self.clock.now()
-            jobs = await service.claim(self.db, self.replica, self.registry.leases(now), now, grace=self.grace, limit=self.batch)
-            if not jobs:
-                return ran
-            try:
-                await asyncio.gather(*(self._run(job) for job in jobs))
-            except asyncio.CancelledError:
-                if self._stopping:  # claimed jobs that never started go back now, not after their lease
-                    await asyncio.shield(self._release_all(jobs))
-                raise
-            ran += len(jobs)
+        running: dict[asyncio.Task, Job] = {}
+        try:
+            while True:
+                free = self.batch - len(running)
+                if not running or free >= max(1, self.batch // 2):
+                    now = self.clock.now()
+                    if self._recover_due(now):
+                        await self.recover()
+                    jobs = await service.claim(self.db, self.replica, self.registry.leases(now), now, grace=self.grace, limit=free)
+                    for job in jobs:
+                        running[asyncio.ensure_future(self._run(job))] = job
+                if not running:
+                    return ran
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    job = running.pop(task)
+                    ran += 1
+                    if not task.cancelled() and task.exception() is not None:  # _run contains everything else
+                        log.error("scheduled job %s ended with %s", job.key, task.exception().__class__.__name__)
+        except asyncio.CancelledError:
+            await self._settle(running, cancel=True)
+            raise
+        except Exception:  # a claim failed (the database went away): what runs ends on its own first
+            await self._settle(running, cancel=False)
+            raise
+
+    async def _settle(self, running: dict[asyncio.Task, Job], *, cancel: bool) -> None:
+        """No job task outlives run_due: cancelled (a stop or a kill) or waited for."""
+        jobs = list(running.values())
+        if cancel:
+            for task in running:
+                task.cancel()
+        try:
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        finally:
+            if cancel and self._stopping:  # claimed jobs that never started go back now, not after their lease
+                await asyncio.shield(self._release_all(jobs))
+
+    def _recover_due(self, now: datetime) -> bool:
+        return self._recovered is None or now - self._recovered >= timedelta(seconds=self.poll) or now < self._recovered
 
     async def _release_all(self, jobs: list[Job]) -> None:
         for job in jobs:  # conditional on still running under this claim: finished ones are left alone
@@ -155,6 +204,7 @@ class Scheduler:
                 await service.release(self.db, job, self.replica)
 
     async def recover(self) -> None:
+        self._recovered = self.clock.now()
         recovered = await service.recover(self.db, self.clock.now(), max_attempts=self.max_attempts, then_for=self._follow_up)
         for job, state in recovered:
             log.warning("scheduled job %s: its claim expired (attempt %s); now %s", job.key, job.attempts, state.value)
@@ -202,10 +252,11 @@ class Scheduler:
         delay = self.poll
         if wake_at is not None:
             delay = min(delay, max(0.0, (wake_at - self.clock.now()).total_seconds()))
-        if idle:
-            # Nothing was claimed, yet something is due: another replica holds it (SKIP LOCKED).
-            # Wait a little instead of asking again at once.
-            delay = max(delay, min(self.poll, IDLE_RETRY))
+            if idle and delay == 0:
+                # Nothing was claimed, yet something is due: another replica holds it (SKIP LOCKED,
+                # its claim not yet committed). Wait a little instead of asking again at once. Only
+                # then: a job due in 50 ms is woken for in 50 ms, not in IDLE_RETRY.
+                delay = min(self.poll, IDLE_RETRY)
         if self._wake.is_set():
             return
         sleeper = asyncio.ensure_future(self.clock.sleep(delay))

@@ -8,6 +8,7 @@ UPDATE. Either way the UPDATE also requires state = 'pending', so a row is claim
 """
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -91,21 +92,28 @@ async def _claim_batch(db: Database, due, claimed: dict, leases: dict[str, datet
 
 
 async def _claim_each(db: Database, due, claimed: dict, leases: dict[str, datetime], limit: int) -> list[Job]:
-    """SQLite: one writer at a time, so each candidate gets its own short conditional UPDATE."""
+    """SQLite: one writer at a time, so each candidate gets its own short conditional UPDATE.
+
+    The candidates are the `2 * limit` earliest due, tried in due order until one is lost to another
+    replica, then in a random order: two replicas walking the same rows in the same order race for
+    every one, and the one a step behind would lose them all for as long as the other keeps claiming."""
     while True:
         async with db.sessions() as session:
-            candidates = (await session.execute(select(C.id, C.kind).where(*due).order_by(C.due_at, C.id).limit(limit))).all()
+            candidates = (await session.execute(select(C.id, C.kind).where(*due).order_by(C.due_at, C.id).limit(2 * limit))).all()
         if not candidates:
             return []
         jobs = []
-        for job_id, kind in candidates:
+        while candidates and len(jobs) < limit:
+            job_id, kind = candidates.pop(0)
             statement = update(JOBS).where(C.id == job_id, C.state == JobState.pending).values(lease_until=leases[kind], **claimed)
             async with db.sessions() as session, session.begin():
                 row = (await session.execute(statement.returning(*CLAIMED))).first()
-            if row is not None:  # None: another replica won this one
+            if row is not None:
                 jobs.append(_job(row))
+            else:  # another replica won this one, and is likely to take the next ones in order too
+                random.shuffle(candidates)
         if jobs:  # empty only when another replica took every candidate: look again, more may be due
-            return jobs
+            return sorted(jobs, key=lambda job: (job.due_at, job.id))
 
 
 def _held(job: Job, replica: str):

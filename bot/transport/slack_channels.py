@@ -11,6 +11,7 @@ from bot.metrics import SLACK_API_ERRORS
 from bot.pipeline.messenger import MessagePostFailed
 from bot.transport.slack import SlackMessenger
 
+HISTORY_LOOKBACK = 200  # messages a retried page looks through for itself
 # Answers that mean the wanted state is already there.
 ALREADY = {"conversations.invite": "already_in_channel", "pins.add": "already_pinned"}
 
@@ -49,3 +50,13 @@ class SlackWorkspaceMessenger(SlackMessenger):
                 author = message.get("user") or message.get("bot_id") or ""
                 return str(author)[:32], str(message.get("text", ""))[:40000]
         return None
+
+    async def posted(self, channel: str, marker: str) -> bool:
+        if channel.startswith(("U", "W")):  # a user: the direct-message channel with the bot
+            opened = await self._call("conversations.open", self._client.conversations_open, users=channel)
+            channel = opened["channel"]["id"]
+        # The newest page of history only: a busy channel may have pushed the page further back,
+        # and then it is sent again (a page twice beats a page lost).
+        history = await self._call("conversations.history", self._client.conversations_history, channel=channel,
+                                   limit=HISTORY_LOOKBACK)
+        return any(marker in str(message.get("text", "")) for message in history.get("messages", []))
