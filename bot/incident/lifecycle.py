@@ -77,14 +77,15 @@ async def acknowledge(bot, incident: Incident, user: str) -> Reply:
     result = await service.transition(bot.db, incident.id, states=(IncidentState.open,),
                                       values={"state": IncidentState.acknowledged, "acknowledged_by": user, "acknowledged_at": now},
                                       entry=service.Entry("acknowledged", user, f"after {span(now - incident.opened_at)}",
-                                                          {"tta_seconds": tta}), now=now)
+                                                          {"tta_seconds": tta}), now=now,
+                                      then=lambda session, changed: escalation.stop_in(session, changed.id))
     current = result.incident
     if not result.won:
         if current.state is IncidentState.resolved:
             return _resolved(current, bot, "acknowledge")
         return Reply.refusal(Text(f"{current.ref} was already acknowledged by ", Mention(current.acknowledged_by or ""),
                                   f" at {when(current.acknowledged_at, bot.config)}."), Outcome.ok)
-    await escalation.stop(bot, incident.id)
+    bot.scheduler.wake()
     await refresh_headline(bot, current)
     return done(Text(f"{current.ref} acknowledged by ", Mention(user), f" after {span(now - current.opened_at)}; escalation stopped."))
 
@@ -95,10 +96,10 @@ async def resolve(bot, incident: Incident, user: str, summary: str) -> Reply:
     ttr = int((now - incident.opened_at).total_seconds())
     result = await service.transition(bot.db, incident.id, states=UNRESOLVED,
                                       values={"state": IncidentState.resolved, "resolved_by": user, "resolved_at": now, "summary": summary},
-                                      entry=service.Entry("resolved", user, summary, {"ttr_seconds": ttr}), now=now)
+                                      entry=service.Entry("resolved", user, summary, {"ttr_seconds": ttr}), now=now,
+                                      then=lambda session, changed: escalation.stop_in(session, changed.id, reminders=True))
     if not result.won:
         return _resolved(result.incident, bot, "resolve")
-    await escalation.stop(bot, incident.id, reminders=True)
     await refresh_headline(bot, result.incident)
     await redraw_checklist(bot, result.incident)
     return done(f"{incident.ref} resolved after {span(now - incident.opened_at)}. /incident postmortem {incident.id} writes the review.")
@@ -109,10 +110,11 @@ async def reopen(bot, incident: Incident, user: str) -> Reply:
     values = {"state": IncidentState.open, "acknowledged_by": None, "acknowledged_at": None, "resolved_by": None,
               "resolved_at": None, "escalation_level": 0}
     result = await service.transition(bot.db, incident.id, states=(IncidentState.resolved,), values=values,
-                                      entry=service.Entry("reopened", user), now=now, extra=service.next_plan())
+                                      entry=service.Entry("reopened", user), now=now, extra=service.next_plan(),
+                                      then=lambda session, changed: escalation.plan_in(session, bot, changed, now))
     if not result.won:
         return Reply.refusal(f"{incident.ref} is not resolved ({result.incident.state.value}); there is nothing to reopen.")
-    await escalation.plan(bot, result.incident, now)
+    bot.scheduler.wake()
     await refresh_headline(bot, result.incident)
     await redraw_checklist(bot, result.incident)
     return done(f"{incident.ref} is open again; escalation starts over at its first level.")
@@ -129,14 +131,12 @@ async def change_severity(bot, incident: Incident, user: str, wanted: str) -> Re
     result = await service.transition(bot.db, incident.id, states=UNRESOLVED, values={"severity": name, "escalation_level": 0},
                                       entry=service.Entry("severity", user, f"{incident.severity} to {name}",
                                                           {"from": incident.severity, "to": name}),
-                                      now=now, extra=service.next_plan())
+                                      now=now, extra=service.next_plan(),
+                                      then=lambda session, changed: escalation.plan_in(
+                                          session, bot, changed, now, pings=changed.state is IncidentState.open))
     if not result.won:
         return _resolved(result.incident, bot, "re-grade")
-    await escalation.stop(bot, incident.id, reminders=True)
-    if result.incident.state is IncidentState.open:
-        await escalation.plan(bot, result.incident, now)
-    else:
-        await escalation.plan(bot, result.incident, now, pings=False)
+    bot.scheduler.wake()
     await refresh_headline(bot, result.incident)
     return done(f"{incident.ref} is now {name} (was {incident.severity}); escalation re-planned from now.")
 
@@ -148,11 +148,11 @@ async def escalate(bot, incident: Incident, user: str, reason: str) -> Reply:
     now = bot.clock.now()
     result = await service.transition(bot.db, incident.id, states=UNRESOLVED, values={"escalation_level": level},
                                       entry=service.Entry("escalated", user, clean(reason), {"level": level}),
-                                      now=now, extra=service.next_plan())
+                                      now=now, extra=service.next_plan(),
+                                      then=lambda session, changed: escalation.plan_in(session, bot, changed, now, from_level=level, forced=True))
     if not result.won:
         return _resolved(result.incident, bot, "escalate")
-    await escalation.stop(bot, incident.id, reminders=True)
-    await escalation.plan(bot, result.incident, now, from_level=level, forced=True)
+    bot.scheduler.wake()
     label = chain[level].label if chain else "nobody"
     again = " (already the last level: paging it again)" if level == incident.escalation_level else ""
     return done(f"{incident.ref} escalated to level {level + 1}, {label}{again}.")

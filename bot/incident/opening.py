@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 from dataclasses import dataclass
 
 from bot.config.incident_models import Playbook
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SLUG_WORDS = re.compile(r"[a-z0-9]+")
 MAX_CHANNEL_NAME = 80
+ANNOUNCE_GRACE = timedelta(seconds=30)  # the first page waits this long at most for the headline and channel
 TOPIC_LIMIT = 250
 
 
@@ -98,25 +100,15 @@ async def open_incident(bot, request: OpenRequest) -> Reply:
     incident = await service.open_incident(
         bot.db, title=title, severity=severity, services=request.services, description=redact_cut(request.description, MAX_TEXT),
         playbook=playbook, opened_by=request.user_id, transport=request.transport, team=request.team_id, now=now,
+        headline_channel=bot.config.incidents_channel or request.channel_id,
+        # No incident without its pages: planned in the same transaction, the first held until it is announced.
+        then=lambda session, opened: escalation.plan_in(session, bot, opened, now, hold_first_until=now + ANNOUNCE_GRACE),
     )
     problems: list[str] = []
-    headline_channel = bot.config.incidents_channel or request.channel_id
-    messenger = messenger_for(bot, incident)
     try:
-        ref = await messenger.post(headline_channel, headline(incident, bot.config))
-        await service.set_fields(bot.db, incident.id, now, headline_channel=headline_channel, headline_ref=ref)
-    except MessagePostFailed as exc:
-        problems.append(f"the headline could not be posted in {headline_channel} ({str(exc)[:60]})")
-    incident = await service.get(bot.db, incident.id)
-    if bot.config.incidents.create_channels and isinstance(messenger, ChannelAdmin):
-        problems += await _make_channel(bot, messenger, incident, request.user_id)
-        incident = await service.get(bot.db, incident.id)
-        if incident.channel_id:
-            await refresh_headline(bot, incident)  # the headline was posted before its channel existed: link it
-    await escalation.plan(bot, incident, now)
-    problems += await _notify(bot, incident)
-    if playbook:
-        problems += await post_checklist(bot, incident, playbook)
+        incident = await _announce(bot, incident, request, playbook, problems)
+    finally:
+        await escalation.release_first(bot, incident, now)  # announced or not, the first page goes out now
     where = [" Its channel: ", Mention(incident.channel_id, "channel"), "."] if incident.channel_id else []
     sentence = Text(f"Opened {incident.ref} ({severity}): {title}. Escalation follows the {severity} matrix.", *where)
     reply = done(sentence, ephemeral=True)
@@ -124,6 +116,26 @@ async def open_incident(bot, request: OpenRequest) -> Reply:
         reply.blocks.append(Section("Not done: " + "; ".join(problems) + "."))
         reply.outcome = Outcome.warning
     return reply
+
+
+async def _announce(bot, incident: Incident, request: OpenRequest, playbook: str | None, problems: list[str]) -> Incident:
+    """Headline, channel, notifications, playbook; what Slack refuses goes into `problems`."""
+    messenger = messenger_for(bot, incident)
+    try:
+        ref = await messenger.post(incident.headline_channel, headline(incident, bot.config))
+        await service.set_fields(bot.db, incident.id, bot.clock.now(), headline_ref=ref)
+    except MessagePostFailed as exc:
+        problems.append(f"the headline could not be posted in {incident.headline_channel} ({str(exc)[:60]})")
+    incident = await service.get(bot.db, incident.id)
+    if bot.config.incidents.create_channels and isinstance(messenger, ChannelAdmin):
+        problems += await _make_channel(bot, messenger, incident, request.user_id)
+        incident = await service.get(bot.db, incident.id)
+        if incident.channel_id:
+            await refresh_headline(bot, incident)  # the headline was posted before its channel existed: link it
+    problems += await _notify(bot, incident)
+    if playbook:
+        problems += await post_checklist(bot, incident, playbook)
+    return incident
 
 
 async def _make_channel(bot, messenger: ChannelAdmin, incident: Incident, requester: str) -> list[str]:

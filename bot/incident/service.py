@@ -7,6 +7,7 @@ left it, so "already resolved by Ana at 03:12" can be said in one sentence.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -17,6 +18,10 @@ from bot.storage import Database
 
 OPEN_STATES = (IncidentState.open, IncidentState.acknowledged)
 MAX_ENTRY_TEXT = 4000
+
+
+# Work that must commit with an incident change (its escalation plan): (session, incident).
+Then = Callable[[AsyncSession, Incident], Awaitable[None]]
 
 
 class NoSuchIncident(LookupError):
@@ -41,17 +46,21 @@ class Entry:
 
 
 async def open_incident(db: Database, *, title: str, severity: str, services: list[str], description: str, playbook: str | None,
-                        opened_by: str, transport: str, team: str, now: datetime) -> Incident:
+                        opened_by: str, transport: str, team: str, now: datetime, headline_channel: str | None = None,
+                        then: Then | None = None) -> Incident:
+    """INC-N with its "opened" entry, and `then` (its escalation plan) in the same transaction."""
     incident = Incident(
         title=title, severity=severity, state=IncidentState.open, services=services, description=description, playbook=playbook,
         opened_by=opened_by, opened_at=now, transport=transport, team=team, summary="", escalation_plan=1,
-        escalation_level=0, updated_at=now,
+        escalation_level=0, updated_at=now, headline_channel=headline_channel,
     )
     async with db.sessions() as session, session.begin():
         session.add(incident)
         await session.flush()
         data = {"severity": severity, "services": services, "playbook": playbook}
         await _add(session, incident.id, Entry("opened", opened_by, title, data), now)
+        if then is not None:
+            await then(session, incident)
     return incident
 
 
@@ -78,10 +87,11 @@ async def listing(db: Database, *, include_resolved: bool, limit: int = 20) -> l
 
 
 async def transition(db: Database, incident_id: int, *, states: tuple[IncidentState, ...], values: dict, entry: Entry,
-                     now: datetime, extra: dict | None = None) -> Transition:
+                     now: datetime, extra: dict | None = None, then: Then | None = None) -> Transition:
     """Apply `values` when the incident is in one of `states`, with its timeline entry, in one transaction.
 
-    `extra` holds column expressions (escalation_plan + 1) applied with the values.
+    `extra` holds column expressions (escalation_plan + 1) applied with the values; `then` runs in
+    the same transaction with the changed incident when the change was won (its escalation plan).
     """
     async with db.sessions() as session, session.begin():
         statement = (
@@ -93,6 +103,8 @@ async def transition(db: Database, incident_id: int, *, states: tuple[IncidentSt
         won = (await session.execute(statement)).first() is not None
         if won:
             await _add(session, incident_id, entry, now)
+            if then is not None:
+                await then(session, await session.get(Incident, incident_id, populate_existing=True))
     incident = await get(db, incident_id)
     return Transition(won, incident)
 

@@ -58,8 +58,23 @@ async def cancel(db: Database, key: str) -> bool:
 async def cancel_prefix(db: Database, prefix: str) -> int:
     """Every pending job whose key starts with `prefix` -> cancelled ("incident.ping:42:" on acknowledge)."""
     async with db.sessions() as session, session.begin():
-        statement = update(JOBS).where(C.key.startswith(prefix, autoescape=True), C.state == JobState.pending)
-        return (await session.execute(statement.values(state=JobState.cancelled))).rowcount
+        return await cancel_prefix_in(session, prefix)
+
+
+async def cancel_prefix_in(session: AsyncSession, prefix: str, *, keep: str | None = None) -> int:
+    """cancel_prefix inside the caller's transaction: a domain change and its timers commit together.
+    Keys starting with `keep` stay (a re-plan keeps its own jobs, so planning twice changes nothing)."""
+    statement = update(JOBS).where(C.key.startswith(prefix, autoescape=True), C.state == JobState.pending)
+    if keep is not None:
+        statement = statement.where(~C.key.startswith(keep, autoescape=True))
+    return (await session.execute(statement.values(state=JobState.cancelled))).rowcount
+
+
+async def reschedule(db: Database, key: str, due_at: datetime) -> bool:
+    """A pending job due at another time; False when it already started, ended, or does not exist."""
+    async with db.sessions() as session, session.begin():
+        result = await session.execute(update(JOBS).where(C.key == key, C.state == JobState.pending).values(due_at=due_at))
+        return result.rowcount == 1
 
 
 async def get(db: Database, key: str) -> ScheduledJob | None:
