@@ -10,7 +10,7 @@ import re
 
 from bot.incident import lifecycle, opening, review, service
 from bot.incident.models import Incident
-from bot.incident.views import listing, show
+from bot.incident.views import MAX_SHOWN_ENTRIES, listing, show
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.incident.forms import open_incident_form
 from bot.pipeline.parse import Grammar, split_words
@@ -141,8 +141,8 @@ async def _on_incident(inv: Invocation, sub: str, incident: Incident, text: str)
         return await lifecycle.escalate(bot, incident, user, text)
     if sub == "postmortem":
         return await review.postmortem(bot, incident, user)
-    entries = await service.timeline(bot.db, incident.id)
-    return show(incident, entries, await service.followups(bot.db, incident.id), bot.config)
+    entries, total = await service.recent(bot.db, incident.id, MAX_SHOWN_ENTRIES)
+    return show(incident, entries, total, await service.followups(bot.db, incident.id), bot.config)
 
 
 async def handle(inv: Invocation) -> Reply:

@@ -369,6 +369,35 @@ async def test_pings_mention_the_on_call_and_the_group_in_the_incident_channel_a
     assert (await service.get(bot.db, incident.id)).escalation_level == 1
 
 
+async def test_a_page_slack_refuses_is_tried_again_and_one_that_half_arrives_counts(make_bot, url, slack):
+    clock = ManualClock(START)
+    bot = await incident_bot(make_bot, url, clock, slack)
+    bot.scheduler.start()
+    # The on-call's direct message is refused, the channel post goes: the page counts as delivered.
+    slack.fail_next("conversations.open", "user_not_found")
+    incident = await open_incident(bot, "P0", "Checkout is down")
+    await wait_until(lambda: len(pings(slack, incident.channel_id)) == 1)
+    await settle(clock, bot)
+    [first] = await ping_entries(bot, incident.id)
+    assert first.data["delivered"] is True and first.data["failed"] == [f"{ON_CALL}: user_not_found"]
+    assert direct_pings(slack, ON_CALL) == []
+
+    # Nothing of the next page arrives: the timeline says so and the page is tried again a minute later, once.
+    for method in ("chat.postMessage", "conversations.open"):
+        slack.fail_next(method, "internal_error")
+    await advance(clock, timedelta(minutes=5), bot)
+    second = (await ping_entries(bot, incident.id))[1]
+    assert second.data["delivered"] is False
+    assert second.text == ("Paged on-call (primary) (repeat 1): not delivered "
+                           f"({incident.channel_id}: internal_error; {ON_CALL}: internal_error); trying again (1 of 3)")
+    await advance(clock, timedelta(minutes=1), bot)
+    second = (await ping_entries(bot, incident.id))[1]
+    assert second.data["delivered"] is True and second.data["late"] is True
+    assert len(pings(slack, incident.channel_id)) == 2 and len(direct_pings(slack, ON_CALL)) == 1
+    await advance(clock, timedelta(minutes=2), bot)
+    assert len(pings(slack, incident.channel_id)) == 2  # the retry ran once
+
+
 async def test_acknowledging_stops_the_pings_and_records_the_time_to_acknowledge(make_bot, url, slack):
     clock = ManualClock(START)
     bot = await incident_bot(make_bot, url, clock, slack)

@@ -121,7 +121,9 @@ async def test_the_open_form_opens_an_incident(drive):
     assert (row.title, row.severity, row.services, row.description, row.opened_by) == (
         "Checkout returns 500", "P1", ["cache"], "Since 22:55, EU only", "UOPS2")
     assert row.opened_at == START and row.headline_channel == "C0INCIDENTS"
-    [headline] = d.messages()
+    [headline, told] = d.messages()  # the outcome also reaches the one who submitted, directly
+    assert told.now.words.startswith("Opened INC-1 (P1): Checkout returns 500.")
+    assert [c.args["users"] for c in d.slack.calls_to("conversations.open")] == ["UOPS2"]
     assert headline.ref == row.headline_ref and "INC-1 · P1 (High) · Checkout returns 500" in headline.now.words
     assert "Since 22:55, EU only" in headline.now.words and "Opened by @UOPS2" in headline.now.words
     assert await kinds(d.bot, 1) == ["opened"]
@@ -243,7 +245,8 @@ def test_a_long_odd_title_still_gives_a_valid_channel_name():
 
 
 def test_a_checklist_of_forty_steps_is_a_message_slack_accepts():
-    steps = [PlaybookStep(text=f"Step {n} of the runbook", command="/health database" if n % 2 else None) for n in range(1, 41)]
+    longest = "/logs backend --grep " + "x" * 279  # the longest command a step may hold (300 characters after the name)
+    steps = [PlaybookStep(text=f"Step {n} of the runbook " + "y" * 470, command=longest if n % 2 else None) for n in range(1, 41)]
     playbook = Playbook(title="Everything at once", steps=steps)
     incident = Incident(id=7, title="t", severity="P1", state=IncidentState.open, opened_by="UOPS1", opened_at=START)
     for ticked in ({}, {n: ("UOPS2", START) for n in range(1, 41, 3)}):

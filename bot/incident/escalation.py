@@ -26,7 +26,8 @@ from bot.config.incident_models import NEXT_BUSINESS_DAY, EscalationLevel, Sever
 from bot.config.models import AppConfig
 from bot.incident import service
 from bot.incident.models import Incident, IncidentState, TimelineEntry
-from bot.incident.notify import messenger_for, post_direct
+from bot.incident.notify import messenger_for
+from bot.oncall.rotation import shift_at
 from bot.pipeline.messenger import ChannelAdmin, MessagePostFailed
 from bot.incident.views import ping_message, reminder_message
 from bot.pipeline.markup import HERE, Mention, group
@@ -37,6 +38,7 @@ from bot.schedule.business_hours import next_business_day, next_business_start
 log = logging.getLogger(__name__)
 
 PING = "incident.ping"
+PAGE_RETRIES = 3  # a page nobody received is tried again this often
 REMIND = "incident.remind"
 
 
@@ -151,15 +153,25 @@ async def targets(bot, level: EscalationLevel) -> tuple[list[Mention], list[str]
     users: list[str] = list(level.users)
     mentions: list[Mention] = []
     if level.rotation:
-        users += sorted(await bot.oncall.on_call_users(level.rotation))
+        users += await _on_call(bot, level.rotation)
     if level.role:
         role = bot.config.roles[level.role]
         users += role.users
         mentions += [group(g) for g in role.groups]
         for rotation in role.rotations:
-            users += sorted(await bot.oncall.on_call_users(rotation))
+            users += await _on_call(bot, rotation)
     users = list(dict.fromkeys(users))
     return [Mention(u) for u in users] + mentions, users
+
+
+async def _on_call(bot, rotation: str) -> list[str]:
+    """Who is on call, overrides included; when those cannot be read (the database), the rotation's
+    own schedule: a page to the scheduled member beats no page."""
+    try:
+        return sorted(await bot.oncall.on_call_users(rotation))
+    except Exception as exc:
+        log.warning("on-call overrides of %s unreadable (%s): paging the scheduled member", rotation, exc.__class__.__name__)
+        return [shift_at(bot.config.oncall[rotation], bot.clock.now()).user]
 
 
 def _waits_for(incident: Incident, payload: dict) -> bool:
@@ -181,6 +193,7 @@ async def run_ping(bot, job: Job) -> None:
     payload = job.payload
     now = bot.clock.now()
     retry = False
+    entry_key = payload.get("entry", job.key)  # a retry of a page that did not arrive keeps the first run's entry
     async with bot.db.sessions() as session, session.begin():
         incident = await session.get(Incident, payload["incident"])
         if incident is None:
@@ -194,32 +207,70 @@ async def run_ping(bot, job: Job) -> None:
         data = {"level": payload["level"], "level_name": level.label, "repeat": payload["repeat"], "due": job.due_at.isoformat(),
                 "late": job.late, "delivered": False}
         text = f"Paged {level.label}" + (f" (repeat {payload['repeat']})" if payload["repeat"] else "") + (" late" if job.late else "")
-        if not await service._add(session, incident.id, service.Entry("ping", "", text, data, key=job.key), now):
-            earlier = await session.scalar(select(TimelineEntry.data).where(TimelineEntry.key == job.key))
+        if not await service._add(session, incident.id, service.Entry("ping", "", text, data, key=entry_key), now):
+            earlier = await session.scalar(select(TimelineEntry.data).where(TimelineEntry.key == entry_key))
             if earlier is not None and earlier.get("delivered"):
                 return  # sent by an earlier run of this job
             data["late"] = retry = True  # the run that wrote it did not get to mark it sent: it may have sent it
     mentions, direct = await targets(bot, level)
     data["to"] = [m.plain for m in mentions]
     messenger = messenger_for(bot, incident)
-    marker = page_marker(job.key)
+    marker = page_marker(entry_key)
     reply = ping_message(incident, level.label, mentions, payload["repeat"], late=data["late"], config=bot.config, marker=marker)
-    channel = incident.channel_id or incident.headline_channel or ""
-    if not (retry and await _already_sent(messenger, channel, marker)):
-        await messenger.post(channel, reply)
-    for user in direct:
-        if not (retry and await _already_sent(messenger, user, marker)):
-            await post_direct(bot, messenger, user, reply)
+    channel = incident.channel_id or incident.headline_channel or bot.config.incidents_channel or ""
+    sent, failures = await _send(bot, messenger, reply, marker, [channel] if channel else [], direct, retry=retry)
+    if not sent:
+        await _failed(bot, job, entry_key, incident.id, text, data, failures)
+        return
     async with bot.db.sessions() as session, session.begin():
-        await session.execute(update(TimelineEntry).where(TimelineEntry.key == job.key).values(data=data | {"delivered": True}))
+        marked = data | {"delivered": True, "failed": failures}
+        await session.execute(update(TimelineEntry).where(TimelineEntry.key == entry_key).values(data=marked))
         if payload["level"] > incident.escalation_level:
             await session.execute(update(Incident).where(Incident.id == incident.id, Incident.escalation_level < payload["level"])
                                   .values(escalation_level=payload["level"], updated_at=now))
 
 
+async def _send(bot, messenger, reply, marker: str, channels: list[str], users: list[str], *, retry: bool) -> tuple[int, list[str]]:
+    """The page in the incident's channel and to each user, each on its own: one refusal does not
+    keep the on-call's direct message from going out. (how many arrived, what failed and why)."""
+    sent, failures = 0, []
+    for target in [*channels, *users]:
+        if retry and await _already_sent(messenger, target, marker):
+            sent += 1
+            continue
+        try:
+            if target in users:
+                await messenger.direct(target, reply)
+            else:
+                await messenger.post(target, reply)
+            sent += 1
+        except Exception as exc:  # Slack's refusal, the network: said on the timeline, retried
+            reason = str(exc)[:40] if isinstance(exc, MessagePostFailed) else exc.__class__.__name__
+            failures.append(f"{target}: {reason}")
+    return sent, failures
+
+
+async def _failed(bot, job: Job, entry_key: str, incident_id: int, text: str, data: dict, failures: list[str]) -> None:
+    """Nothing arrived: the entry says so, and the page is tried again (1, 2, then 4 minutes later)."""
+    attempt = job.payload.get("retry", 0) + 1
+    now = bot.clock.now()
+    gave_up = attempt > PAGE_RETRIES
+    note = f"{text}: not delivered ({'; '.join(failures) or 'no channel and no one to message'})"
+    note += "; gave up" if gave_up else f"; trying again ({attempt} of {PAGE_RETRIES})"
+    async with bot.db.sessions() as session, session.begin():
+        await session.execute(update(TimelineEntry).where(TimelineEntry.key == entry_key)
+                              .values(text=note, data=data | {"delivered": False, "failed": failures}))
+        if not gave_up:
+            payload = {**job.payload, "entry": entry_key, "retry": attempt}
+            await jobs.add(session, PING, f"{entry_key}:retry{attempt}", now + timedelta(minutes=2 ** (attempt - 1)), payload)
+    if gave_up:
+        raise MessagePostFailed(f"page {entry_key} not delivered after {PAGE_RETRIES} retries")
+    bot.scheduler.wake()
+
+
 def page_marker(job_key: str) -> str:
-    """"page 42.3.1.0" for incident.ping:42:3:1:0: shown on the page, looked for before a retry sends it again."""
-    return "page " + ".".join(job_key.split(":")[1:])
+    """"(page 42.3.1.0)" for incident.ping:42:3:1:0: shown on the page, looked for before a retry sends it again."""
+    return "(page " + ".".join(job_key.split(":")[1:]) + ")"
 
 
 async def _already_sent(messenger, channel: str, marker: str) -> bool:
@@ -235,7 +286,9 @@ async def _already_sent(messenger, channel: str, marker: str) -> bool:
 
 
 async def run_reminder(bot, job: Job) -> None:
-    """Remind the commander (or whoever opened it) to post an update, unless one was posted within the interval."""
+    """Remind the commander (or whoever opened it) to post an update when none was posted for the
+    interval; the next reminder falls an interval after the latest update, so reminders follow the
+    updates instead of drifting up to twice the interval apart."""
     payload = job.payload
     incident = await service.get(bot.db, payload["incident"])
     if incident.state is IncidentState.resolved or incident.escalation_plan != payload["plan"]:
@@ -245,11 +298,11 @@ async def run_reminder(bot, job: Job) -> None:
         return
     every = timedelta(seconds=found[1].update_reminder)
     now = bot.clock.now()
+    last_update = await service.latest(bot.db, incident.id, ("update", "opened")) or incident.opened_at
+    due = now - last_update >= every
     next_key = f"{REMIND}:{incident.id}:{payload['plan']}:{payload['n'] + 1}"
-    await bot.scheduler.enqueue(REMIND, next_key, now + every, {**payload, "n": payload["n"] + 1})
-    entries = await service.timeline(bot.db, incident.id)
-    last_update = max((e.at for e in entries if e.kind in ("update", "opened")), default=incident.opened_at)
-    if now - last_update < every:
+    await bot.scheduler.enqueue(REMIND, next_key, (now if due else last_update) + every, {**payload, "n": payload["n"] + 1})
+    if not due:
         return
     created = await service.add_entry(bot.db, incident.id, service.Entry("reminder", "", "Update reminder", {}, key=job.key), now)
     if created:

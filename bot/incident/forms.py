@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from bot.incident import lifecycle, opening, service
+from bot.incident.notify import post_direct
 from bot.incident.models import MAX_TEXT, MAX_TITLE
 from bot.pipeline.forms import Form, FormField
 from bot.pipeline.interactions import FormErrors
@@ -68,6 +69,11 @@ async def submit_open(press) -> Reply:
         severity=click.form_value("severity"), title=click.form_value("title"), services=services,
         description=click.form_value("description"), playbook=None, user_id=click.user_id,
         channel_id=_channel(click.metadata) or click.channel_id, transport=click.transport, team_id=click.team_id))
+    # Opening (a channel, invitations, a pin) can outlast the 2 s a form's answer has: the
+    # outcome also goes by direct message, so it is not lost in the bot's log.
+    messenger = bot.messengers.get(click.transport)
+    if messenger is not None:
+        await post_direct(bot, messenger, click.user_id, reply)
     # The modal closes on success; what was not done (a channel refused) stays on screen.
     return Reply(text="", outcome=Outcome.ok) if reply.outcome is Outcome.ok else reply
 

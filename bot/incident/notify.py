@@ -25,7 +25,7 @@ def channel_of(incident: Incident) -> str:
 
 async def post_direct(bot, messenger: Messenger, user_id: str, reply: Reply) -> bool:
     """A direct message (Slack: conversations.open, then chat.postMessage). A refusal is logged, not
-    raised: the channel ping has gone out, and one unreachable user must not stop the others."""
+    raised: what it tells was said elsewhere too, and one unreachable user must not stop the others."""
     try:
         await messenger.direct(user_id, reply)
         return True

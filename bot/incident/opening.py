@@ -61,6 +61,7 @@ def validate(config: AppConfig, severity: str, title: str, services: list[str], 
         raise Refused("An incident needs a title: /incident open P1 <title> [--service S] [--playbook NAME].")
     if len(title) > MAX_TITLE:
         raise Refused(f"A title is at most {MAX_TITLE} characters and this one has {len(title):,}; put the details in an update.")
+    title = redact_cut(title, MAX_TITLE)  # a pasted secret must not name a channel, nor be paged around
     if not any(ch.isalnum() for ch in title):
         raise Refused("A title needs words, not only symbols or emoji: say what is broken.")
     unknown = [s for s in services if s not in config.services]

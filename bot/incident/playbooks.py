@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.incident import service
-from bot.incident.models import Incident
+from bot.incident.models import Incident, IncidentState
 from bot.incident.notify import channel_of, messenger_for
 from bot.incident.views import playbook_checklist
 from bot.pipeline.messenger import MessagePostFailed
@@ -22,7 +22,7 @@ def step_key(incident_id: int, step: int) -> str:
 
 
 async def ticked(db, incident_id: int) -> dict[int, tuple[str, datetime]]:
-    return {e.data["step"]: (e.user_id, e.at) for e in await service.timeline(db, incident_id) if e.kind == "step"}
+    return {e.data["step"]: (e.user_id, e.at) for e in await service.entries_of(db, incident_id, "step")}
 
 
 async def post_checklist(bot, incident: Incident, name: str) -> list[str]:
@@ -91,6 +91,8 @@ async def run_step(bot, click) -> object:
     incident, _, number, step = found
     if not step.command:
         return f"Step {number} of {incident.ref}'s playbook has no command to run."
+    if incident.state is IncidentState.resolved:  # an old checklist's button: the incident is over
+        return f"{incident.ref} is resolved; its playbook's steps are not run any more. /incident reopen {incident.id} reopens it."
     command, _, text = step.command[1:].partition(" ")
     request = Request(user_id=click.user_id, channel_id=click.channel_id, command=command, text=text, transport=click.transport,
                       trigger="playbook", team_id=click.team_id)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.incident.models import FollowUp, Incident, IncidentState, TimelineEntry
@@ -143,6 +143,28 @@ async def entry_by_key(db: Database, key: str) -> TimelineEntry | None:
 async def update_entry_data(db: Database, key: str, data: dict) -> None:
     async with db.sessions() as session, session.begin():
         await session.execute(update(TimelineEntry).where(TimelineEntry.key == key).values(data=data))
+
+
+async def latest(db: Database, incident_id: int, kinds: tuple[str, ...]) -> datetime | None:
+    """When the newest entry of these kinds was written (the last update, for reminders)."""
+    async with db.sessions() as session:
+        query = select(func.max(TimelineEntry.at)).where(TimelineEntry.incident_id == incident_id, TimelineEntry.kind.in_(kinds))
+        return await session.scalar(query)
+
+
+async def recent(db: Database, incident_id: int, limit: int) -> tuple[list[TimelineEntry], int]:
+    """The newest `limit` entries, oldest first, and how many there are in all (/incident show)."""
+    async with db.sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(TimelineEntry).where(TimelineEntry.incident_id == incident_id))
+        query = (select(TimelineEntry).where(TimelineEntry.incident_id == incident_id)
+                 .order_by(TimelineEntry.at.desc(), TimelineEntry.id.desc()).limit(limit))
+        return list(reversed(list((await session.execute(query)).scalars()))), total or 0
+
+
+async def entries_of(db: Database, incident_id: int, kind: str) -> list[TimelineEntry]:
+    async with db.sessions() as session:
+        query = select(TimelineEntry).where(TimelineEntry.incident_id == incident_id, TimelineEntry.kind == kind).order_by(TimelineEntry.id)
+        return list((await session.execute(query)).scalars())
 
 
 async def timeline(db: Database, incident_id: int) -> list[TimelineEntry]:

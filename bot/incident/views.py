@@ -13,6 +13,11 @@ from bot.pipeline.markup import Mention, Text, channel
 from bot.pipeline.reply import Actions, Button, Context, Header, Outcome, Reply, Section
 
 MAX_SHOWN_ENTRIES = 40
+# Bounded so a checklist (40 steps, one actions block each) and /incident show stay within
+# Block Kit's 50 blocks whatever app.yaml and users wrote.
+MAX_ENTRY_SHOWN = 200
+MAX_STEP_TEXT = 140
+MAX_STEP_COMMAND = 80
 
 
 def when(at: datetime | None, config: AppConfig, *, date: bool = True) -> str:
@@ -93,7 +98,7 @@ def ping_message(incident: Incident, level: str, targets: list[Mention], repeat:
     note = " This page is late: the bot was down when it fell due." if late else ""
     line = Text(*_joined(targets), f" {incident.ref} {severity_label(incident, config)} \"{incident.title}\" is not acknowledged{again}. "
                 f"Paging {level}.{note}")
-    return Reply(text=Text(line, f" ({marker})"), blocks=[
+    return Reply(text=Text(line, f" {marker}"), blocks=[
         Section(line), Context(marker), Actions((Button("Acknowledge", "incident.ack", str(incident.id), "primary"),))])
 
 
@@ -114,23 +119,29 @@ def update_message(incident: Incident, user: str, text: str, config: AppConfig) 
     return Reply(text=Text(head, " ", text), blocks=[Section(head), Section(text), Context(f"\"{incident.title}\" is {incident.state.value}")])
 
 
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def describe_entry(entry: TimelineEntry, config: AppConfig) -> Text:
+    """One line of /incident show; the postmortem has every entry in full."""
     who = [" by ", Mention(entry.user_id)] if entry.user_id else []
-    text = f": {entry.text}" if entry.text else ""
+    text = f": {clip(' '.join(entry.text.split()), MAX_ENTRY_SHOWN)}" if entry.text else ""
     return Text(f"{when(entry.at, config, date=False)}  {entry.kind}", *who, text)
 
 
-def show(incident: Incident, entries: list[TimelineEntry], followups: list[FollowUp], config: AppConfig) -> Reply:
+def show(incident: Incident, entries: list[TimelineEntry], total: int, followups: list[FollowUp], config: AppConfig) -> Reply:
+    """The headline, the newest entries (`total` in all) and the follow-ups, each line clipped."""
     reply = headline(incident, config)
     reply.blocks = [b for b in reply.blocks if not isinstance(b, Actions)]
-    shown = entries[-MAX_SHOWN_ENTRIES:]
-    lines = [describe_entry(e, config) for e in shown]
+    lines = [describe_entry(e, config) for e in entries[-MAX_SHOWN_ENTRIES:]]
     if lines:
         reply.blocks.append(Section(Text("*Timeline* (" + config.calendar.timezone + ")\n", *_lines(lines))))
-    if len(entries) > len(shown):
-        reply.blocks.append(Context(f"{len(entries) - len(shown)} earlier entries are in /incident postmortem {incident.id}."))
+    if total > len(lines):
+        reply.blocks.append(Context(f"{total - len(lines)} earlier entries are in /incident postmortem {incident.id}."))
     if followups:
-        items = [Text(f"{i}. {f.text}", *((" (", Mention(f.owner), ")") if f.owner else ())) for i, f in enumerate(followups, 1)]
+        items = [Text(f"{i}. {clip(f.text, MAX_ENTRY_SHOWN)}", *((" (", Mention(f.owner), ")") if f.owner else ()))
+                 for i, f in enumerate(followups[:MAX_SHOWN_ENTRIES], 1)]
         reply.blocks.append(Section(Text("*Follow-ups*\n", *_lines(items))))
     buttons = action_buttons(incident)
     if buttons:
@@ -164,9 +175,9 @@ def playbook_checklist(incident: Incident, name: str, playbook: Playbook, ticked
     for number, step in enumerate(playbook.steps, 1):
         done = ticked.get(number)
         mark = "[x]" if done else "[ ]"
-        command = f"  `{step.command}`" if step.command else ""
+        command = f"  `{clip(step.command, MAX_STEP_COMMAND)}`" if step.command else ""
         by = [" (", Mention(done[0]), f" {when(done[1], config, date=False)})"] if done else []
-        lines.append(Text(f"{mark} {number}. {step.text}{command}", *by))
+        lines.append(Text(f"{mark} {number}. {clip(step.text, MAX_STEP_TEXT)}{command}", *by))
         buttons = [Button(f"Run {number}", "incident.run_step", f"{incident.id}:{number}")] if step.command else []
         if not done:
             buttons.append(Button(f"Done {number}", "incident.tick_step", f"{incident.id}:{number}"))
