@@ -22,9 +22,9 @@ out, and that recovery is timed.
 
 Tuning: 10,000 pings a minute is 167 a second. A ping is a chain of awaited calls (two
 transactions and a look-up in PostgreSQL, three Slack calls, the job's end), each waiting its turn
-on a busy event loop, so the rate is bound by how many pings run at once: with the Scheduler's
-default batch of 16 per replica this machine sent about 120 a second and fell seconds behind;
-64 keeps up. The ping's lease is cut from 2 minutes to 10 seconds here
+on a busy event loop, so the rate is bound by how many pings run at once: with a batch of 16 per
+replica this machine sent about 120 a second and fell seconds behind; 64, which the Bot gives
+its Scheduler, keeps up. The ping's lease is cut from 2 minutes to 10 seconds here
 only so that the kill run's recovery fits in the run; the recovery takes the lease, whatever it is.
 
     .venv/bin/python bench/escalation_scale.py [--incidents 10000] [--spread 60] [--batch 64] [--poll 5] [--lease 10]
@@ -492,7 +492,7 @@ if __name__ == "__main__":
     parser.add_argument("--incidents", type=int, default=10_000)
     parser.add_argument("--spread", type=float, default=60.0, help="seconds over which the first pings fall due")
     parser.add_argument("--lead", type=float, default=3.0, help="seconds from the insert to the first due time")
-    parser.add_argument("--batch", type=int, default=64, help="jobs a replica runs at once (the Scheduler's default is 16)")
+    parser.add_argument("--batch", type=int, default=64, help="jobs a replica runs at once (as the Bot configures its Scheduler)")
     parser.add_argument("--poll", type=float, default=5.0, help="scheduler poll, seconds")
     parser.add_argument("--lease", type=float, default=10.0, help="lease of incident.ping, seconds")
     parser.add_argument("--slack-double", metavar="READY_FILE", help=argparse.SUPPRESS)
