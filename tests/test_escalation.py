@@ -726,6 +726,30 @@ async def test_a_restart_neither_loses_nor_doubles_a_ping(make_bot, url, slack):
     assert by_incident(direct_pings(slack, ON_CALL)) == Counter({incident.id: 3})
 
 
+async def test_back_from_a_long_downtime_only_the_newest_overdue_page_goes_out(make_bot, url, slack):
+    """Down from +0 to +22: the on-call's two repeats and the lead's first two pages all fell due.
+    Coming back, one page goes out (the newest, the lead's), not a burst of four."""
+    clock = ManualClock(START)
+    before = await incident_bot(make_bot, url, clock, slack)
+    before.scheduler.start()
+    incident = await open_incident(before, "P0", "Queue stuck")
+    await wait_until(lambda: len(direct_pings(slack, ON_CALL)) == 1)
+    await settle(clock, before)
+    await before.close()
+
+    clock.advance(timedelta(minutes=22))
+    after = await incident_bot(make_bot, url, clock, slack)
+    after.scheduler.start()
+    await wait_until(lambda: len(pings(slack, incident.channel_id)) == 2)
+    await settle(clock, after)
+    assert len(pings(slack, incident.channel_id)) == 2 and len(direct_pings(slack, ON_CALL)) == 1
+    assert "Paging DevOps lead. This page is late" in pings(slack, incident.channel_id)[1]
+    entries = await ping_entries(after, incident.id)
+    skipped = sorted(e.key for e in entries if e.data.get("skipped"))  # written at the same moment, in any order
+    assert skipped == [key(incident, 1, 0, 1), key(incident, 1, 0, 2), key(incident, 1, 1, 0)]
+    assert [e.key for e in entries if e.data.get("delivered")] == [key(incident, 1, 0, 0), key(incident, 1, 1, 1)]
+
+
 async def test_a_restart_in_the_middle_of_a_ping_sends_it_once(make_bot, url):
     """Stopped while the ping's post waits on Slack: the clean stop hands the job back at once
     (no lease to wait out) and the next bot sends it; Slack never took the first attempt."""

@@ -189,7 +189,7 @@ async def run_ping(bot, job: Job) -> None:
     first looks in the channel and each direct-message channel for the page's marker, and sends
     only where it is missing, marked late. A page can still double only where that history cannot
     be read (the console, a refused conversations.history, a busy channel that pushed it past the
-    newest 200 messages): a page twice beats a page lost, so the mark is not written before sending."""
+    newest 2,000 messages): a page twice beats a page lost, so the mark is not written before sending."""
     payload = job.payload
     now = bot.clock.now()
     retry = False
@@ -199,6 +199,12 @@ async def run_ping(bot, job: Job) -> None:
         if incident is None:
             raise service.NoSuchIncident(payload["incident"])
         if not _waits_for(incident, payload):
+            return
+        if job.late and "entry" not in payload and await jobs.later_due_in(session, f"{PING}:{incident.id}:{payload['plan']}:", job.due_at, now):
+            # Back from a downtime with several pages of this plan overdue: only the newest goes
+            # out, not a burst of every level and repeat missed meanwhile.
+            await service._add(session, incident.id, service.Entry("ping", "", "Page skipped: a later one fell due while the bot was down",
+                                                                   {"skipped": True}, key=entry_key), now)
             return
         found = bot.config.severity(incident.severity)
         if found is None or payload["level"] >= len(found[1].escalation):

@@ -77,6 +77,14 @@ async def reschedule(db: Database, key: str, due_at: datetime) -> bool:
         return result.rowcount == 1
 
 
+async def later_due_in(session: AsyncSession, prefix: str, after: datetime, now: datetime) -> bool:
+    """Whether a pending or running job with this key prefix falls due after `after` and is due by `now`."""
+    waiting = (JobState.pending, JobState.running)
+    found = await session.scalar(select(C.id).where(C.key.startswith(prefix, autoescape=True), C.state.in_(waiting),
+                                                    C.due_at > after, C.due_at <= now).limit(1))
+    return found is not None
+
+
 async def get(db: Database, key: str) -> ScheduledJob | None:
     async with db.sessions() as session:
         return (await session.execute(select(ScheduledJob).where(ScheduledJob.key == key))).scalar_one_or_none()

@@ -11,7 +11,7 @@ from bot.metrics import SLACK_API_ERRORS
 from bot.pipeline.messenger import MessagePostFailed
 from bot.transport.slack import SlackMessenger
 
-HISTORY_LOOKBACK = 200  # messages a retried page looks through for itself
+HISTORY_PAGE, HISTORY_PAGES = 200, 10  # a retried page looks through the newest 2,000 messages for itself
 # Answers that mean the wanted state is already there.
 ALREADY = {"conversations.invite": "already_in_channel", "pins.add": "already_pinned"}
 
@@ -55,8 +55,15 @@ class SlackWorkspaceMessenger(SlackMessenger):
         if channel.startswith(("U", "W")):  # a user: the direct-message channel with the bot
             opened = await self._call("conversations.open", self._client.conversations_open, users=channel)
             channel = opened["channel"]["id"]
-        # The newest page of history only: a busy channel may have pushed the page further back,
-        # and then it is sent again (a page twice beats a page lost).
-        history = await self._call("conversations.history", self._client.conversations_history, channel=channel,
-                                   limit=HISTORY_LOOKBACK)
-        return any(marker in str(message.get("text", "")) for message in history.get("messages", []))
+        # Newest first, page by page (each page ends where the next starts: `latest`, exclusive), up to
+        # HISTORY_PAGES pages: past that the page is sent again (a page twice beats a page lost).
+        latest = None
+        for _ in range(HISTORY_PAGES):
+            args = {"channel": channel, "limit": HISTORY_PAGE} | ({"latest": latest, "inclusive": False} if latest else {})
+            messages = (await self._call("conversations.history", self._client.conversations_history, **args)).get("messages", [])
+            if any(marker in str(message.get("text", "")) for message in messages):
+                return True
+            if len(messages) < HISTORY_PAGE:
+                return False
+            latest = str(messages[-1].get("ts", ""))
+        return False
