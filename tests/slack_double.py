@@ -896,6 +896,7 @@ class SlackDouble:
             "conversations.setTopic": self._conversations_set_topic,
             "conversations.open": self._conversations_open,
             "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "pins.add": self._pins_add,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
@@ -1165,6 +1166,19 @@ class SlackDouble:
             self._dms[users] = f"{'D' if len(users) == 1 else 'G'}0{len(self._dms) + 1:08d}"
         return {"ok": True, "no_op": already, "already_open": already, "channel": {"id": self._dms[users]}}
 
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The thread that holds message ``ts`` (its parent or any reply): the parent first, then the replies."""
+        self._require(args, "channel", "ts")
+        channel_id, ts = str(args["channel"]), str(args["ts"])
+        found = self.messages.get((channel_id, ts))
+        if found is None:
+            raise _ApiError("thread_not_found")
+        root = found.get("thread_ts", ts)
+        thread = [m for (channel, _), m in self.messages.items() if channel == channel_id and m.get("thread_ts", m["ts"]) == root]
+        thread.sort(key=lambda m: _ts_key(m["ts"]))
+        return {"ok": True, "messages": [json.loads(json.dumps(m)) for m in thread], "has_more": False,
+                "response_metadata": {"next_cursor": ""}}
+
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         if not _present(args, "channel") or not _CHANNEL_ID.fullmatch(str(args["channel"])):
             raise _ApiError("channel_not_found")
@@ -1179,8 +1193,8 @@ class SlackDouble:
         inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
         found = []
         for (channel, ts), message in self.messages.items():
-            if channel != channel_id:
-                continue
+            if channel != channel_id or message.get("thread_ts", ts) != ts:
+                continue  # another channel, or a reply in a thread: Slack lists those with conversations.replies only
             key = _ts_key(ts)
             if latest is not None and (key > latest or (key == latest and not inclusive)):
                 continue

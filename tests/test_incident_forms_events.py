@@ -220,6 +220,13 @@ async def test_a_pushpin_puts_the_message_on_the_timeline_once(drive):
     assert len(d.slack.calls_to("conversations.history")) == 3
     assert len([c for c in d.slack.calls if c.method.startswith("chat.")]) == posts  # an event is answered to no one
 
+    # A reply in a thread is not in the channel's history: it is read from its thread.
+    reply = d.slack.add_message(channel, "UOPS1", "rolled back in the thread", thread_ts=ts)
+    await send_event(d, pushpin("UOPS2", channel, reply, "Ev0PIN6"))
+    await d.settle()
+    threaded = [e for e in await timeline(d.bot, number) if e.kind == "pin"]
+    assert [(e.user_id, e.text) for e in threaded] == [("UOPS3", "pool is full & UOPS1 is on it"), ("UOPS1", "rolled back in the thread")]
+
 
 # --------------------------------------------------------------------------- channel names
 

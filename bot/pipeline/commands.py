@@ -34,6 +34,27 @@ class CommandSpec:
     # Deny by default: a command is open to everyone only when it says so.
     public: bool = False
     roles: tuple[str, ...] = ()
+    # Subcommands (the first word) of a public command that need roles of their own, checked by
+    # the same central middleware: (("override", (ANY_ROLE,)),) for /oncall.
+    guarded: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def roles_for(self, args: ParsedArgs) -> tuple[str, ...] | None:
+        """The roles this call needs; None when it is open to everyone."""
+        if not self.public:
+            return self.roles
+        word = self.subcommand(args)
+        return next((roles for sub, roles in self.guarded if sub == word), None)
+
+    def subcommand(self, args: ParsedArgs) -> str:
+        """The first word of the arguments, lowercased ("" when there is none)."""
+        first = next(iter(args.positionals.values()), None)
+        if isinstance(first, list):
+            first = first[0] if first else None
+        return str(first).split(None, 1)[0].lower() if first else ""
+
+    def title_for(self, args: ParsedArgs) -> str:
+        """"/oncall override" for a guarded subcommand, else "/oncall": how refusals name what was run."""
+        return f"/{self.name} {self.subcommand(args)}" if self.public and self.roles_for(args) is not None else f"/{self.name}"
 
     @property
     def usage(self) -> str:

@@ -117,14 +117,14 @@ async def audit_first(call: Call, call_next: Next) -> Reply:
 
     Public commands (/health, /help) still answer with the database down: that is when they matter.
     """
-    if call.spec.public:
+    if call.spec.roles_for(call.args) is None:
         return await call_next(call)
     try:
         await _record(call, "requested")
     except Exception as exc:
         log.error("audit write failed, /%s not run: %s", call.spec.name, exc.__class__.__name__)
         return Reply.refusal(
-            f"/{call.spec.name} was not run: opsbot cannot write its audit log (the bot's database is unreachable). Try again shortly.",
+            f"{call.spec.title_for(call.args)} was not run: opsbot cannot write its audit log (the bot's database is unreachable). Try again shortly.",
             Outcome.error,
         )
     call.recorded_first = True
@@ -151,10 +151,11 @@ async def parse_arguments(call: Call, call_next: Next) -> Reply:
 
 async def authorize(call: Call, call_next: Next) -> Reply:
     spec = call.spec
-    if not spec.public:
-        needed = role_needed(await call.bot.roles.roles_of(call.request.user_id), spec.roles)
+    roles = spec.roles_for(call.args)
+    if roles is not None:
+        needed = role_needed(await call.bot.roles.roles_of(call.request.user_id), roles)
         if needed:
-            return Reply.refusal(f"You are not allowed to run /{spec.name}: it needs {needed} in app.yaml.", Outcome.denied)
+            return Reply.refusal(f"You are not allowed to run {spec.title_for(call.args)}: it needs {needed} in app.yaml.", Outcome.denied)
     return await call_next(call)
 
 

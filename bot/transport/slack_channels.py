@@ -45,11 +45,19 @@ class SlackWorkspaceMessenger(SlackMessenger):
     async def message(self, channel: str, ts: str) -> tuple[str, str] | None:
         history = await self._call("conversations.history", self._client.conversations_history, channel=channel, latest=ts,
                                    inclusive=True, limit=1)
-        for message in history.get("messages", []):
-            if message.get("ts") == ts:
-                author = message.get("user") or message.get("bot_id") or ""
-                return str(author)[:32], str(message.get("text", ""))[:40000]
-        return None
+        found = _at(history.get("messages", []), ts)
+        if found is None:  # a reply in a thread: not in the channel's history, in its thread's
+            try:
+                thread = await self._call("conversations.replies", self._client.conversations_replies, channel=channel, ts=ts)
+            except MessagePostFailed as exc:
+                if str(exc) != "thread_not_found":
+                    raise
+                return None  # gone
+            found = _at(thread.get("messages", []), ts)
+        if found is None:
+            return None
+        author = found.get("user") or found.get("bot_id") or ""
+        return str(author)[:32], str(found.get("text", ""))[:40000]
 
     async def posted(self, channel: str, marker: str) -> bool:
         if channel.startswith(("U", "W")):  # a user: the direct-message channel with the bot
@@ -67,3 +75,7 @@ class SlackWorkspaceMessenger(SlackMessenger):
                 return False
             latest = str(messages[-1].get("ts", ""))
         return False
+
+
+def _at(messages: list, ts: str) -> dict | None:
+    return next((m for m in messages if isinstance(m, dict) and m.get("ts") == ts), None)
