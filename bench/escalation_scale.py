@@ -62,7 +62,7 @@ from bot.action.scheduled import JOBS as ACTION_JOBS  # noqa: E402
 from bot.app import Bot  # noqa: E402
 from bot.config.loader import parse_config  # noqa: E402
 from bot.incident.escalation import JOBS as INCIDENT_JOBS  # noqa: E402
-from bot.incident.escalation import PING, ping_key, planned_pings  # noqa: E402
+from bot.incident.planning import PING, ping_key, planned_pings  # noqa: E402
 from bot.incident.models import Incident, IncidentState, TimelineEntry  # noqa: E402
 from bot.migrate import upgrade_async  # noqa: E402
 from bot.schedule import Scheduler  # noqa: E402
@@ -250,7 +250,7 @@ def make_replica(name: str, url: str, api_url: str, args) -> Replica:
 
 
 async def load_incidents(bot: Bot, count: int, spread: float, lead: float) -> datetime:
-    """`count` open P0 incidents, each with its whole plan in scheduled_jobs as escalation.plan writes it;
+    """`count` open P0 incidents, each with its whole plan in scheduled_jobs as planning.plan writes it;
     the first pings due evenly over `spread` seconds, from `lead` seconds after the rows are in."""
     _, severity = bot.config.severity("P0")
     far = datetime.now(timezone.utc) + timedelta(days=1)  # written ahead, then moved to t0 in one statement

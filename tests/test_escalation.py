@@ -29,8 +29,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, insert, select
 
 from bot.config.loader import parse_config
-from bot.incident import escalation, service
-from bot.incident.escalation import PING, PlannedPing, planned_pings
+from bot.incident import escalation, planning, service
+from bot.incident.planning import PING, PlannedPing, planned_pings
 from bot.incident.models import Incident, IncidentState, TimelineEntry
 from bot.migrate import upgrade_async
 from bot.pipeline.reply import Outcome
@@ -304,7 +304,7 @@ async def ping_jobs(bot, incident_id: int) -> dict[str, ScheduledJob]:
 
 
 def key(incident: Incident, plan: int, level: int, repeat: int) -> str:
-    return escalation.ping_key(incident.id, plan, level, repeat)
+    return planning.ping_key(incident.id, plan, level, repeat)
 
 
 async def settle(clock: ManualClock, *bots) -> None:
@@ -533,7 +533,7 @@ async def load_incidents(bot, count: int, now: datetime) -> list[int]:
         await session.execute(insert(Incident.__table__), rows)
     incidents = await service.listing(bot.db, include_resolved=False, limit=count)
     for incident in incidents:
-        await escalation.plan(bot, incident, now)
+        await planning.plan(bot, incident, now)
     return sorted(i.id for i in incidents)
 
 
@@ -686,7 +686,7 @@ async def test_a_ping_due_in_a_moment_is_sent_on_time_after_a_pass_that_found_no
     async with bot.db.sessions() as session, session.begin():
         await session.execute(Incident.__table__.update().where(Incident.id == incident.id).values(escalation_plan=2))
     incident = await service.get(bot.db, incident.id)
-    await escalation.plan(bot, incident, clock.now() + timedelta(milliseconds=300))  # its first page in 0.3 s
+    await planning.plan(bot, incident, clock.now() + timedelta(milliseconds=300))  # its first page in 0.3 s
     bot.scheduler.start()
     await settle(clock, bot)
     await advance(clock, timedelta(milliseconds=100), bot)
@@ -786,7 +786,7 @@ async def test_scheduled_pings_are_counted_once_in_the_database(make_bot, pg_url
     clock = ManualClock(START)
     bot = await incident_bot(make_bot, pg_url, clock, slack)
     incident = await open_incident(bot, "P0", "Cache stampede")
-    assert await escalation.plan(bot, incident, clock.now()) == 7  # the same keys: nothing new
+    assert await planning.plan(bot, incident, clock.now()) == 7  # the same keys: nothing new
     async with bot.db.sessions() as session:
         count = await session.scalar(select(func.count()).select_from(ScheduledJob).where(ScheduledJob.key.startswith(f"{PING}:{incident.id}:")))
     assert count == 7

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from bot.incident import escalation, playbooks, service
+from bot.incident import planning, playbooks, service
 from bot.incident.models import MAX_TEXT, Incident, IncidentState
 from bot.incident.notify import channel_of, messenger_for
 from bot.incident.views import done, headline, span, update_message, when
@@ -78,7 +78,7 @@ async def acknowledge(bot, incident: Incident, user: str) -> Reply:
                                       values={"state": IncidentState.acknowledged, "acknowledged_by": user, "acknowledged_at": now},
                                       entry=service.Entry("acknowledged", user, f"after {span(now - incident.opened_at)}",
                                                           {"tta_seconds": tta}), now=now,
-                                      then=lambda session, changed: escalation.stop_in(session, changed.id))
+                                      then=lambda session, changed: planning.stop_in(session, changed.id))
     current = result.incident
     if not result.won:
         if current.state is IncidentState.resolved:
@@ -97,7 +97,7 @@ async def resolve(bot, incident: Incident, user: str, summary: str) -> Reply:
     result = await service.transition(bot.db, incident.id, states=UNRESOLVED,
                                       values={"state": IncidentState.resolved, "resolved_by": user, "resolved_at": now, "summary": summary},
                                       entry=service.Entry("resolved", user, summary, {"ttr_seconds": ttr}), now=now,
-                                      then=lambda session, changed: escalation.stop_in(session, changed.id, reminders=True))
+                                      then=lambda session, changed: planning.stop_in(session, changed.id, reminders=True))
     if not result.won:
         return _resolved(result.incident, bot, "resolve")
     await refresh_headline(bot, result.incident)
@@ -111,7 +111,7 @@ async def reopen(bot, incident: Incident, user: str) -> Reply:
               "resolved_at": None, "escalation_level": 0}
     result = await service.transition(bot.db, incident.id, states=(IncidentState.resolved,), values=values,
                                       entry=service.Entry("reopened", user), now=now, extra=service.next_plan(),
-                                      then=lambda session, changed: escalation.plan_in(session, bot, changed, now))
+                                      then=lambda session, changed: planning.plan_in(session, bot, changed, now))
     if not result.won:
         return Reply.refusal(f"{incident.ref} is not resolved ({result.incident.state.value}); there is nothing to reopen.")
     bot.scheduler.wake()
@@ -132,7 +132,7 @@ async def change_severity(bot, incident: Incident, user: str, wanted: str) -> Re
                                       entry=service.Entry("severity", user, f"{incident.severity} to {name}",
                                                           {"from": incident.severity, "to": name}),
                                       now=now, extra=service.next_plan(),
-                                      then=lambda session, changed: escalation.plan_in(
+                                      then=lambda session, changed: planning.plan_in(
                                           session, bot, changed, now, pings=changed.state is IncidentState.open))
     if not result.won:
         return _resolved(result.incident, bot, "re-grade")
@@ -149,7 +149,7 @@ async def escalate(bot, incident: Incident, user: str, reason: str) -> Reply:
     result = await service.transition(bot.db, incident.id, states=UNRESOLVED, values={"escalation_level": level},
                                       entry=service.Entry("escalated", user, clean(reason), {"level": level}),
                                       now=now, extra=service.next_plan(),
-                                      then=lambda session, changed: escalation.plan_in(session, bot, changed, now, from_level=level, forced=True))
+                                      then=lambda session, changed: planning.plan_in(session, bot, changed, now, from_level=level, forced=True))
     if not result.won:
         return _resolved(result.incident, bot, "escalate")
     bot.scheduler.wake()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.config.incident_models import Playbook
 from bot.config.models import AppConfig
-from bot.incident import escalation, service
+from bot.incident import escalation, planning, service
 from bot.incident.models import MAX_TEXT, MAX_TITLE, Incident
 from bot.incident.lifecycle import pinned_headline_key, refresh_headline
 from bot.incident.notify import channel_of, messenger_for, post_direct
@@ -103,13 +103,13 @@ async def open_incident(bot, request: OpenRequest) -> Reply:
         playbook=playbook, opened_by=request.user_id, transport=request.transport, team=request.team_id, now=now,
         headline_channel=bot.config.incidents_channel or request.channel_id,
         # No incident without its pages: planned in the same transaction, the first held until it is announced.
-        then=lambda session, opened: escalation.plan_in(session, bot, opened, now, hold_first_until=now + ANNOUNCE_GRACE),
+        then=lambda session, opened: planning.plan_in(session, bot, opened, now, hold_first_until=now + ANNOUNCE_GRACE),
     )
     problems: list[str] = []
     try:
         incident = await _announce(bot, incident, request, playbook, problems)
     finally:
-        await escalation.release_first(bot, incident, now)  # announced or not, the first page goes out now
+        await planning.release_first(bot, incident)  # announced or not, the first page goes out now
     where = [" Its channel: ", Mention(incident.channel_id, "channel"), "."] if incident.channel_id else []
     sentence = Text(f"Opened {incident.ref} ({severity}): {title}. Escalation follows the {severity} matrix.", *where)
     reply = done(sentence, ephemeral=True)

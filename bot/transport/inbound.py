@@ -9,28 +9,19 @@ malformed request is a bug or an attack, never a reason for a 5xx and a tracebac
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from bot.transport.form_state import _state_values
+from bot.transport.inbound_fields import _ACTION_ID, Malformed, _id, _json, _object, _str, _ts, _url
+
 MAX_TEXT = 40000  # the grammar refuses over 2,000 with a sentence (a pasted 10 KB title gets it); past a message's 40,000 the body is not Slack's
 MAX_FIELDS = 64
-MAX_FORM_BLOCKS = 50  # a view_submission's state: blocks read (more is not a form opsbot built)
-MAX_FORM_VALUE = 3000  # one block's flattened value (a plain_text_input takes at most 3,000)
 MAX_METADATA = 3000  # view.private_metadata, as Slack bounds it
-MAX_ELEMENTS = 25  # elements in one block's state (an actions block holds at most 25)
-MAX_SELECTED = 100  # selected options or users in one element (a select offers at most 100)
-_ID = re.compile(r"^[A-Z0-9]{1,32}$")
 _COMMAND = re.compile(r"^/[^\s/\x00-\x1f\x7f]{1,32}$")
-_ACTION_ID = re.compile(r"^[^\x00-\x1f]{1,255}$")
-_TS = re.compile(r"^[0-9]{1,16}\.[0-9]{1,16}$")  # a message's ts: "1700000000.000100"
 _EVENT_TYPE = re.compile(r"^[a-z][a-z_]{0,63}$")
 _REACTION = re.compile(r"^[^\s\x00-\x1f\x7f]{1,100}$")  # an emoji name: pushpin, +1, thumbsup::skin-tone-2
-
-
-class Malformed(ValueError):
-    """The body is not one Slack sends; str() says which part, for the log (never the body itself)."""
 
 
 @dataclass(frozen=True)
@@ -222,86 +213,6 @@ def _message_ts(payload: dict) -> str:
     return ""
 
 
-def _state_values(view: dict) -> tuple[tuple[str, str], ...]:
-    """view.state.values {block_id: {action_id: element state}} -> ((block_id, value), ...), one string a block.
-
-    A block's value is its first element's: an input block holds exactly one.
-    """
-    state = view.get("state")
-    if state is None:
-        return ()
-    if not isinstance(state, dict):
-        raise Malformed("view.state is not an object")
-    values = state.get("values")
-    if values is None:
-        return ()
-    if not isinstance(values, dict):
-        raise Malformed("view.state.values is not an object")
-    if len(values) > MAX_FORM_BLOCKS:
-        raise Malformed("view.state.values has too many blocks")
-    fields = []
-    for block_id, elements in values.items():
-        _printable_id(block_id, "block_id")
-        if not isinstance(elements, dict) or len(elements) > MAX_ELEMENTS:
-            raise Malformed("a block's state is not an object of elements")
-        flattened = [_element_value(action_id, element) for action_id, element in elements.items()]
-        fields.append((block_id, flattened[0] if flattened else ""))
-    return tuple(fields)
-
-
-def _element_value(action_id: object, element: object) -> str:
-    """One element's state as one string; an element of another type, or nothing chosen, is ""."""
-    _printable_id(action_id, "action_id")
-    if not isinstance(element, dict):
-        raise Malformed("an element's state is not an object")
-    kind = _str(element, "type", 64)
-    if kind == "plain_text_input":
-        value = _str(element, "value", MAX_FORM_VALUE, required=False)
-    elif kind in ("static_select", "radio_buttons"):
-        option = element.get("selected_option")
-        value = _option_value(option) if option is not None else ""
-    elif kind in ("multi_static_select", "checkboxes"):
-        value = ",".join(_option_value(option) for option in _list(element, "selected_options"))
-    elif kind == "users_select":
-        value = _id(element, "selected_user", required=False)
-    elif kind == "multi_users_select":
-        value = ",".join(_id({"user": user}, "user") for user in _list(element, "selected_users"))
-    else:
-        return ""
-    if len(value) > MAX_FORM_VALUE:
-        raise Malformed("a form value is too long")
-    return value
-
-
-def _option_value(option: object) -> str:
-    if not isinstance(option, dict):
-        raise Malformed("a selected option is not an object")
-    return _str(option, "value", MAX_FORM_VALUE)
-
-
-def _list(data: dict, key: str) -> list:
-    value = data.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > MAX_SELECTED:
-        raise Malformed(f"{key} is not a list of at most {MAX_SELECTED}")
-    return value
-
-
-def _printable_id(value: object, what: str) -> str:
-    """A block_id or action_id: a string of 1..255 characters without control characters."""
-    if not isinstance(value, str) or not _ACTION_ID.fullmatch(value):
-        raise Malformed(f"{what} is not printable")
-    return _str({what: value}, what, 255)
-
-
-def _ts(data: dict, key: str, *, required: bool = True) -> str:
-    value = _str(data, key, 33, required=required)
-    if value and not _TS.fullmatch(value):
-        raise Malformed(f"{key} is not a message ts")
-    return value
-
-
 def _event(body: dict) -> Inbound:
     kind = _str(body, "type", 64)
     if kind == "url_verification":
@@ -343,47 +254,3 @@ def _reaction_added(event: dict) -> ReactionAdded | None:
         ts=_ts(item, "ts"),
         event_ts=_ts(event, "event_ts", required=False),
     )
-
-
-def _json(text: str, what: str) -> object:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: a deeply nested document
-        raise Malformed(f"{what} is not JSON") from None
-
-
-def _object(data: dict, key: str) -> dict:
-    value = data.get(key)
-    if not isinstance(value, dict):
-        raise Malformed(f"{key} is not an object")
-    return value
-
-
-def _str(data: dict, key: str, limit: int, *, required: bool = True) -> str:
-    value = data.get(key)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value):
-        raise Malformed(f"{key} is missing or not a string")
-    if len(value) > limit:
-        raise Malformed(f"{key} is too long")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate from a JSON \ud800 escape: no text Slack sends
-            raise Malformed(f"{key} is not text") from None
-    return value
-
-
-def _id(data: dict, key: str, *, required: bool = True) -> str:
-    value = _str(data, key, 32, required=required)
-    if value and not _ID.fullmatch(value):
-        raise Malformed(f"{key} is not a Slack id")
-    return value
-
-
-def _url(data: dict, key: str, *, required: bool = True) -> str:
-    value = _str(data, key, 2000, required=required)
-    if value and not value.startswith(("https://", "http://")):
-        raise Malformed(f"{key} is not a URL")
-    return value
