@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 
 from bot.incident import lifecycle, opening, review, service
+from bot.incident.forms import open_incident_form
 from bot.incident.models import Incident
 from bot.incident.views import MAX_SHOWN_ENTRIES, listing, show
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
-from bot.incident.forms import open_incident_form
 from bot.pipeline.parse import Grammar, split_words
 from bot.pipeline.reply import Reply
 
