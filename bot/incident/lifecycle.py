@@ -47,7 +47,9 @@ def pinned_headline_key(incident_id: int) -> str:
 
 
 async def refresh_headline(bot, incident: Incident) -> None:
-    """Redraw the headline and its pinned copy in the incident's channel (create_channels)."""
+    """Redraw the headline and its pinned copy in the incident's channel (create_channels), from
+    the row as it is now: of two changes racing, the later redraw shows both."""
+    incident = await service.get(bot.db, incident.id)
     pinned = await service.entry_by_key(bot.db, pinned_headline_key(incident.id)) if incident.channel_id else None
     refs = [incident.headline_ref, pinned.data.get("ref") if pinned else None]
     for ref in filter(None, refs):
@@ -61,14 +63,6 @@ def _resolved(incident: Incident, bot, doing: str) -> Reply:
     return Reply.refusal(Text(f"{incident.ref} was resolved by ", Mention(incident.resolved_by or ""),
                               f" at {when(incident.resolved_at, bot.config)}; there is nothing to {doing}. "
                               f"/incident reopen {incident.id} reopens it."))
-
-
-async def redraw_checklist(bot, incident: Incident) -> None:
-    """Resolved, the checklist loses its Run and Done buttons; reopened, it gets them back."""
-    try:
-        await playbooks.refresh_checklist(bot, incident)
-    except Exception as exc:
-        log.warning("%s checklist not redrawn: %s", incident.ref, exc.__class__.__name__)
 
 
 async def acknowledge(bot, incident: Incident, user: str) -> Reply:
@@ -101,7 +95,7 @@ async def resolve(bot, incident: Incident, user: str, summary: str) -> Reply:
     if not result.won:
         return _resolved(result.incident, bot, "resolve")
     await refresh_headline(bot, result.incident)
-    await redraw_checklist(bot, result.incident)
+    await playbooks.refresh_checklist(bot, result.incident)  # resolved: no more Run and Done; reopened: back
     return done(f"{incident.ref} resolved after {span(now - incident.opened_at)}. /incident postmortem {incident.id} writes the review.")
 
 
@@ -116,7 +110,7 @@ async def reopen(bot, incident: Incident, user: str) -> Reply:
         return Reply.refusal(f"{incident.ref} is not resolved ({result.incident.state.value}); there is nothing to reopen.")
     bot.scheduler.wake()
     await refresh_headline(bot, result.incident)
-    await redraw_checklist(bot, result.incident)
+    await playbooks.refresh_checklist(bot, result.incident)  # resolved: no more Run and Done; reopened: back
     return done(f"{incident.ref} is open again; escalation starts over at its first level.")
 
 

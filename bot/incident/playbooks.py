@@ -2,6 +2,7 @@
 normal pipeline (with its usual guard), Done records who ticked the step and when."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from bot.incident import service
@@ -11,6 +12,8 @@ from bot.incident.views import playbook_checklist
 from bot.pipeline.messenger import MessagePostFailed
 from bot.pipeline.reply import Outcome, Reply
 from bot.pipeline.request import Request
+
+log = logging.getLogger(__name__)
 
 
 def checklist_key(incident_id: int) -> str:
@@ -69,18 +72,24 @@ async def tick(bot, user_id: str, value: str) -> Reply:
     now = bot.clock.now()
     entry = service.Entry("step", user_id, f"Step {number} done: {step.text}", {"step": number}, key=step_key(incident.id, number))
     if not await service.add_entry(bot.db, incident.id, entry, now):
+        await refresh_checklist(bot, incident)  # a press on a stale drawing: show the current one
         return Reply.refusal(f"Step {number} of {incident.ref}'s playbook was already ticked; nothing changed.", Outcome.ok)
     await refresh_checklist(bot, incident)
     return Reply(text=f"Step {number} of {incident.ref}'s playbook is done, on the timeline.", ephemeral=True)
 
 
 async def refresh_checklist(bot, incident: Incident) -> None:
+    """Redraw the checklist from the incident and its ticks as they are now."""
+    incident = await service.get(bot.db, incident.id)
     posted = await service.entry_by_key(bot.db, checklist_key(incident.id))
     if posted is None or not incident.playbook or incident.playbook not in bot.config.playbooks:
         return
     playbook = bot.config.playbooks[incident.playbook]
     reply = playbook_checklist(incident, incident.playbook, playbook, await ticked(bot.db, incident.id), bot.config)
-    await messenger_for(bot, incident).update(posted.data["ref"], reply)
+    try:
+        await messenger_for(bot, incident).update(posted.data["ref"], reply)
+    except Exception as exc:  # the tick or the state change is recorded; a stale drawing is said in the log
+        log.warning("%s checklist not redrawn: %s", incident.ref, exc.__class__.__name__)
 
 
 async def run_step(bot, click) -> object:
