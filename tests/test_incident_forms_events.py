@@ -21,7 +21,8 @@ from conftest import SIGNING_SECRET
 from drivers import drive  # noqa: F401 (fixture)
 from slack_double import validate_blocks
 from slack_signing import event_callback_payload, reaction_added_event, sign, submission_state, view_submission_payload
-from test_incidents import START, config, incident_count, kinds, open_incident, said, start, timeline
+from test_action_transports import restart_config, service  # noqa: F401 (module fixture: a busybox httpd container)
+from test_incidents import RESTART_PLAYBOOK, START, config, incident_count, incident_sections, kinds, open_incident, said, start, timeline
 
 from bot.config.incident_models import Playbook, PlaybookStep
 from bot.config.models import AppConfig
@@ -262,3 +263,31 @@ def test_a_checklist_of_forty_steps_is_a_message_slack_accepts():
         shown = [(e["action_id"], e["value"]) for b in blocks if b["type"] == "actions" for e in b["elements"]]
         assert ("incident.tick_step", "7:39") in shown and ("incident.run_step", "7:39") in shown  # the last rows too
         assert len([a for a in shown if a[0] == "incident.tick_step"]) == 40 - len(ticked)
+
+
+# --------------------------------------------------------------------------- done when: the postmortem from what the bot saw
+
+
+@pytest.mark.parametrize("drive", ["http", "socket"], indirect=True)
+async def test_the_postmortem_holds_the_actions_and_the_pins_of_the_incident(drive, service):  # noqa: F811 (fixture)
+    """Opened from Slack with its channel, a guarded restart approved there and a message pinned
+    there: the postmortem lists the restart with its requester, approver and result, and the pin."""
+    d = await start(drive, restart_config(service) + incident_sections(create_channels=True, playbooks=RESTART_PLAYBOOK))
+    number = await open_incident(d, "P1 The web service is down --service svc")
+    d.channel = (await incidents.get(d.bot.db, number)).channel_id
+    seen = await d.command("UOPS1", "/restart", "svc")
+    request_id = int(re.search(r"Request #(\d+) is posted", seen.words).group(1))
+    assert (await d.click("UOPS2", "action.approve", str(request_id))).one_line == f"Request #{request_id} succeeded."
+    await d.settle()
+    ts = d.slack.add_message(d.channel, "UOPS3", "the pool of svc was exhausted at 23:02")
+    await send_event(d, pushpin("UOPS2", d.channel, ts, "Ev0PM1"))
+    await d.settle()
+    await d.command("UOPS1", "/incident", "resolve pool raised")
+
+    seen = await d.command("UOPS1", "/incident", "postmortem")
+    review = (await incidents.get(d.bot.db, number)).postmortem
+    assert review.startswith(f"**Incident:** INC-{number} - The web service is down")
+    assert "restart svc" in review and "<@UOPS1>" in review and "<@UOPS2>" in review and "succeeded" in review
+    assert "the pool of svc was exhausted at 23:02" in review
+    [upload] = d.slack.uploaded_files.values()
+    assert upload.channel_id == d.channel and upload.data.decode() == review
