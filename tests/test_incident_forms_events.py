@@ -289,5 +289,6 @@ async def test_the_postmortem_holds_the_actions_and_the_pins_of_the_incident(dri
     assert review.startswith(f"**Incident:** INC-{number} - The web service is down")
     assert "restart svc" in review and "<@UOPS1>" in review and "<@UOPS2>" in review and "succeeded" in review
     assert "the pool of svc was exhausted at 23:02" in review
+    await d.slack.wait_for("files.completeUploadExternal")  # the upload ends after the answer is shown
     [upload] = d.slack.uploaded_files.values()
-    assert upload.channel_id == d.channel and upload.data.decode() == review
+    assert upload.completed and upload.channel_id == d.channel and upload.data.decode() == review
