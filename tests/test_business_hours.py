@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config.incident_models import Calendar
-from bot.schedule.business_hours import SEARCH_DAYS, is_business_time, next_business_day, next_business_start
+from bot.schedule.business_hours import SEARCH_DAYS, add_business_time, is_business_time, next_business_day, next_business_start
 
 UTC = dt.timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -137,3 +137,31 @@ def test_a_start_in_the_skipped_or_repeated_hour_resolves_with_fold_0():
     assert next_business_day(skipped, local(BERLIN, 2026, 10, 24, 20, 0)) == utc(2026, 10, 25, 0, 30)
     assert is_business_time(skipped, utc(2026, 10, 25, 0, 30))
     assert not is_business_time(skipped, utc(2026, 10, 25, 0, 29, 59))
+
+
+# --------------------------------------------------------------------------- working time added
+
+
+def test_working_time_is_counted_in_working_hours_only():
+    calendar = Calendar()  # UTC, mon-fri 09:00-17:00
+    monday_4pm = utc(2026, 3, 2, 16, 0)
+    assert add_business_time(calendar, monday_4pm, 4 * 3600) == utc(2026, 3, 3, 12, 0)  # 1 h Monday, 3 h Tuesday
+    assert add_business_time(calendar, monday_4pm, 3600) == utc(2026, 3, 2, 17, 0)  # exactly the end of the day
+    assert add_business_time(calendar, utc(2026, 3, 6, 16, 0), 4 * 3600) == utc(2026, 3, 9, 12, 0)  # Friday -> Monday
+    assert add_business_time(calendar, utc(2026, 3, 7, 3, 0), 3600) == utc(2026, 3, 9, 10, 0)  # from a Saturday night
+    assert add_business_time(calendar, utc(2026, 3, 2, 10, 0), 0) == utc(2026, 3, 2, 10, 0)
+    assert add_business_time(calendar, utc(2026, 3, 2, 20, 0), 0) == utc(2026, 3, 3, 9, 0)  # zero from the evening: next start
+    holiday = Calendar(holidays=[dt.date(2026, 3, 3)])
+    assert add_business_time(holiday, monday_4pm, 4 * 3600) == utc(2026, 3, 4, 12, 0)
+
+
+def test_working_time_across_a_daylight_saving_change_keeps_local_hours():
+    berlin = Calendar(timezone="Europe/Berlin")
+    # Friday 27 March 2026 16:00 CET + 2 h of working time: 1 h Friday, 1 h Monday 30 March (CEST).
+    assert add_business_time(berlin, local(BERLIN, 2026, 3, 27, 16, 0), 2 * 3600) == local(BERLIN, 2026, 3, 30, 10, 0)
+
+
+def test_working_time_that_never_fits_is_refused():
+    closed = Calendar(working_days=["mon"], holidays=[dt.date(2026, 3, 2) + dt.timedelta(weeks=w) for w in range(60)])
+    with pytest.raises(ValueError):
+        add_business_time(closed, utc(2026, 3, 1, 12, 0), 3600)

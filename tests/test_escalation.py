@@ -144,6 +144,23 @@ def test_next_business_day_friday_evening_pages_monday_morning_and_the_next_leve
     assert plan_of(config, "P3", friday_afternoon) == [(0, 0, friday_afternoon), (1, 0, local(BERLIN, 2026, 3, 9, 9, 0))]
 
 
+def test_a_working_hours_severity_counts_its_waits_in_working_time():
+    """escalate_after and repeat_every of a next_business_day severity are working time: 4 h from
+    Monday 16:00 (09:00-17:00) is Tuesday 12:00, not a night that passes while nobody works."""
+    config = matrix("""  P3:
+    respond_within: next_business_day
+    escalation:
+      - {rotation: primary, repeat_every: 2h, max_repeats: 1, escalate_after: 4h}
+      - {role: lead}
+""", "calendar: {timezone: Europe/Berlin}")
+    monday_4pm = local(BERLIN, 2026, 3, 2, 16, 0)
+    assert plan_of(config, "P3", monday_4pm) == [
+        (0, 0, monday_4pm),
+        (0, 1, local(BERLIN, 2026, 3, 3, 10, 0)),  # 1 h on Monday, 1 h on Tuesday
+        (1, 0, local(BERLIN, 2026, 3, 3, 12, 0)),  # 1 h on Monday, 3 h on Tuesday
+    ]
+
+
 # 2026: Europe/Berlin springs forward on Sunday 29 March and falls back on Sunday 25 October;
 # America/New_York on Sunday 8 March and Sunday 1 November. Each Friday is before the change.
 DST_WEEKENDS = [

@@ -17,7 +17,7 @@ from bot.config.incident_models import NEXT_BUSINESS_DAY, Severity
 from bot.config.models import AppConfig
 from bot.incident.models import Incident
 from bot.schedule import service as jobs
-from bot.schedule.business_hours import next_business_day, next_business_start
+from bot.schedule.business_hours import add_business_time, next_business_day
 
 PING = "incident.ping"
 REMIND = "incident.remind"
@@ -37,24 +37,29 @@ def ping_key(incident_id: int, plan: int, level: int, repeat: int) -> str:
 def planned_pings(severity: Severity, config: AppConfig, start: datetime, from_level: int = 0) -> list[PlannedPing]:
     """When each level is paged and re-paged, from `start`. A level lasts its escalate_after (or the
     severity's respond_within); its repeats that fall after the next level starts are dropped.
-    next_business_day severities page within working hours only."""
+    next_business_day severities page within working hours only, and count their waits in working
+    time: a 4 h escalate_after started at 16:00 ends at 12:00 the next working day, not at 09:00."""
     calendar = config.calendar
-    business = severity.business_hours_only
-    held = (lambda t: next_business_start(calendar, t)) if business else (lambda t: t)
+    if severity.business_hours_only:
+        def later(t: datetime, seconds: float) -> datetime:
+            return add_business_time(calendar, t, seconds)
+    else:
+        def later(t: datetime, seconds: float) -> datetime:
+            return t + timedelta(seconds=seconds)
     pings: list[PlannedPing] = []
-    level_start = held(start)
+    level_start = later(start, 0)
     chain = severity.escalation
     for index in range(min(from_level, len(chain) - 1), len(chain)):
         level = chain[index]
         if level.escalate_after is not None:
-            level_end = held(level_start + timedelta(seconds=level.escalate_after))
+            level_end = later(level_start, level.escalate_after)
         elif severity.respond_within == NEXT_BUSINESS_DAY:
             level_end = next_business_day(calendar, level_start)
         else:
-            level_end = level_start + timedelta(seconds=severity.respond_within)
+            level_end = later(level_start, severity.respond_within)
         last = index == len(chain) - 1
         for repeat in range(level.max_repeats + 1):
-            due = held(level_start + timedelta(seconds=(level.repeat_every or 0) * repeat))
+            due = later(level_start, (level.repeat_every or 0) * repeat)
             if repeat and not last and due >= level_end:
                 break
             pings.append(PlannedPing(index, repeat, due))

@@ -56,6 +56,24 @@ def next_business_day(calendar: Calendar, at: dt.datetime) -> dt.datetime:
     raise ValueError(f"the calendar has no working day in the {SEARCH_DAYS} days after {day.isoformat()}")
 
 
+def add_business_time(calendar: Calendar, at: dt.datetime, seconds: float) -> dt.datetime:
+    """`seconds` of working time counted from `at`: 4 h from Monday 16:00 (09:00-17:00) is Tuesday 12:00.
+
+    From outside working hours the count starts at the next working period. Bounded like
+    next_business_day: a calendar with no working day within SEARCH_DAYS raises ValueError.
+    """
+    moment = next_business_start(calendar, at)
+    remaining = dt.timedelta(seconds=seconds)
+    for _ in range(SEARCH_DAYS):
+        day = moment.astimezone(ZoneInfo(calendar.timezone)).date()
+        _, end = _hours(calendar, day)
+        if moment + remaining <= end:
+            return moment + remaining
+        remaining -= end - moment
+        moment = next_business_day(calendar, moment)
+    raise ValueError(f"{seconds:g} s of working time do not fit in {SEARCH_DAYS} working days")
+
+
 def is_working_day(calendar: Calendar, day: dt.date) -> bool:
     return WEEKDAYS[day.weekday()] in calendar.working_days and day not in calendar.holidays
 
