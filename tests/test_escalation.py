@@ -538,6 +538,24 @@ async def test_escalate_pages_the_next_level_at_once_even_when_acknowledged(make
     assert [e.key for e in await ping_entries(bot, incident.id)] == [key(incident, 1, 0, 0), key(incident, 2, 1, 0)]
 
 
+async def test_a_late_forced_escalation_is_sent_though_its_repeats_are_due_too(make_bot, url, slack):
+    """Escalated while acknowledged, and the scheduler only gets to it after its repeats fell due:
+    the forced page still goes (its repeats do nothing for an acknowledged incident, so skipping
+    it for them would page no one)."""
+    clock = ManualClock(START)
+    bot = await incident_bot(make_bot, url, clock, slack)
+    incident = await open_incident(bot, "P0", "Data loss suspected")
+    await say(bot, f"ack {incident.id}")
+    await say(bot, f"escalate {incident.id} needs the lead")
+    clock.advance(timedelta(minutes=12))  # the lead's repeats at +5 and +10 are due as well
+    bot.scheduler.start()
+    await wait_until(lambda: len(direct_pings(slack, LEAD)) == 1)
+    await settle(clock, bot)
+    assert len(direct_pings(slack, LEAD)) == 1
+    [forced] = [e for e in await ping_entries(bot, incident.id) if e.key == key(incident, 2, 1, 0)]
+    assert forced.data["delivered"] is True and forced.data["late"] is True
+
+
 # --------------------------------------------------------------------------- replicas, kills and restarts
 
 

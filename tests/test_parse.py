@@ -71,3 +71,18 @@ def test_a_value_starting_with_a_dash_is_an_option_not_a_name():
 def test_rest_limit():
     with pytest.raises(UsageError, match="At most 50 names"):
         Grammar(usage="/health [service ...]", rest="services").parse(" ".join(f"s{i}" for i in range(60)))
+
+
+def test_a_guarded_subcommand_is_read_from_the_parsed_words_whatever_surrounds_it():
+    from bot.pipeline.commands import ANY_ROLE, CommandSpec
+
+    async def handler(inv):
+        return None
+
+    spec = CommandSpec("oncall", "x", Grammar("/oncall", rest="words"), handler, public=True, guarded=(("override", (ANY_ROLE,)),))
+    for text, needs in (("override primary U1 until 8h", (ANY_ROLE,)), ('"Override" primary', (ANY_ROLE,)), ("primary", None),
+                        ("", None), ('" "', None), ('"  override  "', (ANY_ROLE,))):
+        assert spec.roles_for(spec.grammar.parse(text)) == needs, text
+    closed = CommandSpec("restart", "x", Grammar("/restart", rest="words"), handler, roles=("ops",))
+    assert closed.roles_for(closed.grammar.parse('" "')) == ("ops",)
+    assert spec.title_for(spec.grammar.parse("override x")) == "/oncall override" and spec.title_for(spec.grammar.parse("x")) == "/oncall"

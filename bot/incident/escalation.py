@@ -89,7 +89,7 @@ async def run_ping(bot, job: Job) -> None:
             raise service.NoSuchIncident(payload["incident"])
         if not _waits_for(incident, payload):
             return
-        if job.late and "entry" not in payload and await jobs.later_due_in(session, f"{PING}:{incident.id}:{payload['plan']}:", job.due_at, now):
+        if job.late and "entry" not in payload and not payload.get("forced") and await jobs.later_due_in(session, f"{PING}:{incident.id}:{payload['plan']}:", job.due_at, now):
             # Back from a downtime with several pages of this plan overdue: only the newest goes
             # out, not a burst of every level and repeat missed meanwhile.
             await service._add(session, incident.id, service.Entry("ping", "", "Page skipped: a later one fell due while the bot was down",
@@ -104,8 +104,8 @@ async def run_ping(bot, job: Job) -> None:
         text = f"Paged {level.label}" + (f" (repeat {payload['repeat']})" if payload["repeat"] else "") + (" late" if job.late else "")
         if not await service._add(session, incident.id, service.Entry("ping", "", text, data, key=entry_key), now):
             earlier = await session.scalar(select(TimelineEntry.data).where(TimelineEntry.key == entry_key))
-            if earlier is not None and earlier.get("delivered"):
-                return  # sent by an earlier run of this job
+            if earlier is not None and (earlier.get("delivered") or earlier.get("skipped")):
+                return  # sent (or skipped for a later page) by an earlier run of this job
             data["late"] = retry = True  # the run that wrote it did not get to mark it sent: it may have sent it
     mentions, direct = await targets(bot, level)
     data["to"] = [m.plain for m in mentions]
@@ -176,7 +176,8 @@ async def _already_sent(messenger, channel: str, marker: str) -> bool:
         return False
     try:
         return await messenger.posted(channel, marker)
-    except MessagePostFailed:
+    except Exception as exc:  # Slack's refusal, the network: the look-up must not cost the page
+        log.info("page history unreadable (%s): sending again", exc.__class__.__name__)
         return False
 
 

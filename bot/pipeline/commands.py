@@ -50,7 +50,8 @@ class CommandSpec:
         first = next(iter(args.positionals.values()), None)
         if isinstance(first, list):
             first = first[0] if first else None
-        return str(first).split(None, 1)[0].lower() if first else ""
+        words = str(first).split(None, 1) if first else []
+        return words[0].lower() if words else ""
 
     def title_for(self, args: ParsedArgs) -> str:
         """"/oncall override" for a guarded subcommand, else "/oncall": how refusals name what was run."""

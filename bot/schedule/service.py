@@ -78,9 +78,11 @@ async def reschedule(db: Database, key: str, due_at: datetime) -> bool:
 
 
 async def later_due_in(session: AsyncSession, prefix: str, after: datetime, now: datetime) -> bool:
-    """Whether a pending or running job with this key prefix falls due after `after` and is due by `now`."""
-    waiting = (JobState.pending, JobState.running)
-    found = await session.scalar(select(C.id).where(C.key.startswith(prefix, autoescape=True), C.state.in_(waiting),
+    """Whether a job with this key prefix (not a retry of one) falls due after `after` and is due by
+    `now`, and is waiting, running or done: a later page of the same plan took this one's place."""
+    taken = (JobState.pending, JobState.running, JobState.done)
+    found = await session.scalar(select(C.id).where(C.key.startswith(prefix, autoescape=True), C.state.in_(taken),
+                                                    ~C.key.contains(":retry", autoescape=True),
                                                     C.due_at > after, C.due_at <= now).limit(1))
     return found is not None
 

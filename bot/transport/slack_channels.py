@@ -68,10 +68,11 @@ class SlackWorkspaceMessenger(SlackMessenger):
         latest = None
         for _ in range(HISTORY_PAGES):
             args = {"channel": channel, "limit": HISTORY_PAGE} | ({"latest": latest, "inclusive": False} if latest else {})
-            messages = (await self._call("conversations.history", self._client.conversations_history, **args)).get("messages", [])
+            history = await self._call("conversations.history", self._client.conversations_history, **args)
+            messages = history.get("messages", [])
             if any(marker in str(message.get("text", "")) for message in messages):
                 return True
-            if len(messages) < HISTORY_PAGE:
+            if not history.get("has_more") or not messages:
                 return False
             latest = str(messages[-1].get("ts", ""))
         return False
