@@ -1,20 +1,14 @@
 """The incident headline's buttons, its forms, the playbook checklist and the 📌 event."""
 from __future__ import annotations
 
-from bot.incident import forms, lifecycle, pins, playbooks, service
+from bot.incident import forms, lifecycle, pins, playbooks
 from bot.pipeline.interactions import InteractionSpec, Press
 from bot.pipeline.reply import Reply
 from bot.pipeline.roles import ANY_ROLE
 
 
 async def _incident(press: Press):
-    value = press.click.value
-    if not value.isdigit() or len(value) > 9:
-        return Reply.refusal("That button does not name an incident; nothing was done.")
-    try:
-        return await service.get(press.bot.db, int(value))
-    except service.NoSuchIncident:
-        return Reply.refusal(f"INC-{value} does not exist; nothing was done.")
+    return await lifecycle.named(press.bot, press.click.value)
 
 
 async def ack(press: Press) -> Reply:

@@ -22,15 +22,15 @@ from bot.config.types import (
     Duration,
     FloorThresholds,
     LatencyThresholds,
+    RoleName,
+    ServiceName,
+    SlackChannel,
+    SlackUserGroupId,
+    SlackUserId,
     Strict,
     Thresholds,
 )
 
-ServiceName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-RoleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]
-SlackUserGroupId = Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")]
-SlackChannel = Annotated[str, Field(pattern=r"^(#[a-z0-9._-]{1,80}|[CG][A-Z0-9]{2,})$")]
 ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
 
 

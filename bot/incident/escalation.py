@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from bot.config.incident_models import EscalationLevel
 from bot.incident import service
 from bot.incident.models import Incident, IncidentState, TimelineEntry
-from bot.incident.notify import messenger_for
+from bot.incident.notify import channel_of, messenger_for
 from bot.incident.planning import PING, REMIND
 from bot.incident.views import ping_message, reminder_message
 from bot.oncall.rotation import shift_at
@@ -112,7 +112,7 @@ async def run_ping(bot, job: Job) -> None:
     messenger = messenger_for(bot, incident)
     marker = page_marker(entry_key)
     reply = ping_message(incident, level.label, mentions, payload["repeat"], late=data["late"], config=bot.config, marker=marker)
-    channel = incident.channel_id or incident.headline_channel or bot.config.incidents_channel or ""
+    channel = channel_of(incident)
     sent, failures = await _send(bot, messenger, reply, marker, [channel] if channel else [], direct, retry=retry)
     if not sent:
         await _failed(bot, job, entry_key, incident.id, text, data, failures)
@@ -203,7 +203,7 @@ async def run_reminder(bot, job: Job) -> None:
     created = await service.add_entry(bot.db, incident.id, service.Entry("reminder", "", "Update reminder", {}, key=job.key), now)
     if created:
         who = incident.commander or incident.opened_by
-        await messenger_for(bot, incident).post(incident.channel_id or incident.headline_channel or "",
+        await messenger_for(bot, incident).post(channel_of(incident),
                                                  reminder_message(incident, who, now - last_update))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from bot.incident import lifecycle, opening, service
+from bot.incident import lifecycle, opening
 from bot.incident.notify import post_direct
 from bot.incident.models import MAX_TEXT, MAX_TITLE
 from bot.pipeline.forms import Form, FormField
@@ -81,12 +81,9 @@ async def submit_open(press) -> Reply:
 async def update_button(press) -> Reply:
     """Post update: a form in Slack; on the console, the command to type."""
     click, bot = press.click, press.bot
-    if not click.value.isdigit() or len(click.value) > 9:
-        return Reply.refusal("That button does not name an incident; nothing was done.")
-    try:
-        incident = await service.get(bot.db, int(click.value))
-    except service.NoSuchIncident:
-        return Reply.refusal(f"INC-{click.value} does not exist; nothing was done.")
+    incident = await lifecycle.named(bot, click.value)
+    if isinstance(incident, Reply):
+        return incident
     form = Form(UPDATE_FORM, f"Update {incident.ref}"[:24], "Post",
                 (FormField("text", "What is happening now?", "multiline", max_length=MAX_TEXT),), metadata=str(incident.id))
     if await _show(bot, click.transport, click.trigger_id, form):
@@ -99,11 +96,8 @@ async def submit_update(press) -> Reply:
     text = click.form_value("text").strip()
     if not text:
         return FormErrors(text="An update needs text.", outcome=Outcome.usage_error, errors={"text": "An update needs text."})
-    if not click.metadata.isdigit() or len(click.metadata) > 9:
-        return Reply.refusal("This form does not name an incident; nothing was posted.")
-    try:
-        incident = await service.get(bot.db, int(click.metadata))
-    except service.NoSuchIncident:
-        return Reply.refusal(f"INC-{click.metadata} does not exist; nothing was posted.")
+    incident = await lifecycle.named(bot, click.metadata, holder="This form", undone="nothing was posted")
+    if isinstance(incident, Reply):
+        return incident
     reply = await lifecycle.post_update(bot, incident, click.user_id, text)
     return Reply(text="", outcome=Outcome.ok) if reply.outcome is Outcome.ok else reply

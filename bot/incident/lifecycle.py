@@ -59,6 +59,16 @@ async def refresh_headline(bot, incident: Incident) -> None:
             log.warning("%s headline not redrawn: %s", incident.ref, exc.__class__.__name__)
 
 
+async def named(bot, value: str, *, holder: str = "That button", undone: str = "nothing was done") -> Incident | Reply:
+    """The incident a button's value or a form's metadata names, or the one-sentence refusal."""
+    if not value.isdigit() or len(value) > 9:
+        return Reply.refusal(f"{holder} does not name an incident; {undone}.")
+    try:
+        return await service.get(bot.db, int(value))
+    except service.NoSuchIncident:
+        return Reply.refusal(f"INC-{value} does not exist; {undone}.")
+
+
 def _resolved(incident: Incident, bot, doing: str) -> Reply:
     return Reply.refusal(Text(f"{incident.ref} was resolved by ", Mention(incident.resolved_by or ""),
                               f" at {when(incident.resolved_at, bot.config)}; there is nothing to {doing}. "
