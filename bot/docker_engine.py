@@ -131,6 +131,32 @@ class DockerGateway:
 
         await self._run(call)
 
+    async def stop(self, name: str, timeout: float) -> None:
+        """SIGTERM, up to `timeout` seconds grace, then SIGKILL. Stopping a stopped container is fine."""
+
+        def call():
+            try:
+                self._docker().api.stop(name, timeout=math.ceil(timeout))
+            except docker.errors.NotFound:
+                raise DockerUnavailable(f"container {name} does not exist") from None
+            except docker.errors.APIError as exc:
+                raise DockerUnavailable(f"stopping {name} failed ({_reason(exc)})") from None
+
+        await self._run(call)
+
+    async def start(self, name: str) -> None:
+        """Start a stopped container; starting a running one is fine."""
+
+        def call():
+            try:
+                self._docker().api.start(name)
+            except docker.errors.NotFound:
+                raise DockerUnavailable(f"container {name} does not exist") from None
+            except docker.errors.APIError as exc:
+                raise DockerUnavailable(f"starting {name} failed ({_reason(exc)})") from None
+
+        await self._run(call)
+
     async def recreate(self, name: str, timeout: float, expected_id: str | None = None) -> str:
         """compose's --force-recreate: a new container from the same image and settings; the old one goes.
 

@@ -9,6 +9,14 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from bot.config.action_models import (  # noqa: F401  (re-exported: the action slice imports them from here)
+    ACTION_KIND_NAMES,
+    DEFAULT_ACTIONS,
+    ActionSpec,
+    ApprovalPolicy,
+    VerifyPolicy,
+)
+from bot.config.data_models import BackupSettings, Cache, Database, Job, check_database_references
 from bot.config.incident_models import (
     DEFAULT_SEVERITIES,
     Calendar,
@@ -21,6 +29,7 @@ from bot.config.literal_secrets import no_literal_credential, no_literal_passwor
 from bot.config.types import (
     Duration,
     FloorThresholds,
+    Name,
     LatencyThresholds,
     RoleName,
     ServiceName,
@@ -126,6 +135,27 @@ class ExecCheck(CheckBase):
     command: list[str] = Field(min_length=1, description="Argument list run via the Docker exec API, no shell.")
 
 
+class SqlCheck(CheckBase):
+    """A read-only, parameterised query whose first column of its first row is graded (runbooks 000, 003, 004)."""
+
+    kind: Literal["sql"]
+    database: Name = Field(description="A database of databases:.")
+    query: str = Field(min_length=1, max_length=4000, description="One SELECT (or WITH) statement; $1, $2 take params.")
+    params: list[str | int | float | bool] = Field([], description="Values bound to $1, $2, ...: never pasted into the text.")
+    value: Thresholds = Field(description="Limits on the number the query returns (a count, an age in seconds).")
+    unit: str = Field("", max_length=20, description="Shown after the number, e.g. 'stuck payments'.")
+
+    @field_validator("query")
+    @classmethod
+    def _select(cls, value: str) -> str:
+        first = value.lstrip().split(None, 1)[0].upper() if value.strip() else ""
+        if first not in ("SELECT", "WITH"):
+            raise ValueError("must be a SELECT or WITH query: sql checks only read")
+        if ";" in value.strip().rstrip(";"):
+            raise ValueError("must be one statement (no ';' inside)")
+        return value
+
+
 class DiskCheck(CheckBase):
     kind: Literal["disk"]
     path: str = "/"
@@ -147,7 +177,7 @@ class TlsCheck(CheckBase):
 
 
 Check = Annotated[
-    Union[HttpCheck, TcpCheck, PostgresCheck, RedisCheck, ContainerCheck, ExecCheck, DiskCheck, MemoryCheck, TlsCheck],
+    Union[HttpCheck, TcpCheck, PostgresCheck, RedisCheck, ContainerCheck, ExecCheck, SqlCheck, DiskCheck, MemoryCheck, TlsCheck],
     Field(discriminator="kind"),
 ]
 
@@ -165,40 +195,6 @@ class Service(Strict):
             if isinstance(check, (ContainerCheck, ExecCheck)) and not (check.container or self.container):
                 raise ValueError(f"checks[{index}] ({check.kind}) needs a container: set it on the check or the service")
         return self
-
-
-class ApprovalPolicy(Strict):
-    """The two-person rule, per action."""
-
-    approver_roles: list[RoleName] = Field([], description="Roles whose members may approve; empty: the service's owners.")
-    approvals: int = Field(1, ge=0, le=2, description="Approvals needed before it runs (0, 1 or 2).")
-    self_approval: bool = Field(False, description="Whether the requester may approve their own request.")
-    expires: Duration = Field(900.0, description="A pending request expires after this.")
-
-
-class VerifyPolicy(Strict):
-    deadline: Duration = Field(60.0, description="How long the service's checks may take to pass afterwards.")
-    interval: Duration = Field(2.0, description="Pause between verification rounds.")
-
-
-class ActionSpec(Strict):
-    """An action on one service of the inventory; chat only names the service and the declared flags."""
-
-    kind: Literal["docker_restart", "docker_logs"]
-    description: str = ""
-    request_roles: list[RoleName] = Field([], description="Roles that may request it; empty: the service's owners.")
-    approval: ApprovalPolicy = ApprovalPolicy()
-    timeout: Duration = Field(30.0, description="Graceful stop timeout before Docker kills the process (runbook 001: restart -t 30).")
-    verify: VerifyPolicy | None = Field(VerifyPolicy(), description="Run the service's checks afterwards; null to skip.")
-
-
-# Shipped when app.yaml declares no action of that name (runbooks 000 and 001: restart, logs).
-DEFAULT_ACTIONS = {
-    "restart": ActionSpec(kind="docker_restart", description="Restart a service's container, then verify its checks pass."),
-    "logs": ActionSpec(
-        kind="docker_logs", description="Read a service's container logs (redacted).", approval=ApprovalPolicy(approvals=0), verify=None
-    ),
-}
 
 
 class Role(Strict):
@@ -219,8 +215,12 @@ class AppConfig(Strict):
     roles: dict[RoleName, Role] = {}
     slack: SlackSettings = SlackSettings()
     actions: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,30}$")], ActionSpec] = Field(
-        {}, description="Declared actions; restart and logs have defaults when absent."
+        {}, description="Declared actions, reached with /run <action>; the commands' own actions (restart, logs, backup, ...) have defaults when absent."
     )
+    databases: dict[Name, Database] = Field({}, description="PostgreSQL databases for /db, /backup and /restore.")
+    caches: dict[Name, Cache] = Field({}, description="Redis servers for /cache.")
+    backups: BackupSettings = BackupSettings()
+    jobs: dict[Name, Job] = Field({}, description="Runbook jobs with an enforced dry run (/job).")
     severities: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,19}$")], Severity] = Field(
         DEFAULT_SEVERITIES, description="The response-time matrix; P0-P3 from the runbooks when absent."
     )
@@ -231,7 +231,8 @@ class AppConfig(Strict):
     )
     incidents: IncidentSettings = IncidentSettings()
 
-    def action(self, name: str) -> ActionSpec | None:
+    def action(self, name: str):
+        """The ActionSpec declared (or shipped) under `name`, or None."""
         return self.actions.get(name) or DEFAULT_ACTIONS.get(name)
 
     def severity(self, name: str) -> tuple[str, Severity] | None:
@@ -298,10 +299,11 @@ class AppConfig(Strict):
     def _references(self) -> "AppConfig":
         problems = []
         for action_name, action in self.actions.items():
-            if action_name not in DEFAULT_ACTIONS:
-                problems.append(f"action '{action_name}' has no command; declare one of: {', '.join(DEFAULT_ACTIONS)}")
-            elif action.kind != DEFAULT_ACTIONS[action_name].kind:
-                problems.append(f"action '{action_name}' must have kind {DEFAULT_ACTIONS[action_name].kind}")
+            if action_name in DEFAULT_ACTIONS and action.kind != DEFAULT_ACTIONS[action_name].kind:
+                problems.append(f"action '{action_name}' is used by its command, so it must have kind {DEFAULT_ACTIONS[action_name].kind}")
+            for service in [getattr(action, "service", None)]:
+                if service and service not in self.services:
+                    problems.append(f"action '{action_name}' names unknown service '{service}'")
             for role in action.request_roles + action.approval.approver_roles:
                 if role not in self.roles:
                     problems.append(f"action '{action_name}' names unknown role '{role}'")
@@ -315,6 +317,11 @@ class AppConfig(Strict):
                 if owner not in self.roles:
                     problems.append(f"service '{name}' is owned by unknown role '{owner}'")
         problems += self._incident_references()
+        problems += check_database_references(self.databases, self.caches, self.jobs, self.services, self.roles)
+        for name, service in self.services.items():
+            for check in service.checks:
+                if isinstance(check, SqlCheck) and check.database not in self.databases:
+                    problems.append(f"service '{name}' sql check '{check.label}' names unknown database '{check.database}'")
         cycle = _find_cycle({n: s.depends_on for n, s in self.services.items()})
         if cycle:
             problems.append("depends_on has a cycle: " + " -> ".join(cycle))

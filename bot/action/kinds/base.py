@@ -1,0 +1,179 @@
+"""What every action kind declares, and the typed plan the flow stores and approvers approve.
+
+A kind is a small module exposing KIND, an ActionKind: its parameters, plan(), describe(),
+execute() with verification, and whether it is read-only. The flow (bot/action/flow.py)
+knows nothing else about it.
+
+A Plan is data: the exact steps (kind-specific dicts) and the targets they lock. Its hash
+covers everything but `facts`, which describe the targets as seen when planning (an OOM
+flag, an age) and may change without changing what would run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Literal
+
+from bot.action.params import ParamType
+
+TargetKind = Literal["service", "database", "cache"]
+
+
+class PlanError(Exception):
+    """The plan cannot be made (unknown table, container gone): one sentence for the user; nothing is requested."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Something an action touches: it is locked while the request is open, and its owners decide who may act."""
+
+    kind: TargetKind
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass
+class Plan:
+    action: str  # the action's name in app.yaml ("restart", "kill_idle")
+    kind: str  # its kind ("docker_restart")
+    subject: str  # what it acts on, as titles show it: a service, database or cache name
+    params: dict  # the typed parameters, as JSON values
+    steps: list[dict]  # exactly what will run, kind-specific
+    targets: list[Target]
+    verify: dict | None = None
+    confirm: str | None = None  # the text an approver must type, when the action asks for it
+    facts: dict = field(default_factory=dict)  # observed when planning; shown, not hashed
+
+    def to_json(self) -> dict:
+        return {
+            "action": self.action,
+            "kind": self.kind,
+            "subject": self.subject,
+            "params": self.params,
+            "steps": self.steps,
+            "targets": [[t.kind, t.name] for t in self.targets],
+            "verify": self.verify,
+            "confirm": self.confirm,
+            "facts": self.facts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Plan":
+        return cls(
+            action=data["action"],
+            kind=data["kind"],
+            subject=data["subject"],
+            params=data.get("params", {}),
+            steps=data.get("steps", []),
+            targets=[Target(kind, name) for kind, name in data.get("targets", [])],
+            verify=data.get("verify"),
+            confirm=data.get("confirm"),
+            facts=data.get("facts", {}),
+        )
+
+    @property
+    def hash(self) -> str:
+        stable = {k: v for k, v in self.to_json().items() if k != "facts"}
+        return hashlib.sha256(json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+    def services(self) -> list[str]:
+        return [t.name for t in self.targets if t.kind == "service"]
+
+
+@dataclass
+class StepResult:
+    name: str  # what the step acted on, e.g. a service
+    ok: bool
+    summary: str  # one line
+    logs: str = ""  # redacted lines shown under a failure
+
+
+@dataclass
+class ExecutionReport:
+    steps: list[StepResult] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.steps) and all(step.ok for step in self.steps)
+
+    def summary(self) -> str:
+        return "\n".join(step.summary for step in self.steps)
+
+    @property
+    def logs(self) -> str:
+        return next((step.logs for step in self.steps if not step.ok), "")
+
+
+@dataclass
+class PlanContext:
+    """What plan() may use: the bot's configuration and gateways. Reads only."""
+
+    bot: object  # bot.app.Bot
+    user: str  # the requester
+
+    @property
+    def config(self):
+        return self.bot.config
+
+
+@dataclass
+class RunContext:
+    """What execute() may use, besides the bot: who asked, where, and ways to report while running."""
+
+    bot: object
+    request_id: int | None
+    requested_by: str
+    channel: str
+    # Shows a line on the request's message while it runs (bytes so far, elapsed); throttled by the flow.
+    progress: Callable[[str], Awaitable[None]]
+    # Writes a row on the audit trail for one step of a long action (restore: "safety backup done").
+    audit_step: Callable[[str, str], Awaitable[None]]
+
+    @property
+    def config(self):
+        return self.bot.config
+
+
+class ActionKind:
+    """Base of every kind; a kind overrides what it needs."""
+
+    name: str = ""
+    read_only: bool = False
+    verb: str = "run"  # "You cannot <verb> <target>": restart, back up, ...
+
+    def params(self, spec) -> dict[str, ParamType]:
+        """The parameters /run accepts for an action of this kind, by name."""
+        return {}
+
+    async def plan(self, ctx: PlanContext, action: str, spec, params: dict) -> Plan:
+        raise NotImplementedError
+
+    def describe(self, plan: Plan) -> list[str]:
+        """One line per step, numbered by the caller: what approvers read."""
+        raise NotImplementedError
+
+    def notes(self, plan: Plan) -> list[str]:
+        """Extra sentences under the plan (an OOM hint, a dry run's output)."""
+        return []
+
+    async def recheck(self, ctx: PlanContext, spec, plan: Plan) -> str | None:
+        """Just before running: None when the approved plan is still what would run, else why not.
+
+        By default the plan is made again and must hash the same: config or containers that
+        changed since the approval stop it. Kinds whose plan names things that legitimately
+        come and go (backends to kill) check each one when executing instead.
+        """
+        try:
+            current = await self.plan(ctx, plan.action, spec, plan.params)
+        except PlanError as exc:
+            return str(exc)
+        if current.hash != plan.hash:
+            return "the plan changed since it was approved (config or targets); request it again."
+        return None
+
+    async def execute(self, ctx: RunContext, spec, plan: Plan) -> ExecutionReport:
+        raise NotImplementedError

@@ -1,0 +1,120 @@
+"""app.yaml sections for data operations: databases (PostgreSQL), caches (Redis), backups, jobs.
+
+Every default traces to a runbook: slow statements over 10 s (001), connections 80 % / 90 %
+of max_connections (000), queue lengths 500 / 1000 (000), one user's rate-limit keys
+`rate:user:{user}:*` (004), backups kept daily for 7 days, weekly for 4 weeks and never past
+30 days (000, 001), the data-retention job run dry first (000 section 5).
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from bot.config.literal_secrets import no_literal_password
+from bot.config.types import Duration, Name, RoleName, ServiceName, Strict, Thresholds
+
+ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
+DatabaseName = CacheName = JobName = Name
+# A Redis key or key pattern as app.yaml declares it: printable, no spaces, bounded.
+RedisKey = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,200}$")]
+
+
+class Database(Strict):
+    """A PostgreSQL database opsbot may inspect, back up and restore."""
+
+    dsn: str = Field(description="postgresql:// DSN, normally ${VAR}; its user needs pg_signal_backend to kill connections.")
+    service: ServiceName | None = Field(None, description="The service it belongs to: its owners and container are the defaults below.")
+    container: ContainerName | None = Field(
+        None, description="Container with pg_dump/pg_restore, used through the Docker exec API; empty: the local client."
+    )
+    owners: list[RoleName] = Field([], description="Roles that may use its guarded commands; empty: the service's owners.")
+    dependents: list[ServiceName] = Field([], description="Services stopped during a restore and started again after (runbook 003).")
+    statement_timeout: Duration = Field(5.0, description="Every read opsbot makes runs in a read-only transaction under this timeout.")
+    slow_after: Duration = Field(10.0, description="/db slow lists statements running longer than this (runbook 001).")
+    connections: Thresholds = Field(
+        Thresholds(warn=80, critical=90), description="Connections in use, % of max_connections (runbook 000)."
+    )
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        if not (value.startswith("postgresql://") or value.startswith("postgres://") or value.startswith("${")):
+            raise ValueError("must start with postgresql:// or be ${VAR}")
+        return no_literal_password(value)
+
+
+class Retention(Strict):
+    """Runbooks 000 and 001: daily backups for a week, weekly ones for a month, nothing past 30 days."""
+
+    daily_days: int = Field(7, ge=1, le=3660, description="Keep the newest backup of each day for this many days.")
+    weekly_weeks: int = Field(4, ge=0, le=520, description="Keep the newest backup of each ISO week for this many weeks.")
+    max_age_days: int = Field(30, ge=1, le=3660, description="Delete anything older, whatever the rules above keep.")
+
+
+class BackupSettings(Strict):
+    directory: str = Field("backups", description="Where dumps are written, relative to the working directory or absolute.")
+    retention: Retention = Retention()
+
+
+class Cache(Strict):
+    """A Redis server (one database of it) opsbot may inspect and clear."""
+
+    url: str = Field(description="redis:// URL, normally ${VAR}; its database number is the one /cache flush empties.")
+    service: ServiceName | None = Field(None, description="The service it belongs to: its owners are the default below.")
+    owners: list[RoleName] = Field([], description="Roles that may use its guarded commands; empty: the service's owners.")
+    queues: list[RedisKey] = Field([], description="List keys /cache queues measures with LLEN (runbook 004: queues:default).")
+    queue_length: Thresholds = Field(Thresholds(warn=500, critical=1000), description="Queue length limits (runbook 000).")
+    memory: Thresholds = Field(Thresholds(warn=80, critical=90), description="used_memory, % of maxmemory.")
+    rate_limit_patterns: list[RedisKey] = Field(
+        ["rate:user:{user}:*"], description="Key patterns of one user's rate limits; {user} is the id typed (runbook 004)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not (value.startswith("redis://") or value.startswith("rediss://") or value.startswith("${")):
+            raise ValueError("must start with redis:// or rediss:// or be ${VAR}")
+        return no_literal_password(value)
+
+    @field_validator("rate_limit_patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if pattern.count("{user}") != 1:
+                raise ValueError(f"'{pattern}' must contain {{user}} exactly once, so it only ever matches one user's keys")
+            if pattern.replace("{user}", "").strip("*?") == "":
+                raise ValueError(f"'{pattern}' would match almost every key; give it a fixed prefix")
+        return value
+
+
+class Job(Strict):
+    """A runbook job run in a container, that must be run dry first (runbook 000: enforce_data_retention --dry-run)."""
+
+    description: str = ""
+    service: ServiceName = Field(description="Its container runs the job; its owners may request it.")
+    command: list[str] = Field(min_length=1, description="Argument list run through the Docker exec API, never a shell.")
+    dry_run: list[str] = Field(min_length=1, description="The same job's dry-run form, also an argument list.")
+    dry_run_valid_for: Duration = Field(900.0, description="The real run needs a dry run by the same user this recently.")
+    timeout: Duration = Field(600.0, description="The run is stopped and reported after this long.")
+
+
+def check_database_references(databases: dict, caches: dict, jobs: dict, services: dict, roles: dict) -> list[str]:
+    problems = []
+    for kind, entries in (("database", databases), ("cache", caches)):
+        for name, entry in entries.items():
+            if entry.service and entry.service not in services:
+                problems.append(f"{kind} '{name}' names unknown service '{entry.service}'")
+            for role in entry.owners:
+                if role not in roles:
+                    problems.append(f"{kind} '{name}' is owned by unknown role '{role}'")
+    for name, database in databases.items():
+        for dependent in database.dependents:
+            if dependent not in services:
+                problems.append(f"database '{name}' names unknown dependent service '{dependent}'")
+    for name, job in jobs.items():
+        if job.service not in services:
+            problems.append(f"job '{name}' names unknown service '{job.service}'")
+        elif services[job.service].container is None:
+            problems.append(f"job '{name}' runs in service '{job.service}', which has no container")
+    return problems
