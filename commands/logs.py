@@ -108,7 +108,7 @@ async def handle(inv: Invocation) -> Reply:
     except UnknownService as exc:
         return Reply.refusal(str(exc))
     spec = bot.config.action("logs")
-    refusal = await policy.request_refusal(bot.roles, bot.config, spec, [name], inv.request.user_id, "read the logs of")
+    refusal = await policy.request_refusal(bot.roles, bot.config, spec, policy.services([name]), inv.request.user_id, "read the logs of")
     if refusal:
         return Reply.refusal(refusal, Outcome.denied)
     container = bot.config.services[name].container

@@ -1,7 +1,7 @@
 """/restart <service> [--with-dependents] [--force-recreate]: approved by a second person, then verified."""
 from __future__ import annotations
 
-from bot.action.flow import request_restart
+from bot.action.flow import request_action
 from bot.check.service import UnknownService, resolve_services
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.parse import Grammar, Option
@@ -20,12 +20,16 @@ async def handle(inv: Invocation) -> Reply:
         resolve_services(inv.bot.config, [name])
     except UnknownService as exc:
         return Reply.refusal(str(exc))
-    return await request_restart(
+    options = inv.args.options
+    return await request_action(
         inv.bot,
         inv.request,
-        name,
-        with_dependents=bool(inv.args.options.get("with_dependents")),
-        force_recreate=bool(inv.args.options.get("force_recreate")),
+        "restart",
+        {
+            "service": name,
+            "with_dependents": "true" if options.get("with_dependents") else "false",
+            "force_recreate": "true" if options.get("force_recreate") else "false",
+        },
     )
 
 

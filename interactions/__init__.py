@@ -5,6 +5,6 @@ versions to the interaction that now answers them.
 """
 from interactions import action, incident
 
-ALL = [action.APPROVE, action.DENY, *incident.ALL]
+ALL = [action.APPROVE, action.DENY, action.CONFIRM, *incident.ALL]
 
 LEGACY = {"approve": action.APPROVE.id, "deny": action.DENY.id}

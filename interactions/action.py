@@ -1,7 +1,7 @@
 """Approve and Deny on an action request's message (bot/action/views.py draws them)."""
 from __future__ import annotations
 
-from bot.action import decisions
+from bot.action import confirmation, decisions
 from bot.pipeline.interactions import InteractionSpec, Press
 from bot.pipeline.reply import Reply
 from bot.pipeline.roles import ANY_ROLE
@@ -30,4 +30,22 @@ DENY = InteractionSpec(
     handler=deny,
     roles=(ANY_ROLE,),
     audits_itself=True,
+)
+
+
+async def confirm(press: Press) -> Reply:
+    """The typed-confirmation form of an Approve press (bot/action/confirmation.py)."""
+    click = confirmation.submitted_click(press.click)
+    if click is None:
+        return Reply.refusal("That form does not belong to a request opsbot knows; nothing was approved.")
+    return await decisions.approve(press.bot, click)
+
+
+CONFIRM = InteractionSpec(
+    id=confirmation.CONFIRM_FORM,
+    summary="The form in which an approver types the target's name to approve a restore or flush.",
+    handler=confirm,
+    roles=(ANY_ROLE,),
+    audits_itself=True,
+    kinds=("view_submission",),
 )

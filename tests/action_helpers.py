@@ -200,7 +200,7 @@ async def request_rows(bot, service_name: str | None = None) -> list[ActionReque
 
 async def lock_of(bot, service_name: str) -> ActionLock | None:
     async with bot.db.sessions() as session:
-        return await session.get(ActionLock, requests.lock_key(service_name))
+        return await session.get(ActionLock, f"service:{service_name}")
 
 
 class RecordingMessenger:

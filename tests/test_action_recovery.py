@@ -23,7 +23,8 @@ from sqlalchemy import update
 from bot.action import service as requests
 from bot.action.scheduled import SWEEP
 from bot.action.models import ActionRequest
-from bot.action.plan import plan_hash, restart_plan
+from bot.action.kinds.base import PlanContext
+from bot.action.kinds.docker_restart import KIND as RESTART
 from bot.pipeline.reply import Outcome, Reply
 from bot.schedule import JobState
 from bot.schedule import service as jobs
@@ -117,19 +118,19 @@ async def strand(bot, svc: str, *, running: bool = False) -> ActionRequest:
     message to edit, and then never executed.
     """
     spec = bot.config.action("restart")
-    plan = await restart_plan(bot.config, bot.checks.docker, "restart", spec, svc, with_dependents=False, force_recreate=False)
+    plan = await RESTART.plan(PlanContext(bot, "UOPS1"), "restart", spec, {"service": svc, "with_dependents": False, "force_recreate": False})
     request = await requests.open_request(
         bot.db,
         action="restart",
         service=svc,
-        plan=plan,
-        plan_hash=plan_hash(plan),
+        plan=plan.to_json(),
+        plan_hash=plan.hash,
         requester="UOPS1",
         channel="C1",
         transport="console",
         approvals_needed=0,
         expires_in=spec.approval.expires,
-        locked_services=[svc],
+        locks=[f"service:{svc}"],
     )
     assert request.state == "approved"
     await requests.set_message_ref(bot.db, request.id, "rec:1")

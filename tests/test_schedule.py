@@ -18,7 +18,8 @@ from sqlalchemy import select, update
 
 from bot.action import service as requests
 from bot.action.models import ActionRequest
-from bot.action.plan import plan_hash, restart_plan
+from bot.action.kinds.base import PlanContext
+from bot.action.kinds.docker_restart import KIND as RESTART
 from bot.action.scheduled import JOBS as ACTION_JOBS
 from bot.action.scheduled import SWEEP
 from bot.migrate import upgrade, upgrade_async
@@ -385,10 +386,10 @@ async def test_the_action_sweep_expires_and_recovers_requests_through_the_schedu
     opened = {}
     for name, approvals in ((expiring, 1), (stranded, 0)):
         spec = bot.config.action("restart")
-        plan = await restart_plan(bot.config, bot.checks.docker, "restart", spec, name, with_dependents=False, force_recreate=False)
+        plan = await RESTART.plan(PlanContext(bot, "UOPS1"), "restart", spec, {"service": name, "with_dependents": False, "force_recreate": False})
         opened[name] = await requests.open_request(
-            bot.db, action="restart", service=name, plan=plan, plan_hash=plan_hash(plan), requester="UOPS1", channel="C1",
-            transport="console", approvals_needed=approvals, expires_in=900, locked_services=[name],
+            bot.db, action="restart", service=name, plan=plan.to_json(), plan_hash=plan.hash, requester="UOPS1", channel="C1",
+            transport="console", approvals_needed=approvals, expires_in=900, locks=[f"service:{name}"],
         )
         await requests.set_message_ref(bot.db, opened[name].id, f"rec:{name}")
     ago = datetime.now(timezone.utc) - timedelta(minutes=20)

@@ -6,9 +6,9 @@ written to the audit log before the one who pressed gets an answer.
 """
 from __future__ import annotations
 
-from bot.action import policy
+from bot.action import confirmation, policy
 from bot.action import service as requests
-from bot.action.flow import _audit, _services, _update, execute
+from bot.action.flow import _audit, _update, execute, plan_of
 from bot.action.views import when
 from bot.audit import service as audit
 from bot.pipeline.markup import Mention, Text
@@ -19,7 +19,7 @@ from bot.pipeline.reply import Outcome, Reply
 async def _decidable(bot, click: Click, verb: str):
     """What approve and deny both check first: the button's request, pressed where it was made, not expired.
 
-    Returns (request, spec, services), or the Reply that ends the press.
+    Returns (request, spec, targets), or the Reply that ends the press.
     """
     # Request ids are the database's integers: anything else (or too big for the column) is not ours.
     if not (click.value.isascii() and click.value.isdigit() and len(click.value) <= 9):
@@ -29,8 +29,8 @@ async def _decidable(bot, click: Click, verb: str):
     if request is None:
         return await _no_request(bot, click, verb, f"Request #{request_id} does not exist.")
     spec = bot.config.action(request.action)
-    services = _services(request.plan)
-    if spec is None or any(name not in bot.config.services for name in services):
+    targets = plan_of(request).targets
+    if spec is None or not all(policy.exists(bot.config, target) for target in targets):
         refusal = f"Request #{request_id} is for something app.yaml no longer declares; request it again."
         await _audit(bot, request, click.user_id, f"{verb} refused", refusal, click.channel_id, click.transport)
         return Reply.refusal(refusal)
@@ -41,7 +41,7 @@ async def _decidable(bot, click: Click, verb: str):
         return Reply.refusal(refusal, Outcome.denied)
     if request.state == "pending" and await requests.expire(bot.db, request.id) is not None:
         return await _expired(bot, request.id, click)
-    return request, spec, services
+    return request, spec, targets
 
 
 async def _no_request(bot, click: Click, verb: str, refusal: str) -> Reply:
@@ -64,9 +64,9 @@ async def deny(bot, click: Click) -> Reply:
     found = await _decidable(bot, click, "deny")
     if isinstance(found, Reply):
         return found
-    request, spec, services = found
+    request, spec, targets = found
     held = await bot.roles.roles_of(click.user_id)
-    if click.user_id != request.requested_by and policy.missing_role(held, policy.approver_roles, bot.config, spec, services):
+    if click.user_id != request.requested_by and policy.missing_role(held, policy.approver_roles, bot.config, spec, targets):
         refusal = "You cannot deny this request: only its requester or an approver can."
         await _audit(bot, request, click.user_id, "denial refused", refusal, click.channel_id, click.transport)
         return Reply.refusal(refusal, Outcome.denied)
@@ -84,12 +84,17 @@ async def approve(bot, click: Click) -> Reply:
     found = await _decidable(bot, click, "approve")
     if isinstance(found, Reply):
         return found
-    request, spec, services = found
+    request, spec, targets = found
     request_id = request.id
-    refusal = await policy.approval_refusal(bot.roles, bot.config, spec, services, request.requested_by, click.user_id)
+    refusal = await policy.approval_refusal(bot.roles, bot.config, spec, targets, request.requested_by, click.user_id)
     if refusal:
         await _audit(bot, request, click.user_id, "approval refused", refusal, click.channel_id, click.transport)
         return Reply.refusal(refusal, Outcome.denied)
+    expected = plan_of(request).confirm
+    if expected and spec.approval.confirm:
+        confirmed = await confirmation.ask(bot, click, request, expected)
+        if isinstance(confirmed, Reply):
+            return confirmed
     try:
         request = await requests.approve(bot.db, request_id, click.user_id)
     except requests.AlreadyApproved:

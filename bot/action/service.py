@@ -28,7 +28,7 @@ class AlreadyApproved(Exception):
 
 @dataclass(frozen=True)
 class LockHolder:
-    service: str
+    service: str  # the locked target's name: a service, database or cache
     request_id: int
     holder: str
     since: datetime
@@ -38,10 +38,6 @@ class LockHolder:
 class Locked(Exception):
     def __init__(self, holder: LockHolder | None):
         self.holder = holder  # None when the lock was released between the attempt and the lookup
-
-
-def lock_key(service: str) -> str:
-    return f"service:{service}"
 
 
 async def open_request(
@@ -57,9 +53,9 @@ async def open_request(
     approvals_needed: int,
     team: str = "",
     expires_in: float,
-    locked_services: list[str],
+    locks: list[str],
 ) -> ActionRequest:
-    """Insert the request and take the locks of `locked_services` in one transaction, or raise Locked.
+    """Insert the request and take the `locks` (Target.key: "service:backend") in one transaction, or raise Locked.
 
     Overdue requests' locks are not taken over here: the flow expires them first, with an
     audit row and an edited message.
@@ -84,28 +80,28 @@ async def open_request(
         async with db.sessions() as session, session.begin():
             session.add(request)
             await session.flush()
-            for name in dict.fromkeys(locked_services):
-                session.add(ActionLock(key=lock_key(name), request_id=request.id, holder=requester, acquired_at=now))
+            for key in dict.fromkeys(locks):
+                session.add(ActionLock(key=key, request_id=request.id, holder=requester, acquired_at=now))
             await session.flush()
     except IntegrityError:
-        holders = [h for h in [await _lock_holder(db, name) for name in locked_services] if h is not None]
+        holders = [h for h in [await _lock_holder(db, key) for key in locks] if h is not None]
         raise Locked(holders[0] if holders else None) from None
     return request
 
 
-async def _lock_holder(db: Database, service: str) -> LockHolder | None:
+async def _lock_holder(db: Database, key: str) -> LockHolder | None:
     async with db.sessions() as session:
         row = (
             await session.execute(
                 select(ActionLock, ActionRequest.action)
                 .join(ActionRequest, ActionRequest.id == ActionLock.request_id)
-                .where(ActionLock.key == lock_key(service))
+                .where(ActionLock.key == key)
             )
         ).first()
     if row is None:
         return None
     lock, action = row
-    return LockHolder(service, lock.request_id, lock.holder, lock.acquired_at, action)
+    return LockHolder(key.split(":", 1)[-1], lock.request_id, lock.holder, lock.acquired_at, action)
 
 
 async def get(db: Database, request_id: int) -> ActionRequest | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 
 from bot.action.models import ActionRequest
-from bot.action.plan import describe_step
 from bot.pipeline.markup import Mention, Text, mentions
 from bot.pipeline.reply import Actions, Button, Context, Header, Outcome, Preformatted, Reply, Section
 
@@ -39,22 +38,16 @@ def when(dt) -> str:
     return dt.strftime("%H:%M UTC") if dt else "?"
 
 
-def request_message(request: ActionRequest, approvers: list[str], *, approver_roles: str, logs: str = "") -> Reply:
-    plan = request.plan
+def request_message(
+    request: ActionRequest, plan, steps: list[str], notes: list[str], approvers: list[str], *, approver_roles: str, logs: str = "", progress: str = ""
+) -> Reply:
+    """`steps` and `notes` are the kind's describe() and notes() of `plan`; `progress` a running action's last report."""
     title = f"/{request.action} {request.service}: request #{request.id}"
     who = Text("Requested by ", Mention(request.requested_by), f" at {when(request.created_at)}")
     needed = request.approvals_needed
     if needed:
         who = Text(who, f" · needs {needed} approval{'s' if needed > 1 else ''} from {approver_roles}")
-    steps = "\n".join(describe_step(i, step, plan.get("verify")) for i, step in enumerate(plan["steps"], 1))
-    notes = []
-    if plan.get("skipped"):
-        notes.append(f"Not restarted (no container in app.yaml): {', '.join(plan['skipped'])}.")
-    if any(step.get("oom_killed") and step["operation"] == "restart" for step in plan["steps"]):
-        notes.append(
-            f"{plan['service']} was OOM-killed: a plain restart may not clear it; "
-            f"/{request.action} {plan['service']} --force-recreate makes a new container (runbook 000 section 1.1)."
-        )
+    numbered = "\n".join(f"{number}. {line}" for number, line in enumerate(steps, 1))
     status = Text(STATE_LINE[request.state])
     if request.state == "pending":
         status = Text(status, f" (expires {when(request.expires_at)})")
@@ -64,7 +57,11 @@ def request_message(request: ActionRequest, approvers: list[str], *, approver_ro
         status = Text(status, " by ", Mention(request.decided_by), f" at {when(request.decided_at)}")
     elif request.state in ("approved", "running", "succeeded", "failed") and approvers:
         status = Text(status, " · approved by ", mentions(approvers))
-    blocks = [Header(title), Section(who), Section("*Plan*\n" + steps)]
+    if progress and request.state == "running":
+        status = Text(status, f": {progress}")
+    if plan.confirm and request.state == "pending":
+        who = Text(who, f" · each approver types {plan.confirm} to confirm")
+    blocks = [Header(title), Section(who), Section("*Plan*\n" + numbered)]
     blocks += [Section(note) for note in notes]
     blocks.append(Section(Text("*Status:* ", status)))
     result = _people_mentioned(request.result, {request.requested_by, request.decided_by, *approvers})

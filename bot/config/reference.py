@@ -7,7 +7,7 @@ import typing
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from bot.config import incident_models, models
+from bot.config import action_models, data_models, incident_models, models
 from bot.config.types import format_duration
 
 SECTIONS = [
@@ -24,6 +24,15 @@ SECTIONS = [
     ("playbooks.<name>.steps[]", incident_models.PlaybookStep),
     ("incidents", incident_models.IncidentSettings),
     *[(f"checks: kind {typing.get_args(m.model_fields['kind'].annotation)[0]}", m) for m in typing.get_args(typing.get_args(models.Check)[0])],
+    ("databases.<name>", data_models.Database),
+    ("caches.<name>", data_models.Cache),
+    ("backups", data_models.BackupSettings),
+    ("backups.retention", data_models.Retention),
+    ("jobs.<name>", data_models.Job),
+    ("actions.<name>.approval", action_models.ApprovalPolicy),
+    ("actions.<name>.verify", action_models.VerifyPolicy),
+    ("actions.<name>.params.<param>", action_models.Param),
+    *[(f"actions: kind {typing.get_args(m.model_fields['kind'].annotation)[0]}", m) for m in typing.get_args(typing.get_args(action_models.ActionSpec)[0])],
 ]
 
 
@@ -42,7 +51,17 @@ def render_reference() -> str:
             out.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {field.description or ''} |")
         out.append("")
     out += _default_severities()
+    out += _default_actions()
     return "\n".join(out)
+
+
+def _default_actions() -> list[str]:
+    out = ["## Built-in actions", "", "Used when app.yaml declares no action of that name; the commands are bound to them.", "",
+           "| name | kind | approvals | typed confirmation | description |", "|---|---|---|---|---|"]
+    for name, spec in action_models.DEFAULT_ACTIONS.items():
+        out.append(f"| {name} | {spec.kind} | {spec.approval.approvals} | {'yes' if spec.approval.confirm else 'no'} | {spec.description} |")
+    out.append("")
+    return out
 
 
 def _default_severities() -> list[str]:
@@ -68,7 +87,8 @@ def _describe(tp) -> str:
         inner, meta = args[0], args[1:]
         for item in meta:
             if getattr(item, "discriminator", None) == "kind":
-                return "check (by kind)"
+                first = typing.get_args(inner)[0].__name__
+                return "action (by kind)" if first.endswith("Action") else "check (by kind)"
             for sub in getattr(item, "metadata", []) or []:
                 if getattr(sub, "pattern", None):
                     return f"string matching `{sub.pattern}`"

@@ -103,3 +103,11 @@ class Click:
             if key == block_id:
                 return value
         return ""
+
+
+@runtime_checkable
+class Prompter(Protocol):
+    """A transport that can ask the person at it for one more line (the console): a typed confirmation."""
+
+    async def prompt(self, user_id: str, question: str) -> str | None:
+        """The line typed in answer; None when there is none (end of input)."""

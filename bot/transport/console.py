@@ -51,6 +51,10 @@ class ConsoleMessenger:
         """The console has no forms: the caller answers with a sentence saying what to type instead."""
         return False
 
+    async def prompt(self, user_id: str, question: str) -> str | None:
+        """Asks on the terminal and reads the next line of input (a typed confirmation)."""
+        return await self._console.read_answer(question)
+
     async def direct(self, user_id: str, reply: Reply) -> str:
         """Printed like a post, marked as a direct message to that user."""
         self._count += 1
@@ -72,6 +76,12 @@ class Console:
         number = len(self._buttons) + 1
         self._buttons[number] = button
         return number
+
+    async def read_answer(self, question: str) -> str | None:
+        self.stdout.write(question + " ")
+        self.stdout.flush()
+        line = await asyncio.get_running_loop().run_in_executor(None, self.stdin.readline)
+        return line.rstrip("\n") if line else None
 
     def write(self, text: str) -> None:
         self.stdout.write(text.rstrip("\n") + "\n")

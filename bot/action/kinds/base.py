@@ -144,6 +144,7 @@ class ActionKind:
     name: str = ""
     read_only: bool = False
     verb: str = "run"  # "You cannot <verb> <target>": restart, back up, ...
+    thing: str = "target"  # "check the <thing> by hand" after a crash: container, database, cache
 
     def params(self, spec) -> dict[str, ParamType]:
         """The parameters /run accepts for an action of this kind, by name."""

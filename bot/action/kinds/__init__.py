@@ -1,0 +1,21 @@
+"""Every action kind, by the name app.yaml's `kind:` uses; the flow looks them up here and nowhere else."""
+from __future__ import annotations
+
+from bot.action.kinds import docker_exec, docker_logs, docker_restart, docker_stop, http
+from bot.action.kinds.base import ActionKind
+
+KINDS: dict[str, ActionKind] = {
+    kind.name: kind
+    for kind in (
+        docker_restart.KIND,
+        docker_stop.STOP,
+        docker_stop.START,
+        docker_logs.KIND,
+        docker_exec.KIND,
+        http.KIND,
+    )
+}
+
+
+def kind_of(spec) -> ActionKind:
+    return KINDS[spec.kind]

@@ -1,0 +1,80 @@
+"""docker_exec: a declared argument list run in a service's container through the Docker exec API.
+
+Chat fills only typed parameters, each as one whole argument (`{name}` in app.yaml): no
+shell ever parses anything, so `; rm -rf /` typed as a value is one odd argument at most,
+and the parameter's type refuses it first.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bot.action.kinds.base import ActionKind, ExecutionReport, Plan, PlanContext, PlanError, RunContext, StepResult, Target
+from bot.action.params import ParamType, from_config
+from bot.docker_engine import DockerUnavailable
+from bot.redaction import redact_lines
+
+OUTPUT_LINES = 20
+MAX_LINE = 2000
+
+
+def argv(command: list[str], values: dict) -> list[str]:
+    """The argument list with each `{name}` argument replaced by its value, as one argument."""
+    out = []
+    for argument in command:
+        if argument.startswith("{") and argument.endswith("}") and argument[1:-1] in values:
+            value = values[argument[1:-1]]
+            out.append(value if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value))
+        else:
+            out.append(argument)
+    return out
+
+
+def output_tail(output: str) -> str:
+    lines = redact_lines(output.splitlines(), MAX_LINE)
+    return "\n".join(lines[-OUTPUT_LINES:]).rstrip()
+
+
+class DockerExec(ActionKind):
+    name = "docker_exec"
+    thing = "container"
+    verb = "run commands in"
+
+    def params(self, spec) -> dict[str, ParamType]:
+        return {name: from_config(declared) for name, declared in spec.params.items()}
+
+    async def plan(self, ctx: PlanContext, action: str, spec, params: dict) -> Plan:
+        container = ctx.config.services[spec.service].container
+        if container is None:
+            raise PlanError(f"{spec.service} has no container in app.yaml, so /{action} has nowhere to run.")
+        try:
+            info = await ctx.bot.checks.docker.inspect(container)
+        except DockerUnavailable as exc:
+            raise PlanError(f"{exc}; nothing was requested.") from None
+        if info is None or not info.get("State", {}).get("Running"):
+            raise PlanError(f"Container {container} of {spec.service} is not running; nothing was requested.")
+        step = {"service": spec.service, "container": container, "argv": argv(list(spec.command), params), "timeout": spec.timeout}
+        return Plan(action, self.name, spec.service, params, [step], [Target("service", spec.service)])
+
+    def describe(self, plan: Plan) -> list[str]:
+        step = plan.steps[0]
+        shown = " ".join(repr(a) if (not a or any(c.isspace() for c in a)) else a for a in step["argv"])
+        return [f"{step['service']}: in {step['container']}, run {shown} (no shell; stopped after {step['timeout']:g} s)"]
+
+    async def execute(self, ctx: RunContext, spec, plan: Plan) -> ExecutionReport:
+        step = plan.steps[0]
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(ctx.bot.checks.docker.exec(step["container"], step["argv"]), timeout=step["timeout"])
+        except (TimeoutError, asyncio.TimeoutError):
+            return ExecutionReport([StepResult(step["service"], False, f"{step['service']}: no exit within {step['timeout']:g} s")])
+        except DockerUnavailable as exc:
+            return ExecutionReport([StepResult(step["service"], False, f"{step['service']}: {exc}")])
+        took = time.perf_counter() - started
+        tail = output_tail(result.output)
+        ok = result.exit_code == 0
+        summary = f"{step['service']}: exit {result.exit_code} after {took:.1f} s"
+        return ExecutionReport([StepResult(step["service"], ok, summary, tail)])
+
+
+KIND = DockerExec()
