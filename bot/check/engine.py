@@ -4,11 +4,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
-from bot.check.kinds import container, disk, exec as exec_kind, http, memory, postgres, redis, tcp, tls
+from bot.check.kinds import container, disk, exec as exec_kind, http, memory, postgres, redis, sql, tcp, tls
 from bot.check.limits import HealthLimits
 from bot.check.result import CheckResult, Finding
 from bot.config.models import AppConfig, Service
@@ -29,6 +29,7 @@ RUNNERS = {
     "disk": disk.run,
     "memory": memory.run,
     "tls": tls.run,
+    "sql": sql.run,
 }
 
 
@@ -37,6 +38,7 @@ class CheckContext:
     http: aiohttp.ClientSession
     docker: DockerGateway
     container: str | None  # the service's container, for container/exec checks that name none
+    databases: dict = field(default_factory=dict)  # app.yaml databases:, for sql checks
 
 
 class CheckEngine:
@@ -59,12 +61,12 @@ class CheckEngine:
         for name in services:
             service = config.services[name]
             for check in service.checks:
-                jobs.append(self._run_one(name, service, check))
+                jobs.append(self._run_one(name, service, check, config.databases))
         batches = await asyncio.gather(*jobs)
         return [result for batch in batches for result in batch]
 
-    async def _run_one(self, name: str, service: Service, check) -> list[CheckResult]:
-        ctx = CheckContext(self._session(), self.docker, service.container)
+    async def _run_one(self, name: str, service: Service, check, databases: dict | None = None) -> list[CheckResult]:
+        ctx = CheckContext(self._session(), self.docker, service.container, databases or {})
         started = time.perf_counter()
         try:
             findings = await asyncio.wait_for(RUNNERS[check.kind](check, ctx), timeout=check.timeout)

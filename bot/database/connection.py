@@ -1,0 +1,101 @@
+"""Connecting to a configured database, and the read-only transaction every read runs in."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+
+from bot.config.data_models import Database
+from bot.config.types import MissingEnvironment, expand_env, format_duration
+from bot.redaction import redact_cut
+
+CONNECT_TIMEOUT = 5.0  # seconds; at least this, or the database's statement_timeout when longer
+APPLICATION_NAME = "opsbot"
+# Past the server's statement_timeout the client gives up too, in case the server cannot answer at all.
+CLIENT_MARGIN = 5.0
+
+
+class DatabaseError(Exception):
+    """Something about a database went wrong; the message is one sentence for the user."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached (connection refused, authentication, lost connection)."""
+
+
+class QueryFailed(DatabaseError):
+    """The database answered with an error (timeout, missing table, permission)."""
+
+
+def dsn_of(database: Database) -> str:
+    return expand_env(database.dsn).replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of an error, redacted (a DSN may echo a password) and cut."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return redact_cut(text, 200).rstrip(".")
+
+
+@contextlib.asynccontextmanager
+async def connect(name: str, database: Database, statement_timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to `database`, closed afterwards; statement_timeout (seconds) applies to the whole session.
+
+    Connection problems and errors from statements become DatabaseUnavailable / QueryFailed sentences.
+    """
+    timeout = statement_timeout if statement_timeout is not None else database.statement_timeout
+    settings = {"application_name": APPLICATION_NAME, "statement_timeout": str(max(1, int(timeout * 1000)))}
+    try:
+        conn = await asyncpg.connect(
+            dsn_of(database),
+            timeout=max(CONNECT_TIMEOUT, database.statement_timeout),
+            command_timeout=timeout + CLIENT_MARGIN,
+            server_settings=settings,
+        )
+    except MissingEnvironment as exc:
+        raise DatabaseUnavailable(f"Cannot connect to database {name}: {exc}; set it in the bot's environment.") from None
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        raise DatabaseUnavailable(f"Cannot connect to database {name}: {reason(exc)}.") from None
+    clean = False
+    try:
+        yield conn
+        clean = True
+    except asyncpg.QueryCanceledError:
+        raise QueryFailed(f"The query on {name} ran longer than its statement timeout ({format_duration(timeout)}) and was cancelled.") from None
+    except (asyncio.TimeoutError, TimeoutError):
+        raise DatabaseUnavailable(f"Database {name} did not answer within {format_duration(timeout + CLIENT_MARGIN)}.") from None
+    except asyncpg.PostgresConnectionError as exc:
+        raise DatabaseUnavailable(f"Lost the connection to database {name}: {reason(exc)}.") from None
+    except asyncpg.PostgresError as exc:
+        raise QueryFailed(f"The query on {name} failed: {reason(exc)}.") from None
+    except (OSError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"Lost the connection to database {name}: {reason(exc)}.") from None
+    finally:
+        if clean:
+            try:
+                await asyncio.wait_for(conn.close(), CONNECT_TIMEOUT)
+            except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError):
+                conn.terminate()
+        else:
+            conn.terminate()
+
+
+@contextlib.asynccontextmanager
+async def reading(name: str, database: Database) -> AsyncIterator[asyncpg.Connection]:
+    """A READ ONLY transaction with SET LOCAL statement_timeout from the database's config, rolled back after."""
+    async with connect(name, database) as conn:
+        transaction = conn.transaction(readonly=True)
+        await transaction.start()
+        try:
+            # SET LOCAL, as a function so the value is bound: it ends with the transaction.
+            await conn.execute("SELECT set_config('statement_timeout', $1, true)", str(max(1, int(database.statement_timeout * 1000))))
+            yield conn
+        finally:
+            if not conn.is_closed():
+                try:
+                    await transaction.rollback()  # it only read: nothing to commit
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    pass
+
