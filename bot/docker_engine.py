@@ -118,6 +118,94 @@ class DockerGateway:
 
         return await self._run(call)
 
+    async def exec_stream(
+        self,
+        name: str,
+        argv: list[str],
+        sink,
+        *,
+        env: dict[str, str] | None = None,
+        stdin_path: str | None = None,
+        max_stderr: int = 64 * 1024,
+    ) -> tuple[int, str]:
+        """Run an argument list in a container, handing its stdout to `sink(chunk)` as it arrives.
+
+        Memory stays flat whatever the output size: Docker's multiplexed stream is read frame
+        by frame on a worker thread and each stdout chunk goes straight to `sink` (called on
+        that thread); stderr is kept separately (its last `max_stderr` bytes). `stdin_path`
+        streams a file to the command's standard input (pg_restore of a dump on this host).
+        `env` reaches the command's environment only (PGPASSWORD), never its argument list.
+        Returns (exit code, stderr text). Cancelling the awaiting task does not stop the
+        command in the container; the caller bounds it (timeout) and reports.
+        """
+        import socket as pysocket
+
+        def call():
+            from docker.utils.socket import frames_iter
+
+            api = self._docker().api
+            try:
+                exec_id = api.exec_create(name, argv, stdout=True, stderr=True, stdin=stdin_path is not None, environment=env)["Id"]
+                sock = api.exec_start(exec_id, socket=True)
+            except docker.errors.NotFound:
+                raise DockerUnavailable(f"container {name} does not exist") from None
+            except docker.errors.APIError as exc:
+                raise DockerUnavailable(f"exec in {name} failed ({_reason(exc)})") from None
+            api._disable_socket_timeout(sock)  # a dump may print nothing for minutes (a lock wait)
+            raw = getattr(sock, "_sock", sock)
+            writer = None
+            write_error: list[BaseException] = []
+            if stdin_path is not None:
+
+                def feed():
+                    try:
+                        with open(stdin_path, "rb") as source:
+                            while True:
+                                block = source.read(1 << 20)
+                                if not block:
+                                    break
+                                raw.sendall(block)
+                    except BaseException as exc:  # the command may exit before reading everything
+                        write_error.append(exc)
+                    finally:
+                        try:
+                            raw.shutdown(pysocket.SHUT_WR)  # end of stdin
+                        except OSError:
+                            pass
+
+                writer = threading.Thread(target=feed, name="docker-exec-stdin", daemon=True)
+                writer.start()
+            stderr = bytearray()
+            try:
+                for stream, data in frames_iter(sock, tty=False):
+                    if stream == 2:
+                        stderr += data
+                        if len(stderr) > max_stderr:
+                            del stderr[: len(stderr) - max_stderr]
+                    else:
+                        sink(data)
+            finally:
+                if writer is not None:
+                    writer.join(timeout=5)
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+            try:
+                code = api.exec_inspect(exec_id)["ExitCode"]
+                for _ in range(50):  # the stream can end a moment before the engine records the exit
+                    if code is not None:
+                        break
+                    import time as _time
+
+                    _time.sleep(0.1)
+                    code = api.exec_inspect(exec_id)["ExitCode"]
+            except docker.errors.APIError as exc:
+                raise DockerUnavailable(f"exec in {name} failed ({_reason(exc)})") from None
+            return (code if code is not None else -1), stderr.decode("utf-8", "replace")
+
+        return await self._run(call)
+
     async def restart(self, name: str, timeout: float) -> None:
         """Docker's restart: SIGTERM, up to `timeout` seconds grace, then SIGKILL, then start."""
 

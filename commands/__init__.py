@@ -1,4 +1,4 @@
 """One module per slash command; ALL is what the bot registers, in /help order."""
-from commands import audit, cache, health, help, incident, logs, oncall, restart, run
+from commands import audit, backup, cache, db, health, help, incident, job, logs, oncall, restart, restore, run
 
-ALL = [incident.COMMAND, health.COMMAND, restart.COMMAND, logs.COMMAND, run.COMMAND, cache.COMMAND, audit.COMMAND, oncall.COMMAND, help.COMMAND]
+ALL = [incident.COMMAND, health.COMMAND, restart.COMMAND, logs.COMMAND, run.COMMAND, job.COMMAND, db.COMMAND, backup.COMMAND, restore.COMMAND, cache.COMMAND, audit.COMMAND, oncall.COMMAND, help.COMMAND]

@@ -13,7 +13,7 @@ _NAME = "abcdefghijklmnopqrstuvwxyz0123456789_-"
 
 
 def _actions(config) -> dict:
-    return {**DEFAULT_ACTIONS, **config.actions}
+    return {**DEFAULT_ACTIONS, **config.actions, **config.jobs}
 
 
 def _usage(name: str, spec) -> str:
@@ -35,7 +35,7 @@ def _pairs(words: list[str]) -> dict[str, str]:
     for word in words:
         name, equals, value = word.partition("=")
         if not equals or not name or any(ch not in _NAME for ch in name):
-            raise UsageError(f"'{word[:40]}' is not name=value. Usage: {GRAMMAR.usage}")
+            raise UsageError(f"'{word[:40]}' is not name=value.")
         if name in given:
             raise UsageError(f"{name} is given twice.")
         given[name] = value

@@ -11,6 +11,8 @@ import bot.action.models  # noqa: F401
 import bot.schedule.models  # noqa: F401
 import bot.incident.models  # noqa: F401
 import bot.oncall.models  # noqa: F401
+import bot.job.models  # noqa: F401
+import bot.backup.models  # noqa: F401
 from bot.settings import DEFAULT_DATABASE_URL
 from bot.storage import Base
 

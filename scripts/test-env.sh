@@ -18,6 +18,9 @@
 #        ${PREFIX}exited      exited, code 3
 #        ${PREFIX}restarting  restart policy always, exits 1 after 1 s
 #        ${PREFIX}oom         16 MiB limit, OOMKilled (if the kernel enforces it)
+#        ${PREFIX}pgclient    running, image opsbot-test/pgclient:1 (pg_dump/pg_restore/psql
+#                             of the host's postgresql-client, installed if missing), for
+#                             backups through the Docker exec API
 #      Every container carries the labels opsbot.test=1 and
 #      opsbot.test.prefix=$PREFIX (test-env-down.sh removes by the latter); the
 #      two web containers also carry opsbot.test.port=<their port>.
@@ -350,6 +353,69 @@ ensure_image() {
     info "built ($(docker image inspect -f '{{.Id}}' "$IMAGE" | cut -c1-19))"
 }
 
+
+# ------------------------------------------- 3b. PostgreSQL client image
+
+PG_IMAGE="opsbot-test/pgclient:1"
+PG_TOOLS=(pg_dump pg_restore psql)
+PG_BIN=""
+
+ensure_pg_client() {
+    step "PostgreSQL client (pg_dump, pg_restore)"
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/pg_dump" ] || [ ! -x "$PG_BIN/pg_restore" ] || ! command -v pg_dump >/dev/null 2>&1; then
+        apt_install postgresql-client
+        PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+    fi
+    [ -n "$PG_BIN" ] && [ -x "$PG_BIN/pg_dump" ] && [ -x "$PG_BIN/pg_restore" ] ||
+        die "pg_dump/pg_restore are missing even after installing postgresql-client."
+    info "$("$PG_BIN/pg_dump" --version) in $PG_BIN"
+}
+
+# The binaries plus every library ldd lists (and the loader), busybox for sh and sleep.
+ensure_pg_image() {
+    step "Image $PG_IMAGE"
+    local libs rev tool
+    libs="$(for tool in "${PG_TOOLS[@]}"; do ldd "$PG_BIN/$tool"; done |
+        sed -n 's#.*=> \(/[^ ]*\) .*#\1#p; s#^[[:space:]]*\(/[^ ]*\) (.*#\1#p' | sort -u)"
+    rev="$( { for tool in "${PG_TOOLS[@]}"; do sha256sum "$PG_BIN/$tool"; done; sha256sum /bin/busybox;
+              printf '%s\n' "$libs" | xargs -r sha256sum; } | sha256sum | cut -c1-16)"
+    if [ "$(docker image inspect -f '{{index .Config.Labels "opsbot.test.rev"}}' "$PG_IMAGE" 2>/dev/null || true)" = "$rev" ]; then
+        info "present ($(docker image inspect -f '{{.Id}}' "$PG_IMAGE" | cut -c1-19))"
+        return
+    fi
+    info "building from $PG_BIN (${PG_TOOLS[*]}) and $(printf '%s\n' "$libs" | wc -l) libraries"
+    local dir lib
+    dir="$(mktemp -d /tmp/opsbot-pgroot.XXXXXX)"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$dir'" EXIT
+    mkdir -p "$dir"/{bin,etc,tmp,root,proc,sys,dev}
+    chmod 1777 "$dir/tmp"
+    cp /bin/busybox "$dir/bin/busybox"
+    for tool in sh sleep cat ls; do ln -s busybox "$dir/bin/$tool"; done
+    for tool in "${PG_TOOLS[@]}"; do cp "$PG_BIN/$tool" "$dir/bin/$tool"; done
+    while IFS= read -r lib; do
+        [ -n "$lib" ] || continue
+        mkdir -p "$dir$(dirname "$lib")"
+        cp -L "$lib" "$dir$lib"
+    done <<<"$libs"
+    # /lib64 -> usr/lib64 and friends: the loader path baked into the binaries must resolve.
+    [ -e "$dir/lib64" ] || { [ -d "$dir/usr/lib64" ] && ln -s usr/lib64 "$dir/lib64"; } || true
+    printf 'root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:postgres:/tmp:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$dir/etc/passwd"
+    printf 'root:x:0:\npostgres:x:999:\nnogroup:x:65534:\n' >"$dir/etc/group"
+    tar -C "$dir" --numeric-owner --owner=0 --group=0 -c . |
+        docker import \
+            --change 'ENV PATH=/bin' \
+            --change 'CMD ["/bin/sh"]' \
+            --change "LABEL opsbot.test=1 opsbot.test.rev=$rev" \
+            - "$PG_IMAGE" >/dev/null
+    rm -rf "$dir"
+    trap - EXIT
+    docker run --rm --network host "$PG_IMAGE" pg_dump --version >/dev/null 2>&1 ||
+        die "$PG_IMAGE was built but pg_dump does not run in it (a library ldd did not list?)."
+    info "built ($(docker image inspect -f '{{.Id}}' "$PG_IMAGE" | cut -c1-19))"
+}
+
 # ------------------------------------------------------------ 4. fleet
 
 IMAGE_ID=""
@@ -491,6 +557,14 @@ ensure_fleet() {
     ensure_container "${PREFIX}oom" oom_ok oom_settle \
         --memory 16m --memory-swap 16m \
         "$IMAGE" sh -c "$OOM_SCRIPT"
+
+    # The PostgreSQL client container: pg_dump/pg_restore through the Docker exec API.
+    local busybox_id="$IMAGE_ID"
+    IMAGE_ID="$(docker image inspect -f '{{.Id}}' "$PG_IMAGE")"
+    ensure_container "${PREFIX}pgclient" running_ok web_settle \
+        --restart unless-stopped \
+        "$PG_IMAGE" sleep 2147483647
+    IMAGE_ID="$busybox_id"
 }
 
 # ----------------------------------------------------- verify and report
@@ -557,6 +631,8 @@ OPSBOT_FLEET_WEB500_URL=$WEB500_URL
 OPSBOT_FLEET_EXITED=${PREFIX}exited
 OPSBOT_FLEET_RESTARTING=${PREFIX}restarting
 OPSBOT_FLEET_OOM_CONTAINER=${PREFIX}oom
+OPSBOT_FLEET_PGCLIENT=${PREFIX}pgclient
+OPSBOT_FLEET_PGCLIENT_IMAGE=$PG_IMAGE
 OPSBOT_TEST_POSTGRES_DSN=postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB
 OPSBOT_TEST_REDIS_URL=redis://$REDIS_HOST:$REDIS_PORT/0
 EOF
@@ -597,6 +673,8 @@ ensure_postgres
 ensure_redis
 ensure_docker
 ensure_image
+ensure_pg_client
+ensure_pg_image
 choose_ports
 ensure_fleet
 verify_fleet

@@ -68,7 +68,7 @@ def request_message(
     if result:
         blocks.append(Section(result))
     if logs:
-        blocks.append(Section("*Last log lines (redacted)*"))
+        blocks.append(Section("*Last log lines (redacted)*" if request.state == "failed" else "*Output (redacted)*"))
         blocks.append(Preformatted(logs))
     blocks.append(Context(f"plan sha256 {request.plan_hash[:16]}"))
     if request.state == "pending":

@@ -195,6 +195,19 @@ class RedisFlushAction(ActionBase):
     approval: ApprovalPolicy = Field(ApprovalPolicy(confirm=True), description="The approver types the cache's name.")
 
 
+class JobAction(ActionBase):
+    """jobs.<name>: a runbook job in a service's container that must be run dry first (runbook 000:
+    enforce_data_retention --dry-run). The real run needs the same user's dry run, recent enough,
+    and its output is shown in the approval plan."""
+
+    kind: Literal["job"] = "job"
+    service: ServiceName = Field(description="Its container runs the job; its owners are the default roles.")
+    command: list[Annotated[str, Field(max_length=1000)]] = Field(min_length=1, description="Argument list run through the Docker exec API, never a shell.")
+    dry_run: list[Annotated[str, Field(max_length=1000)]] = Field(min_length=1, description="The same job's dry-run form, also an argument list.")
+    dry_run_valid_for: Duration = Field(900.0, description="The real run needs a dry run by the same user at most this long before the request.")
+    timeout: Duration = Field(600.0, description="The run is reported as failed after this long.")
+
+
 ActionSpec = Annotated[
     Union[
         DockerRestartAction,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from bot.config.literal_secrets import no_literal_password
 from bot.config.types import Duration, Name, RoleName, ServiceName, Strict, Thresholds
 
 ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
-DatabaseName = CacheName = JobName = Name
+DatabaseName = CacheName = Name
 # A Redis key or key pattern as app.yaml declares it: printable, no spaces, bounded.
 RedisKey = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,200}$")]
 
@@ -88,18 +88,7 @@ class Cache(Strict):
         return value
 
 
-class Job(Strict):
-    """A runbook job run in a container, that must be run dry first (runbook 000: enforce_data_retention --dry-run)."""
-
-    description: str = ""
-    service: ServiceName = Field(description="Its container runs the job; its owners may request it.")
-    command: list[str] = Field(min_length=1, description="Argument list run through the Docker exec API, never a shell.")
-    dry_run: list[str] = Field(min_length=1, description="The same job's dry-run form, also an argument list.")
-    dry_run_valid_for: Duration = Field(900.0, description="The real run needs a dry run by the same user this recently.")
-    timeout: Duration = Field(600.0, description="The run is stopped and reported after this long.")
-
-
-def check_database_references(databases: dict, caches: dict, jobs: dict, services: dict, roles: dict) -> list[str]:
+def check_database_references(databases: dict, caches: dict, services: dict, roles: dict) -> list[str]:
     problems = []
     for kind, entries in (("database", databases), ("cache", caches)):
         for name, entry in entries.items():
@@ -112,9 +101,4 @@ def check_database_references(databases: dict, caches: dict, jobs: dict, service
         for dependent in database.dependents:
             if dependent not in services:
                 problems.append(f"database '{name}' names unknown dependent service '{dependent}'")
-    for name, job in jobs.items():
-        if job.service not in services:
-            problems.append(f"job '{name}' names unknown service '{job.service}'")
-        elif services[job.service].container is None:
-            problems.append(f"job '{name}' runs in service '{job.service}', which has no container")
     return problems

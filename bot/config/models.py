@@ -13,10 +13,11 @@ from bot.config.action_models import (  # noqa: F401  (re-exported: the action s
     ACTION_KIND_NAMES,
     DEFAULT_ACTIONS,
     ActionSpec,
+    JobAction,
     ApprovalPolicy,
     VerifyPolicy,
 )
-from bot.config.data_models import BackupSettings, Cache, Database, Job, check_database_references
+from bot.config.data_models import BackupSettings, Cache, Database, check_database_references
 from bot.config.incident_models import (
     DEFAULT_SEVERITIES,
     Calendar,
@@ -220,7 +221,7 @@ class AppConfig(Strict):
     databases: dict[Name, Database] = Field({}, description="PostgreSQL databases for /db, /backup and /restore.")
     caches: dict[Name, Cache] = Field({}, description="Redis servers for /cache.")
     backups: BackupSettings = BackupSettings()
-    jobs: dict[Name, Job] = Field({}, description="Runbook jobs with an enforced dry run (/job).")
+    jobs: dict[Name, JobAction] = Field({}, description="Runbook jobs with an enforced dry run (/job NAME --dry-run, then /job NAME).")
     severities: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,19}$")], Severity] = Field(
         DEFAULT_SEVERITIES, description="The response-time matrix; P0-P3 from the runbooks when absent."
     )
@@ -232,8 +233,8 @@ class AppConfig(Strict):
     incidents: IncidentSettings = IncidentSettings()
 
     def action(self, name: str):
-        """The ActionSpec declared (or shipped) under `name`, or None."""
-        return self.actions.get(name) or DEFAULT_ACTIONS.get(name)
+        """The ActionSpec declared (or shipped) under `name`, a job's, or None."""
+        return self.actions.get(name) or self.jobs.get(name) or DEFAULT_ACTIONS.get(name)
 
     def severity(self, name: str) -> tuple[str, Severity] | None:
         """A severity by its name or an alias, case-insensitively: ("P0", ...) for "critical"."""
@@ -317,7 +318,17 @@ class AppConfig(Strict):
                 if owner not in self.roles:
                     problems.append(f"service '{name}' is owned by unknown role '{owner}'")
         problems += self._incident_references()
-        problems += check_database_references(self.databases, self.caches, self.jobs, self.services, self.roles)
+        problems += check_database_references(self.databases, self.caches, self.services, self.roles)
+        for name, job in self.jobs.items():
+            if name in self.actions or name in DEFAULT_ACTIONS:
+                problems.append(f"job '{name}' has the name of an action; jobs and actions share one namespace (/run)")
+            if job.service not in self.services:
+                problems.append(f"job '{name}' names unknown service '{job.service}'")
+            elif self.services[job.service].container is None:
+                problems.append(f"job '{name}' runs in service '{job.service}', which has no container")
+            for role in job.request_roles + job.approval.approver_roles:
+                if role not in self.roles:
+                    problems.append(f"job '{name}' names unknown role '{role}'")
         for name, service in self.services.items():
             for check in service.checks:
                 if isinstance(check, SqlCheck) and check.database not in self.databases:

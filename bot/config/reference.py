@@ -28,7 +28,7 @@ SECTIONS = [
     ("caches.<name>", data_models.Cache),
     ("backups", data_models.BackupSettings),
     ("backups.retention", data_models.Retention),
-    ("jobs.<name>", data_models.Job),
+    ("jobs.<name>", action_models.JobAction),
     ("actions.<name>.approval", action_models.ApprovalPolicy),
     ("actions.<name>.verify", action_models.VerifyPolicy),
     ("actions.<name>.params.<param>", action_models.Param),

@@ -105,7 +105,11 @@ class ExecutionReport:
 
     @property
     def logs(self) -> str:
-        return next((step.logs for step in self.steps if not step.ok), "")
+        """A failed step's log lines; when all succeeded, what the steps printed (an exec's output)."""
+        failed = next((step for step in self.steps if not step.ok), None)
+        if failed is not None:
+            return failed.logs
+        return "\n".join(step.logs for step in self.steps if step.logs)
 
 
 @dataclass

@@ -1,0 +1,105 @@
+"""Restoring a backup: into its own database (overwriting it) or into a scratch database.
+
+The checksum is verified first: a file that changed since it was made is never restored.
+pg_restore runs in one transaction with --exit-on-error, so a failed restore leaves the
+target as it was; the original database gets --clean --if-exists (objects dropped, then
+recreated from the archive) and --no-owner. A scratch database is created when missing
+(CREATE DATABASE, its name checked as a plain identifier and quoted).
+
+The order around it (safety backup, stopping and starting dependents, health) is the
+pg_restore action kind's: bot/action/kinds/pg_restore.py.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import asyncpg
+
+from bot.backup import dump as pg
+from bot.backup.dump import BackupError, Progress
+from bot.backup.models import Backup
+from bot.backup.service import check_file
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+RESERVED = {"postgres", "template0", "template1"}
+
+
+def check_database_name(name: str) -> str:
+    """A scratch database name as typed: a plain identifier, not a system database. ValueError otherwise."""
+    if not IDENTIFIER.fullmatch(name):
+        raise ValueError("a database name is letters, digits and _ (at most 63, not starting with a digit)")
+    if name.lower() in RESERVED:
+        raise ValueError(f"{name} is a system database")
+    return name
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _admin(conn: pg.Connection):
+    try:
+        return await asyncpg.connect(conn.dsn, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BackupError(f"cannot connect to {conn.database} ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+
+
+async def database_exists(conn: pg.Connection, dbname: str) -> bool:
+    """Whether the server `conn` points at has a database named `dbname`."""
+    admin = await _admin(conn)
+    try:
+        return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dbname))
+    finally:
+        await admin.close()
+
+
+async def create_database(conn: pg.Connection, dbname: str) -> bool:
+    """CREATE DATABASE when missing; True when it was created now."""
+    check_database_name(dbname)
+    admin = await _admin(conn)
+    try:
+        if await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dbname):
+            return False
+        try:
+            await admin.execute(f"CREATE DATABASE {quote_ident(dbname)}")
+        except asyncpg.DuplicateDatabaseError:
+            return False
+        except asyncpg.PostgresError as exc:
+            raise BackupError(f"CREATE DATABASE {dbname} failed ({str(exc)[:200]})") from None
+        return True
+    finally:
+        await admin.close()
+
+
+async def restore_backup(
+    bot,
+    backup: Backup,
+    *,
+    into: str | None = None,
+    create: bool = True,
+    progress: Progress | None = None,
+    timeout: float | None = None,
+    conn: pg.Connection | None = None,
+) -> pg.Connection:
+    """Restore `backup` into its database (into=None: --clean over the original) or into `into`
+    (created when missing; an existing one is cleaned like the original).
+
+    The file's size and SHA-256 are checked against the row first (BackupError when they differ).
+    Returns the connection of the database restored into.
+    """
+    if backup.deleted_at is not None:
+        raise BackupError(f"backup #{backup.id}'s file was deleted by retention; nothing was restored")
+    source = conn or pg.connection(bot.config, backup.database)
+    problem = await check_file(bot, backup, deep=False, conn=source)
+    if problem:
+        raise BackupError(f"backup #{backup.id} cannot be restored: {problem}; nothing was restored")
+    if into is None or into == source.dbname:
+        target, clean = source, True
+    else:
+        check_database_name(into)
+        target = source.with_dbname(into)
+        # A new scratch database is empty; an existing one is overwritten like the original (--clean).
+        clean = not await create_database(source, into) if create else True
+    await pg.restore(bot.checks.docker, target, Path(backup.file), clean=clean, progress=progress, timeout=timeout)
+    return target

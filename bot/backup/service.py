@@ -1,0 +1,204 @@
+"""Making, verifying, listing and pruning backups: what the pg_backup kind and /backup call.
+
+make_backup   pg_dump -Fc streamed to <directory>/<database>_<YYYYmmdd_HHMMSS>.dump, then verified
+              (pg_dump exit 0, PGDMP header, size on disk, pg_restore --list) and recorded with its SHA-256
+verify_backup the file again: size and SHA-256 against the row, header, pg_restore --list, and a
+              full read of every data block (pg_restore into /dev/null): truncation or corruption fails
+apply_retention  bot.backup.retention's plan; files deleted, rows kept with deleted_at set
+Time comes from bot.clock (a ManualClock in tests).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from bot.backup import dump as pg
+from bot.backup.dump import BackupError, Progress
+from bot.backup.models import Backup
+from bot.backup.retention import RetentionPlan, plan_retention
+
+
+class NoSuchBackup(LookupError):
+    def __init__(self, backup_id: int):
+        super().__init__(f"There is no backup #{backup_id}; /backup list shows them.")
+        self.backup_id = backup_id
+
+
+def directory(config) -> Path:
+    return Path(config.backups.directory).expanduser().resolve()
+
+
+def file_for(config, database: str, at: datetime) -> Path:
+    """<directory>/<database>_<YYYYmmdd_HHMMSS>.dump (UTC); _2, _3... when that second is taken."""
+    base = directory(config)
+    stamp = at.astimezone(timezone.utc).strftime("%Y%m%d_%H%M%S")
+    path = base / f"{database}_{stamp}.dump"
+    n = 2
+    while path.exists() or path.with_name(path.name + ".partial").exists():
+        path = base / f"{database}_{stamp}_{n}.dump"
+        n += 1
+    return path
+
+
+def _now(bot) -> datetime:
+    clock = getattr(bot, "clock", None)
+    if clock is not None:
+        return clock.now()
+    return datetime.now(timezone.utc)
+
+
+async def make_backup(
+    bot,
+    database: str,
+    *,
+    made_by: str,
+    label: str | None = None,
+    progress: Progress | None = None,
+    timeout: float | None = None,
+    conn: pg.Connection | None = None,
+) -> Backup:
+    """Dump `database` (a name of app.yaml's databases:), verify the file, record the row.
+
+    Returns the row; `verified` False with `verify_error` when the file was written but did
+    not verify. BackupError when no file could be made (nothing is recorded then).
+    `conn` overrides the connection (a restore's safety backup of a scratch database).
+    """
+    conn = conn or pg.connection(bot.config, database)
+    started_at = _now(bot)
+    path = file_for(bot.config, database, started_at)
+    result = await pg.dump(bot.checks.docker, conn, path, progress=progress, timeout=timeout)
+    problem = None
+    on_disk = os.stat(path).st_size
+    if on_disk != result.size:
+        problem = f"the file holds {on_disk} bytes but pg_dump wrote {result.size}"
+    elif not pg.has_header(path):
+        problem = "the file does not start with the PGDMP header"
+    else:
+        problem = await pg.restore_list(bot.checks.docker, conn, path)
+    row = Backup(
+        database=database,
+        file=str(path),
+        size=result.size,
+        duration=round(result.duration, 3),
+        sha256=result.sha256,
+        verified=problem is None,
+        verify_error=problem,
+        label=label,
+        made_by=made_by[:64],
+        created_at=started_at,
+        verified_at=_now(bot),
+    )
+    async with bot.db.sessions() as session, session.begin():
+        session.add(row)
+    return row
+
+
+async def get_backup(db, backup_id: int) -> Backup:
+    async with db.sessions() as session:
+        row = await session.get(Backup, backup_id)
+    if row is None:
+        raise NoSuchBackup(backup_id)
+    return row
+
+
+async def list_backups(db, database: str | None = None, *, limit: int = 20, include_deleted: bool = False) -> list[Backup]:
+    query = select(Backup).order_by(Backup.created_at.desc(), Backup.id.desc()).limit(limit)
+    if database is not None:
+        query = query.where(Backup.database == database)
+    if not include_deleted:
+        query = query.where(Backup.deleted_at.is_(None))
+    async with db.sessions() as session:
+        return list((await session.execute(query)).scalars())
+
+
+@dataclass(frozen=True)
+class Verification:
+    backup: Backup
+    problem: str | None  # None: the file is intact and readable
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+async def check_file(bot, backup: Backup, *, deep: bool, conn: pg.Connection | None = None) -> str | None:
+    """None when the backup's file is what was recorded and readable; else what is wrong."""
+    path = Path(backup.file)
+    if backup.deleted_at is not None:
+        return f"its file was deleted by retention on {backup.deleted_at:%Y-%m-%d}"
+    if not path.exists():
+        return f"its file {path.name} is missing"
+    size, digest = await asyncio.to_thread(pg.file_sha256, path)
+    if size != backup.size:
+        return f"the file holds {size} bytes but the backup was {backup.size} bytes (truncated or replaced)"
+    if digest != backup.sha256:
+        return "its SHA-256 does not match the one recorded when it was made (the file changed or is corrupted)"
+    if not pg.has_header(path):
+        return "the file does not start with the PGDMP header"
+    if conn is None:
+        conn = pg.connection(bot.config, backup.database) if backup.database in bot.config.databases else None
+    if conn is None:
+        return None  # a scratch database's safety backup: checksum and header are all we can check without its connection
+    problem = await pg.restore_list(bot.checks.docker, conn, path)
+    if problem is None and deep:
+        problem = await pg.restore_read_all(bot.checks.docker, conn, path)
+    return problem
+
+
+async def verify_backup(bot, backup_id: int, *, deep: bool = True) -> Verification:
+    """/backup verify: re-hash the file, list and read the archive; the row's verified flag follows."""
+    backup = await get_backup(bot.db, backup_id)
+    problem = await check_file(bot, backup, deep=deep)
+    values = {"verified": problem is None, "verify_error": problem, "verified_at": _now(bot)}
+    if backup.deleted_at is None:
+        async with bot.db.sessions() as session, session.begin():
+            await session.execute(update(Backup).where(Backup.id == backup.id).values(**values))
+        for key, value in values.items():
+            setattr(backup, key, value)
+    return Verification(backup, problem)
+
+
+async def retention_plan(bot, database: str) -> RetentionPlan:
+    async with bot.db.sessions() as session:
+        rows = list(
+            (await session.execute(select(Backup).where(Backup.database == database, Backup.deleted_at.is_(None)))).scalars()
+        )
+    return plan_retention(rows, bot.config.backups.retention, _now(bot))
+
+
+async def apply_retention(bot, database: str, *, dry_run: bool = False) -> RetentionPlan:
+    """Delete the files retention does not keep (rows stay, marked deleted); `dry_run` only says which."""
+    plan = await retention_plan(bot, database)
+    if dry_run or not plan.delete:
+        return plan
+    now = _now(bot)
+    for backup in plan.delete:
+        try:
+            Path(backup.file).unlink()
+        except FileNotFoundError:
+            pass
+        async with bot.db.sessions() as session, session.begin():
+            await session.execute(update(Backup).where(Backup.id == backup.id, Backup.deleted_at.is_(None)).values(deleted_at=now))
+        backup.deleted_at = now
+    return plan
+
+
+__all__ = [
+    "BackupError",
+    "NoSuchBackup",
+    "Verification",
+    "apply_retention",
+    "check_file",
+    "directory",
+    "file_for",
+    "get_backup",
+    "list_backups",
+    "make_backup",
+    "retention_plan",
+    "verify_backup",
+]

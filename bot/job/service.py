@@ -1,0 +1,44 @@
+"""Running a job's dry run and finding the one a real run rests on."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from bot.action.kinds.docker_exec import output_tail
+from bot.docker_engine import DockerUnavailable
+from bot.job.models import JobDryRun
+from bot.storage import Database
+
+
+class JobUnavailable(Exception):
+    """The job's container cannot run it now: one sentence."""
+
+
+async def run_dry(bot, name: str, job, user: str) -> JobDryRun:
+    """Run the dry-run form in the job's container and keep its (redacted) output, whatever its exit code."""
+    container = bot.config.services[job.service].container
+    try:
+        result = await asyncio.wait_for(bot.checks.docker.exec(container, list(job.dry_run)), timeout=job.timeout)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise JobUnavailable(f"The dry run of {name} did not finish within {job.timeout:g} s.") from None
+    except DockerUnavailable as exc:
+        raise JobUnavailable(f"The dry run of {name} could not start: {exc}.") from None
+    row = JobDryRun(job=name, user_id=user, at=bot.clock.now(), exit_code=result.exit_code, output=output_tail(result.output))
+    async with bot.db.sessions() as session, session.begin():
+        session.add(row)
+    return row
+
+
+async def latest_dry_run(db: Database, job: str, user: str, since: datetime | None = None) -> JobDryRun | None:
+    """`user`'s newest dry run of `job` (at or after `since`, when given)."""
+    query = select(JobDryRun).where(JobDryRun.job == job, JobDryRun.user_id == user)
+    if since is not None:
+        query = query.where(JobDryRun.at >= since)
+    async with db.sessions() as session:
+        return await session.scalar(query.order_by(JobDryRun.at.desc(), JobDryRun.id.desc()).limit(1))
+
+
+def valid_since(now: datetime, job) -> datetime:
+    return now - timedelta(seconds=job.dry_run_valid_for)

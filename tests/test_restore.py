@@ -1,0 +1,219 @@
+"""Restores against the real PostgreSQL (and real Docker containers as the dependents).
+
+The pg_restore kind in the runbook's order: safety backup, stop the dependents, restore,
+start them, their health, the result; --into a scratch database skips what would touch
+anything else. Rows deleted after the backup come back; a failure stops at its step and
+the report says where things stand. Scratch databases and containers are the test's own.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import pytest
+from sqlalchemy import select
+
+from bot.action.kinds.base import PlanError
+from bot.action.kinds.pg_backup import KIND as PG_BACKUP
+from bot.action.kinds.pg_restore import KIND as PG_RESTORE
+from bot.backup import service as backups
+from bot.backup.models import Backup
+from bot.pipeline.reply import Outcome
+
+from action_helpers import OwnContainers, own_fixture  # noqa: E402
+from test_backup import (  # noqa: E402
+    ROWS,
+    Recorder,
+    command,
+    config_yaml,
+    dsn_of,
+    execute_sql,
+    fetch,
+    one_sentence,
+    pg_databases,  # noqa: F401 (fixture)
+    plan_of,
+    run_kind,
+)
+
+
+class RestoreContainers(OwnContainers):
+    prefix = "opsbot-test-rst-"
+    run_label = "opsbot.test.rst"
+
+    def service(self) -> str:
+        """A dependent that stops promptly on SIGTERM (docker stop), as an application does."""
+        return self.run(["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"])
+
+
+@pytest.fixture
+def docker_client():
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+own = own_fixture(RestoreContainers)
+
+
+async def _exists(name: str) -> bool:
+    from test_backup import PG_ADMIN_DSN
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await admin.close()
+
+
+async def test_restore_into_a_new_scratch_database_brings_the_rows_back(make_bot, pg_databases, tmp_path):
+    source = await pg_databases.create()
+    scratch = pg_databases.name("opsbot_scratch")
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source)}}, tmp_path / "b"))
+    made = await backups.make_backup(bot, "app", made_by="UOPS1")
+    await execute_sql(source, "DELETE FROM orders WHERE id > 10")  # the original moves on; the scratch copy must not care
+
+    spec, plan = await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id), "into": scratch})
+    assert [s["step"] for s in plan.steps] == ["restore", "report"]  # new scratch database: no safety backup, no dependents
+    assert plan.confirm == scratch and spec.approval.approvals == 2 and spec.approval.confirm
+    assert [t.key for t in plan.targets] == ["database:app"]
+    assert "(created now)" in PG_RESTORE.describe(plan)[0]
+
+    report, recorder = await run_kind(PG_RESTORE, bot, "restore", {"backup": str(made.id), "into": scratch})
+    assert report.succeeded, report.summary()
+    assert await fetch(scratch, "SELECT count(*) FROM orders") == ROWS
+    assert await fetch(scratch, "SELECT customer FROM orders WHERE id = 42") == "customer 42"
+    assert await fetch(source, "SELECT count(*) FROM orders") == 10
+    assert [o for o, _ in recorder.steps] == ["restore", "report"]
+    assert f"Restore of backup #{made.id} into {scratch} done." in report.summary()
+
+    # Again into the now existing scratch database: a safety backup of it first, then --clean.
+    _, again = await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id), "into": scratch})
+    assert [s["step"] for s in again.steps] == ["safety_backup", "restore", "report"]
+    await execute_sql(scratch, "DELETE FROM orders")
+    report, _ = await run_kind(PG_RESTORE, bot, "restore", {"backup": str(made.id), "into": scratch})
+    assert report.succeeded, report.summary()
+    assert await fetch(scratch, "SELECT count(*) FROM orders") == ROWS
+    async with bot.db.sessions() as session:
+        safety = (await session.execute(select(Backup).where(Backup.database == scratch))).scalar_one()
+    assert safety.verified and safety.label == f"safety before restoring #{made.id}"
+
+
+async def test_restore_over_the_original_in_runbook_order_with_dependents(make_bot, pg_databases, tmp_path, own):
+    source = await pg_databases.create()
+    backend, worker = own.service(), own.service()
+    services = {
+        "backend": {"container": backend, "owners": ["ops"], "checks": [{"kind": "container"}]},
+        "worker": {"container": worker, "owners": ["ops"], "checks": [{"kind": "container"}]},
+    }
+    actions = {"restore": {"kind": "pg_restore", "verify": {"deadline": "20s", "interval": "200ms"}}}
+    bot = await make_bot(
+        config_yaml({"app": {"dsn": dsn_of(source), "dependents": ["backend", "worker"]}}, tmp_path / "b", services=services, actions=actions)
+    )
+    made = await backups.make_backup(bot, "app", made_by="UOPS1")
+    await execute_sql(source, "DELETE FROM orders WHERE id % 2 = 0")
+    await execute_sql(source, "CREATE TABLE added_later (x int)")
+
+    _, plan = await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id)})
+    assert [s["step"] for s in plan.steps] == ["safety_backup", "stop", "restore", "start", "health", "report"]
+    assert plan.confirm == "app"
+    assert [t.key for t in plan.targets] == ["database:app", "service:backend", "service:worker"]
+
+    report, recorder = await run_kind(PG_RESTORE, bot, "restore", {"backup": str(made.id)})
+    assert report.succeeded, report.summary()
+    assert await fetch(source, "SELECT count(*) FROM orders") == ROWS
+    # --clean drops and recreates what the archive holds; a table made after the backup is left alone.
+    assert await fetch(source, "SELECT to_regclass('added_later')::text") == "added_later"
+    assert [o for o, _ in recorder.steps] == ["safety_backup", "stop", "restore", "start", "health", "report"]
+    for name in (backend, worker):
+        assert own.inspect(name)["State"]["Running"]
+    safety = (await backups.list_backups(bot.db, "app"))[0]
+    assert safety.id != made.id and safety.label == f"safety before restoring #{made.id}"
+    assert f"Safety backup #{safety.id} holds the state before." in report.summary()
+
+    # The safety backup holds the state before the restore: half the rows and the later table.
+    scratch = pg_databases.name("opsbot_scratch")
+    report, _ = await run_kind(PG_RESTORE, bot, "restore", {"backup": str(safety.id), "into": scratch})
+    assert report.succeeded, report.summary()
+    assert await fetch(scratch, "SELECT count(*) FROM orders") == ROWS // 2
+    assert await fetch(scratch, "SELECT to_regclass('added_later')::text") == "added_later"
+
+
+async def test_a_failed_restore_says_where_things_stand(make_bot, pg_databases, tmp_path, own):
+    source = await pg_databases.create()
+    backend = own.service()
+    services = {"backend": {"container": backend, "owners": ["ops"], "checks": [{"kind": "container"}]}}
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source), "dependents": ["backend"]}}, tmp_path / "b", services=services))
+    made = await backups.make_backup(bot, "app", made_by="UOPS1")
+    spec, plan = await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id)})
+    # Approved, then the file is damaged before it runs: the checksum stops the restore at step 3.
+    data = bytearray(Path(made.file).read_bytes())
+    data[-10] ^= 0xFF
+    Path(made.file).write_bytes(bytes(data))
+    recorder = Recorder()
+    report = await PG_RESTORE.execute(recorder.context(bot), spec, plan)
+    assert not report.succeeded
+    summary = report.steps[-1].summary
+    assert [step.ok for step in report.steps] == [True, True, False]
+    safety = (await backups.list_backups(bot.db, "app"))[0]
+    assert summary.startswith("Restore failed at step 3 (restore): backup #%d cannot be restored: its SHA-256 does not match" % made.id), summary
+    assert f"dependents backend are STOPPED; safety backup #{safety.id} holds the state before." in summary
+    assert f"Database {source} is unchanged (pg_restore runs in one transaction)" in summary
+    assert recorder.steps[-1][0] == "failed"
+    assert not own.inspect(backend)["State"]["Running"]  # left stopped: a human decides
+    assert await fetch(source, "SELECT count(*) FROM orders") == ROWS
+
+
+async def test_restore_refuses_what_cannot_be_restored(make_bot, pg_databases, tmp_path):
+    source = await pg_databases.create(rows=10)
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source)}}, tmp_path / "b"))
+    with pytest.raises(PlanError, match=r"There is no backup #424242; /backup list shows them\."):
+        await plan_of(PG_RESTORE, bot, "restore", {"backup": "424242"})
+    made = await backups.make_backup(bot, "app", made_by="UOPS1")
+    Path(made.file).write_bytes(b"PGDMP broken")
+    await backups.verify_backup(bot, made.id)
+    with pytest.raises(PlanError, match=rf"Backup #{made.id} is not verified .*; run /backup verify {made.id} first\."):
+        await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id)})
+
+    for text, expected in [
+        ("424242", "There is no backup #424242; /backup list shows them."),
+        ("abc", "'abc' is not a backup id; /backup list shows them. Usage: /restore BACKUP_ID [--into DATABASE]."),
+    ]:
+        reply = await command(bot, "UOPS1", "restore", text)
+        assert reply.text.rstrip(".") == expected.rstrip("."), reply.text
+        assert reply.outcome in (Outcome.usage_error, Outcome.error)
+    bad_name = await command(bot, "UOPS1", "restore", f"{made.id} --into bad-name;drop")
+    assert bad_name.outcome == Outcome.usage_error and "letters, digits and _" in bad_name.text
+    system = await command(bot, "UOPS1", "restore", f"{made.id} --into template1")
+    assert "system database" in system.text
+    one_sentence(system.text.split(" Usage:")[0])
+
+
+async def test_restore_command_asks_two_approvers_to_type_the_database(make_bot, pg_databases, tmp_path):
+    source = await pg_databases.create(rows=10)
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source)}}, tmp_path / "b"))
+    report, _ = await run_kind(PG_BACKUP, bot, "backup", {"database": "app"})
+    assert report.succeeded
+    [made] = await backups.list_backups(bot.db, "app")
+    scratch = "opsbot_scratch_cmd"
+    reply = await command(bot, "UOPS1", "restore", f"{made.id} --into {scratch}")
+    assert reply.outcome == Outcome.ok, reply.text
+    assert "/restore" in reply.text and "request #" in reply.text, reply.text
+    assert not await _exists(scratch)  # nothing runs before two approvals
+
+
+async def test_restore_in_the_database_container_streams_the_file_through_docker_exec(make_bot, pg_databases, tmp_path):
+    from conftest import fleet
+
+    container = fleet().get("OPSBOT_FLEET_PGCLIENT")
+    if not container:
+        pytest.fail("tests/.fleet.env has no OPSBOT_FLEET_PGCLIENT: run scripts/test-env.sh (make test does) to build the pg client container.")
+    source = await pg_databases.create()
+    scratch = pg_databases.name("opsbot_scratch")
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source), "container": container}}, tmp_path / "b"))
+    report, _ = await run_kind(PG_BACKUP, bot, "backup", {"database": "app"})
+    assert report.succeeded, report.summary()
+    [made] = await backups.list_backups(bot.db, "app")
+    report, _ = await run_kind(PG_RESTORE, bot, "restore", {"backup": str(made.id), "into": scratch})
+    assert report.succeeded, report.summary()
+    assert await fetch(scratch, "SELECT count(*) FROM orders") == ROWS
