@@ -17,6 +17,7 @@ from bot.action.params import BadParameter, parse_params
 from bot.action.views import request_message, when
 from bot.activity import Activity
 from bot.audit import service as audit
+from bot.config.action_models import DEFAULT_ACTIONS
 from bot.docker_engine import DockerUnavailable
 from bot.pipeline.markup import Mention, Text
 from bot.pipeline.messenger import MessagePostFailed
@@ -60,7 +61,7 @@ async def request_action(bot, req, action: str, raw_params: dict[str, str]) -> R
     config = bot.config
     spec = config.action(action)
     if spec is None:
-        known = ", ".join(sorted(set(config.actions) | {"restart", "logs"})) or "none"
+        known = ", ".join(sorted(set(config.actions) | set(config.jobs) | set(DEFAULT_ACTIONS)))
         return Reply.refusal(f"There is no action '{action[:40]}' in app.yaml. Actions: {known}.")
     kind = kind_of(spec)
     raw = {name: value for name, value in raw_params.items() if value is not None}
@@ -117,10 +118,16 @@ async def request_action(bot, req, action: str, raw_params: dict[str, str]) -> R
             Outcome.usage_error,
         )
     await _audit(bot, request, req.user_id, "requested", f"plan {request.plan_hash[:16]}")
-    if request.state == "approved":  # approvals: 0
-        return await execute(bot, request)
     message = await _message(bot, request)
     messenger = bot.messengers.get(req.transport)
+    if request.state == "approved":  # approvals: 0
+        if messenger is not None:
+            # Posted first, so a long run (a dump) shows its progress on it; without it, it still runs.
+            try:
+                await requests.set_message_ref(bot.db, request.id, await messenger.post(req.channel_id, message))
+            except Exception as exc:
+                log.warning("could not post request #%s before running it: %s", request.id, exc)
+        return await execute(bot, await requests.get(bot.db, request.id))
     if messenger is None:
         return message
     try:
@@ -217,8 +224,10 @@ async def execute(bot, request) -> Reply:
         log.exception("request #%s crashed", request.id)
         summary = f"opsbot failed while running it ({exc.__class__.__name__}); check the {_thing(spec)} by hand."
     finally:
-        await requests.finish(bot.db, request.id, succeeded, summary or f"opsbot stopped while running it; check the {_thing(spec)} by hand.")
+        finished = await requests.finish(bot.db, request.id, succeeded, summary or f"opsbot stopped while running it; check the {_thing(spec)} by hand.")
     request = await requests.get(bot.db, request.id)
+    if not finished:  # recovery took it for abandoned meanwhile: the record says both
+        summary = f"(it ran past its limit and had been marked failed) {summary}"
     await _audit(bot, request, request.decided_by or request.requested_by, "succeeded" if succeeded else "failed", summary)
     await _publish(bot, request, summary)
     message = await _message(bot, request, logs)
@@ -289,7 +298,10 @@ RUNNING_GRACE_SECONDS = 600  # past the action's own timeout
 
 def _running_limit(bot, request) -> float:
     spec = bot.config.action(request.action)
-    return max(STALE_RUNNING_SECONDS, getattr(spec, "timeout", 0) + RUNNING_GRACE_SECONDS)
+    plan = plan_of(request)
+    if spec is None or spec.kind != plan.kind:
+        return STALE_RUNNING_SECONDS
+    return max(STALE_RUNNING_SECONDS, kind_of(spec).max_runtime(spec, plan) + RUNNING_GRACE_SECONDS)
 
 
 async def recover_stale(bot) -> int:

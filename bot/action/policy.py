@@ -41,7 +41,11 @@ def roles_phrase(roles: set[str]) -> str:
 
 
 def missing_role(held: set[str], roles_for, config: AppConfig, spec, targets: list[Target]) -> tuple[Target, set[str]] | None:
-    """The first target whose `roles_for` roles `held` does not intersect, with those roles; None when all are covered."""
+    """The first target whose `roles_for` roles `held` does not intersect, with those roles; None when all are covered.
+
+    A plan without targets is covered by nobody: an empty list must never mean "anyone"."""
+    if not targets:
+        return Target("service", "?"), set()
     for target in targets:
         allowed = roles_for(config, spec, target)
         if not allowed & held:

@@ -205,14 +205,16 @@ async def stale(db: Database, *, approved_for: float, running_for: float) -> tup
         return list(approved.scalars()), list(running.scalars())
 
 
-async def finish(db: Database, request_id: int, succeeded: bool, result: str) -> None:
+async def finish(db: Database, request_id: int, succeeded: bool, result: str) -> bool:
+    """running -> succeeded | failed, locks released; False when it was no longer running (recovered meanwhile)."""
     async with db.sessions() as session, session.begin():
-        await session.execute(
+        finished = await session.execute(
             update(ActionRequest)
             .where(ActionRequest.id == request_id, ActionRequest.state == "running")
             .values(state="succeeded" if succeeded else "failed", finished_at=utcnow(), result=result)
         )
         await session.execute(delete(ActionLock).where(ActionLock.request_id == request_id))
+        return finished.rowcount == 1
 
 
 async def fail_unstarted(db: Database, request_id: int, reason: str, *, from_state: str = "approved") -> bool:

@@ -45,6 +45,23 @@ async def _admin(conn: pg.Connection):
         raise BackupError(f"cannot connect to {conn.database} ({exc.__class__.__name__}: {str(exc)[:200]})") from None
 
 
+# Set on every database a --into creates: only those may be restored into again, so --into can
+# never overwrite a database whose owners the plan did not check (another app's, say).
+SCRATCH_MARK = "opsbot scratch restore"
+
+
+async def is_scratch(conn: pg.Connection, dbname: str) -> bool:
+    """Whether `dbname` is a scratch database an earlier --into created."""
+    admin = await _admin(conn)
+    try:
+        comment = await admin.fetchval(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", dbname
+        )
+        return comment == SCRATCH_MARK
+    finally:
+        await admin.close()
+
+
 async def database_exists(conn: pg.Connection, dbname: str) -> bool:
     """Whether the server `conn` points at has a database named `dbname`."""
     admin = await _admin(conn)
@@ -63,6 +80,7 @@ async def create_database(conn: pg.Connection, dbname: str) -> bool:
             return False
         try:
             await admin.execute(f"CREATE DATABASE {quote_ident(dbname)}")
+            await admin.execute(f"COMMENT ON DATABASE {quote_ident(dbname)} IS '{SCRATCH_MARK}'")
         except asyncpg.DuplicateDatabaseError:
             return False
         except asyncpg.PostgresError as exc:

@@ -37,7 +37,7 @@ async def latest_dry_run(db: Database, job: str, user: str, since: datetime | No
     if since is not None:
         query = query.where(JobDryRun.at >= since)
     async with db.sessions() as session:
-        return await session.scalar(query.order_by(JobDryRun.at.desc(), JobDryRun.id.desc()).limit(1))
+        return await session.scalar(query.order_by(JobDryRun.id.desc()).limit(1))
 
 
 def valid_since(now: datetime, job) -> datetime:

@@ -85,7 +85,8 @@ class SlackEdge:
             # Known types only: a label per arbitrary string would grow the metric without bound.
             INTERACTIONS.labels(inbound.kind if inbound.kind in INTERACTION_KINDS else "other").inc()
             if inbound.kind == "block_actions":
-                self.work.spawn(self._button(inbound))
+                # A press may open a form (a typed confirmation, an incident update) within trigger_id's 3 s.
+                self.work.spawn(self._button(inbound), urgent=True)
             elif inbound.kind == "view_submission":
                 return await self._submission(inbound)
             elif inbound.kind in ("shortcut", "message_action"):

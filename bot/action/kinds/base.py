@@ -63,13 +63,18 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: dict) -> "Plan":
+        steps = data.get("steps", [])
+        if "targets" in data:
+            targets = [Target(kind, name) for kind, name in data["targets"]]
+        else:  # a restart plan stored before action kinds existed: its steps name the services
+            targets = [Target("service", step["service"]) for step in steps if step.get("service")]
         return cls(
             action=data["action"],
             kind=data["kind"],
-            subject=data["subject"],
-            params=data.get("params", {}),
-            steps=data.get("steps", []),
-            targets=[Target(kind, name) for kind, name in data.get("targets", [])],
+            subject=data.get("subject") or data.get("service", ""),
+            params=data.get("params") or data.get("options") or {},
+            steps=steps,
+            targets=targets,
             verify=data.get("verify"),
             confirm=data.get("confirm"),
             facts=data.get("facts", {}),
@@ -182,3 +187,10 @@ class ActionKind:
 
     async def execute(self, ctx: RunContext, spec, plan: Plan) -> ExecutionReport:
         raise NotImplementedError
+
+    def max_runtime(self, spec, plan: Plan) -> float:
+        """The longest a run of `plan` may legitimately take; past it (plus a grace) a 'running'
+        request is taken for one a stopped process left. Each step may use the action's timeout
+        and, when it verifies, the verification deadline."""
+        per_step = float(getattr(spec, "timeout", 0) or 0) + (float(plan.verify["deadline"]) if plan.verify else 0.0)
+        return per_step * max(1, len(plan.steps))

@@ -23,11 +23,28 @@ def argv(command: list[str], values: dict) -> list[str]:
     out = []
     for argument in command:
         if argument.startswith("{") and argument.endswith("}") and argument[1:-1] in values:
-            value = values[argument[1:-1]]
-            out.append(value if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value))
+            out.append(as_argument(values[argument[1:-1]]))
         else:
             out.append(argument)
     return out
+
+
+def param_targets(spec, params: dict) -> list[Target]:
+    """Services and databases a typed parameter names: locked, and their owners must request and approve too."""
+    return [
+        Target(declared.type, params[name])
+        for name, declared in spec.params.items()
+        if declared.type in ("service", "database") and params.get(name) and params[name] != spec.service
+    ]
+
+
+def as_argument(value) -> str:
+    """A typed value as the command line expects it: 1209600 not 1.2096e+06, true not True."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
 
 
 def output_tail(output: str) -> str:
@@ -54,12 +71,12 @@ class DockerExec(ActionKind):
         if info is None or not info.get("State", {}).get("Running"):
             raise PlanError(f"Container {container} of {spec.service} is not running; nothing was requested.")
         step = {"service": spec.service, "container": container, "argv": argv(list(spec.command), params), "timeout": spec.timeout}
-        return Plan(action, self.name, spec.service, params, [step], [Target("service", spec.service)])
+        return Plan(action, self.name, spec.service, params, [step], [Target("service", spec.service), *param_targets(spec, params)])
 
     def describe(self, plan: Plan) -> list[str]:
         step = plan.steps[0]
         shown = " ".join(repr(a) if (not a or any(c.isspace() for c in a)) else a for a in step["argv"])
-        return [f"{step['service']}: in {step['container']}, run {shown} (no shell; stopped after {step['timeout']:g} s)"]
+        return [f"{step['service']}: in {step['container']}, run {shown} (no shell; reported failed if it runs over {step['timeout']:g} s)"]
 
     async def execute(self, ctx: RunContext, spec, plan: Plan) -> ExecutionReport:
         step = plan.steps[0]
@@ -67,7 +84,9 @@ class DockerExec(ActionKind):
         try:
             result = await asyncio.wait_for(ctx.bot.checks.docker.exec(step["container"], step["argv"]), timeout=step["timeout"])
         except (TimeoutError, asyncio.TimeoutError):
-            return ExecutionReport([StepResult(step["service"], False, f"{step['service']}: no exit within {step['timeout']:g} s")])
+            return ExecutionReport([StepResult(
+                step["service"], False, f"{step['service']}: no exit within {step['timeout']:g} s; it may still be running in {step['container']}: check it by hand"
+            )])
         except DockerUnavailable as exc:
             return ExecutionReport([StepResult(step["service"], False, f"{step['service']}: {exc}")])
         took = time.perf_counter() - started

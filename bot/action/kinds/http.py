@@ -7,6 +7,7 @@ import aiohttp
 
 from bot.action.kinds.base import ActionKind, ExecutionReport, Plan, PlanContext, PlanError, RunContext, StepResult, Target
 from bot.action.kinds.docker_health import wait_healthy
+from bot.action.kinds.docker_exec import param_targets
 from bot.action.params import ParamType, from_config
 from bot.config.types import MissingEnvironment, expand_env
 from bot.redaction import redact, redact_cut
@@ -30,7 +31,7 @@ class HttpRequest(ActionKind):
         }
         # Verification waits for the service's container to run and its checks to pass.
         verify = spec.verify.model_dump() if spec.verify and ctx.config.services[spec.service].container else None
-        return Plan(action, self.name, spec.service, params, [step], [Target("service", spec.service)], verify=verify)
+        return Plan(action, self.name, spec.service, params, [step], [Target("service", spec.service), *param_targets(spec, params)], verify=verify)
 
     def describe(self, plan: Plan) -> list[str]:
         step = plan.steps[0]

@@ -53,7 +53,7 @@ class Job(ActionKind):
         step = plan.steps[0]
         dry = step["dry_run"]
         return [
-            f"{step['service']}: in {step['container']}, run {' '.join(step['argv'])} (no shell; stopped after {step['timeout']:g} s); "
+            f"{step['service']}: in {step['container']}, run {' '.join(step['argv'])} (no shell; reported failed if it runs over {step['timeout']:g} s); "
             f"its dry run #{dry['id']} at {dry['at'][11:16]} UTC exited {dry['exit_code']}"
         ]
 
@@ -67,7 +67,7 @@ class Job(ActionKind):
         try:
             result = await asyncio.wait_for(ctx.bot.checks.docker.exec(step["container"], step["argv"]), timeout=step["timeout"])
         except (TimeoutError, asyncio.TimeoutError):
-            return ExecutionReport([StepResult(step["service"], False, f"{plan.action}: no exit within {step['timeout']:g} s; check the container by hand")])
+            return ExecutionReport([StepResult(step["service"], False, f"{plan.action}: no exit within {step['timeout']:g} s; it may still be running in {step['container']}: check it by hand")])
         except DockerUnavailable as exc:
             return ExecutionReport([StepResult(step["service"], False, f"{plan.action}: {exc}")])
         summary = f"{plan.action}: exit {result.exit_code} after {time.perf_counter() - started:.1f} s"

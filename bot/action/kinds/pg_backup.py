@@ -86,6 +86,10 @@ class PgBackup(ActionKind):
             report.steps.append(await self._one(ctx, spec, plan, name))
         return report
 
+    def max_runtime(self, spec, plan: Plan) -> float:
+        # Each database's dump (verification and retention included) runs under the action's timeout.
+        return spec.timeout * max(1, sum(1 for step in plan.steps if step["step"] == "dump"))
+
     async def _one(self, ctx: RunContext, spec, plan: Plan, name: str) -> StepResult:
         async def progress(size: int, elapsed: float) -> None:
             await ctx.progress(views.progress_line(name, size, elapsed))

@@ -27,7 +27,7 @@ from bot.backup import dump as pg
 from bot.backup import service as backups
 from bot.backup import views
 from bot.backup.dump import BackupError
-from bot.backup.restore import check_database_name, database_exists, restore_backup
+from bot.backup.restore import check_database_name, database_exists, is_scratch, restore_backup
 from bot.docker_engine import DockerUnavailable
 
 INTO_PATTERN = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
@@ -76,6 +76,11 @@ class PgRestore(ActionKind):
                 into = None  # that is the original database
         try:
             into_exists = await database_exists(conn, into) if into else True
+            if into and into_exists and not await is_scratch(conn, into):
+                raise PlanError(
+                    f"Database {into} exists and is not a scratch database an earlier --into made, so /restore will not "
+                    "overwrite it; give --into a new name. Nothing was requested."
+                )
         except BackupError as exc:
             raise PlanError(f"{exc}; nothing was requested.") from None
         database = config.databases[backup.database]
@@ -111,7 +116,7 @@ class PgRestore(ActionKind):
             steps=steps,
             targets=[Target("database", backup.database)] + [Target("service", s) for s in dependents],
             verify=spec.verify.model_dump() if getattr(spec, "verify", None) else None,
-            confirm=into or backup.database,
+            confirm=(into or backup.database) if spec.approval.confirm else None,
             facts={
                 "made": backup.created_at.isoformat(),
                 "size": backup.size,
@@ -178,6 +183,11 @@ class PgRestore(ActionKind):
         return report
 
     # ---------------------------------------------------------------- steps
+
+    def max_runtime(self, spec, plan: Plan) -> float:
+        # The safety backup and the restore each run under the action's timeout; stopping, starting
+        # and the dependents' health checks take minutes at most.
+        return 2 * spec.timeout + (plan.verify["deadline"] if plan.verify else 0.0) + 600
 
     async def _safety_backup(self, ctx, spec, plan, step, state, report) -> StepResult:
         restore_step = next(s for s in plan.steps if s["step"] == "restore")
