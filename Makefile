@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/hostile_edge.py
 	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/escalation_scale.py
+	$(BIN)/python bench/backup.py
 
 config-reference: $(STAMP)
 	$(BIN)/opsbot config reference > docs/config-reference.md

@@ -18,6 +18,9 @@ from bot.action.kinds.pg_backup import KIND as PG_BACKUP
 from bot.action.kinds.pg_restore import KIND as PG_RESTORE
 from bot.backup import service as backups
 from bot.backup.models import Backup
+from bot.action import service as requests
+from bot.audit import service as audit
+from bot.pipeline.messenger import Click
 from bot.pipeline.reply import Outcome
 
 from action_helpers import OwnContainers, own_fixture  # noqa: E402
@@ -195,11 +198,38 @@ async def test_restore_command_asks_two_approvers_to_type_the_database(make_bot,
     report, _ = await run_kind(PG_BACKUP, bot, "backup", {"database": "app"})
     assert report.succeeded
     [made] = await backups.list_backups(bot.db, "app")
-    scratch = "opsbot_scratch_cmd"
+    scratch = pg_databases.name("opsbot_scratch")
     reply = await command(bot, "UOPS1", "restore", f"{made.id} --into {scratch}")
     assert reply.outcome == Outcome.ok, reply.text
     assert "/restore" in reply.text and "request #" in reply.text, reply.text
     assert not await _exists(scratch)  # nothing runs before two approvals
+    request_id = int(reply.text.split("request #")[1].split(":")[0].split()[0].rstrip("."))
+
+    def typed(user: str, name: str) -> Click:
+        # The submission of the confirmation form Approve opens in Slack (bot/action/confirmation.py).
+        return Click(user, "", "", "", "slack", kind="view_submission", callback_id="action.confirm",
+                     fields=(("confirm", name),), metadata=f"{request_id}:C1:")
+
+    wrong = await bot.handle_click(typed("UOPS2", "app"))
+    assert wrong.outcome == Outcome.denied and f"That is not {scratch}" in wrong.text
+    assert (await requests.get(bot.db, request_id)).state == "pending"
+    assert "one more approver" in (await bot.handle_click(typed("UOPS2", scratch))).text
+    await bot.handle_click(typed("UOPS3", scratch))
+    done = await requests.get(bot.db, request_id)
+    assert done.state == "succeeded", done.result
+    assert await fetch(scratch, "SELECT count(*) FROM orders") == 10  # the rows came back
+    entries = [e for e in await audit.entries(bot.db, limit=50) if e.command == "restore"]
+    assert {"requested", "approval refused", "approved", "running", "succeeded"} <= {e.outcome for e in entries}
+
+
+async def test_restore_never_overwrites_a_database_it_did_not_create(make_bot, pg_databases, tmp_path):
+    source = await pg_databases.create(rows=10)
+    other = await pg_databases.create(rows=3)  # another application's database on the same server
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source)}}, tmp_path / "b"))
+    made = await backups.make_backup(bot, "app", made_by="UOPS1")
+    with pytest.raises(PlanError, match=rf"Database {other} exists and is not a scratch database"):
+        await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id), "into": other})
+    assert await fetch(other, "SELECT count(*) FROM orders") == 3
 
 
 async def test_restore_in_the_database_container_streams_the_file_through_docker_exec(make_bot, pg_databases, tmp_path):
