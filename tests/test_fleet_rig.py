@@ -27,6 +27,7 @@ NAMES = {
     "OPSBOT_FLEET_EXITED": "exited",
     "OPSBOT_FLEET_RESTARTING": "restarting",
     "OPSBOT_FLEET_OOM_CONTAINER": "oom",
+    "OPSBOT_FLEET_PGCLIENT": "pgclient",  # has pg_dump and pg_restore: backups through Docker exec
 }
 PORTS = {"OPSBOT_FLEET_WEB_PORT": "OPSBOT_FLEET_WEB", "OPSBOT_FLEET_WEB500_PORT": "OPSBOT_FLEET_WEB500"}
 

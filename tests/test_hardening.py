@@ -127,12 +127,14 @@ def test_a_stored_result_mentions_the_requests_own_people_and_nobody_else():
 
     now = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)
     request = ActionRequest(
-        id=7, action="restart", service="web", plan={"service": "web", "steps": [], "options": {}}, plan_hash="0" * 64,
+        id=7, action="restart", service="web", plan={"action": "restart", "kind": "docker_restart", "service": "web", "steps": [], "options": {}}, plan_hash="0" * 64,
         requested_by="UREQ1", channel="C1", team="T1", transport="slack", state="failed", approvals_needed=1,
         created_at=now, expires_at=now, decided_by="UAPP1", decided_at=now,
         result="Request #7 was not run: approver <@UAPP1> no longer holds the ops role. Container said <@UEVIL> <!channel>",
     )
-    message = to_slack(request_message(request, ["UAPP1"], approver_roles="ops"))
+    from bot.action.flow import plan_of
+
+    message = to_slack(request_message(request, plan_of(request), [], [], ["UAPP1"], approver_roles="ops"))
     shown = " ".join(block["text"]["text"] for block in message.blocks if block["type"] == "section")
     assert "approver <@UAPP1> no longer holds" in shown and "approver <@UAPP1> no longer holds" in message.text
     assert "&lt;@UEVIL&gt; &lt;!channel&gt;" in shown and "<@UEVIL>" not in message.text + shown

@@ -563,7 +563,8 @@ async def test_console_run_console_prompts_for_the_name(make_bot, pg_database_ur
     """run_console with piped input: request, switch user, press Approve, type a wrong name; press again, type it right."""
     db, client = cache_db
     await client.mset(SEEDED)
-    bot = await make_bot(config_text(svc, cache_db=db, cache=cache), pg_database_url)
+    # Its own SQLite database: run_console starts the scheduler, which must not find other tests' pages.
+    bot = await make_bot(config_text(svc, cache_db=db, cache=cache))
     stdin = io.StringIO("\n".join(["/cache flush", "as UOPS2", "1", "mian", "1", cache, f"/cache {cache} status"]) + "\n")
     stdout = io.StringIO()
     await run_console(bot, "UOPS1", stdin, stdout, allow_impersonation=True)
