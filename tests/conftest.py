@@ -209,3 +209,47 @@ async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+# --------------------------------------------------------------------------- Redis: a claimed database of 9..14
+
+REDIS_BASE = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
+REDIS_TEST_DBS = range(9, 15)
+
+
+def redis_db_url(db: int) -> str:
+    return f"{REDIS_BASE}/{db}"
+
+
+@pytest_asyncio.fixture
+async def claimed_redis_db():
+    """(db number, client on it): an empty Redis database of 9..14 claimed for this test by a key in db 0,
+    so parallel runs never share one; flushed and released after."""
+    import redis.asyncio as aioredis
+
+    admin = aioredis.from_url(redis_db_url(0), socket_timeout=5)
+    token = uuid.uuid4().hex
+    claimed = None
+    try:
+        for db in REDIS_TEST_DBS:
+            claim = f"opsbot:test:cache-db:{db}"
+            if not await admin.set(claim, token, nx=True, ex=600):
+                continue
+            client = aioredis.from_url(redis_db_url(db), socket_timeout=5)
+            if await client.dbsize() == 0:
+                claimed = (db, client)
+                break
+            await client.aclose()
+            await admin.delete(claim)
+        if claimed is None:
+            pytest.fail(f"No empty Redis database among 9..14 to claim at {REDIS_BASE}.")
+        yield claimed
+    finally:
+        if claimed is not None:
+            db, client = claimed
+            await client.flushdb()  # only the database this test claimed
+            await client.aclose()
+            claim = f"opsbot:test:cache-db:{db}"
+            if (await admin.get(claim)) == token.encode():
+                await admin.delete(claim)
+        await admin.aclose()

@@ -11,9 +11,8 @@ import types
 import uuid
 
 import pytest
-import pytest_asyncio
 import redis.asyncio as aioredis
-from conftest import REDIS_URL, free_port
+from conftest import free_port, redis_db_url
 
 from bot.action.kinds.base import PlanContext, PlanError, RunContext, Target
 from bot.action.kinds.redis_delete_pattern import KIND as DELETE, MAX_PLANNED
@@ -26,43 +25,15 @@ from bot.config.loader import parse_config
 from bot.pipeline.reply import Outcome, Preformatted, Section
 from bot.pipeline.request import Request
 
-BASE = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
-CANDIDATE_DBS = range(9, 15)
 
 
-def url(db: int) -> str:
-    return f"{BASE}/{db}"
+url = redis_db_url
 
 
-@pytest_asyncio.fixture
-async def test_db():
-    """(db number, client on it): an empty database of 9..14 claimed for this test; flushed and released after."""
-    admin = aioredis.from_url(url(0), socket_timeout=5)
-    token = uuid.uuid4().hex
-    claimed = None
-    try:
-        for db in CANDIDATE_DBS:
-            claim = f"opsbot:test:cache-db:{db}"
-            if not await admin.set(claim, token, nx=True, ex=600):
-                continue
-            client = aioredis.from_url(url(db), socket_timeout=5)
-            if await client.dbsize() == 0:
-                claimed = (db, client)
-                break
-            await client.aclose()
-            await admin.delete(claim)
-        if claimed is None:
-            pytest.fail(f"No empty Redis database among {CANDIDATE_DBS.start}..{CANDIDATE_DBS.stop - 1} to claim at {BASE}.")
-        yield claimed
-    finally:
-        if claimed is not None:
-            db, client = claimed
-            await client.flushdb()  # only the database this test claimed
-            await client.aclose()
-            claim = f"opsbot:test:cache-db:{db}"
-            if (await admin.get(claim)) == token.encode():
-                await admin.delete(claim)
-        await admin.aclose()
+@pytest.fixture
+def test_db(claimed_redis_db):
+    """(db number, client on it): a Redis database of 9..14 this test owns (conftest.claimed_redis_db)."""
+    return claimed_redis_db
 
 
 def config_text(db: int, *, extra_caches: str = "", patterns: str = "") -> str:

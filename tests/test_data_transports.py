@@ -22,9 +22,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 import yaml
-from conftest import PG_ADMIN_DSN, PG_USER, REDIS_URL
+from conftest import PG_ADMIN_DSN, PG_USER, redis_db_url
 from drivers import drive  # noqa: F401 (fixture)
 from sqlalchemy import select
 
@@ -126,44 +125,15 @@ def db_config(dsn: str, *, backups: Path | None = None) -> str:
 # --------------------------------------------------------------------------- Redis: a claimed database of 9..14
 
 
-BASE = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
-CANDIDATE_DBS = range(9, 15)
 
 
-def redis_url(db: int) -> str:
-    return f"{BASE}/{db}"
+redis_url = redis_db_url
 
 
-@pytest_asyncio.fixture
-async def cache_db():
-    """(db number, client on it): an empty Redis database of 9..14 claimed for this test (a claim key in db 0,
-    as tests/test_cache.py does); flushed and released after."""
-    admin = aioredis.from_url(redis_url(0), socket_timeout=5)
-    token = uuid.uuid4().hex
-    claimed = None
-    try:
-        for db in CANDIDATE_DBS:
-            claim = f"opsbot:test:cache-db:{db}"
-            if not await admin.set(claim, token, nx=True, ex=600):
-                continue
-            client = aioredis.from_url(redis_url(db), socket_timeout=5)
-            if await client.dbsize() == 0:
-                claimed = (db, client)
-                break
-            await client.aclose()
-            await admin.delete(claim)
-        if claimed is None:
-            pytest.fail(f"No empty Redis database among 9..14 to claim at {BASE}.")
-        yield claimed
-    finally:
-        if claimed is not None:
-            db, client = claimed
-            await client.flushdb()  # only the database this test claimed
-            await client.aclose()
-            claim = f"opsbot:test:cache-db:{db}"
-            if (await admin.get(claim)) == token.encode():
-                await admin.delete(claim)
-        await admin.aclose()
+@pytest.fixture
+def cache_db(claimed_redis_db):
+    """(db number, client on it): a Redis database of 9..14 this test owns (conftest.claimed_redis_db)."""
+    return claimed_redis_db
 
 
 def cache_config(db: int) -> str:

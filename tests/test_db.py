@@ -436,8 +436,6 @@ async def test_a_dead_database_is_one_sentence(scratch):
 
 
 async def test_db_command_on_a_dead_database(make_bot):
-    from commands import db
-
     bot = await make_bot(config_text("postgresql://postgres@127.0.0.1:1/nothing"))
     reply = await bot.handle(ask("main status"))
     assert reply.outcome is Outcome.error
@@ -542,8 +540,6 @@ async def test_db_refuses_bad_input_with_one_sentence(db_bot, text, sentence):
 
 
 async def test_db_asks_which_database_when_several(make_bot, scratch):
-    from commands import db
-
     text = yaml.safe_load(config_text(scratch[1]))
     text["databases"]["other"] = dict(text["databases"]["main"])
     bot = await make_bot(yaml.safe_dump(text))

@@ -76,6 +76,8 @@ async def test_the_real_run_needs_the_same_users_recent_dry_run_and_shows_its_ou
     assert "deleted 3 rows" in everything(result)
     outcomes = [row.outcome for row in await audit.entries(bot.db, limit=20) if row.command in ("retention", "job")]
     assert {"requested", "approved", "running", "succeeded"} <= set(outcomes)
+    # One dry run, one real run.
+    assert "already used by a real run" in (await bot.handle(ask("UOPS1", "retention"))).text
 
 
 async def test_a_dry_run_older_than_fifteen_minutes_or_a_failed_one_does_not_count(make_bot):

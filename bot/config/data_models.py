@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from bot.config.literal_secrets import no_literal_password
+from bot.config.literal_secrets import endpoint
 from bot.config.types import Duration, Name, RoleName, ServiceName, Strict, Thresholds
 
 ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
@@ -39,9 +39,7 @@ class Database(Strict):
     @field_validator("dsn")
     @classmethod
     def _dsn(cls, value: str) -> str:
-        if not (value.startswith("postgresql://") or value.startswith("postgres://") or value.startswith("${")):
-            raise ValueError("must start with postgresql:// or be ${VAR}")
-        return no_literal_password(value)
+        return endpoint(value, ("postgresql://", "postgres://"))
 
 
 class Retention(Strict):
@@ -73,9 +71,7 @@ class Cache(Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not (value.startswith("redis://") or value.startswith("rediss://") or value.startswith("${")):
-            raise ValueError("must start with redis:// or rediss:// or be ${VAR}")
-        return no_literal_password(value)
+        return endpoint(value, ("redis://", "rediss://"))
 
     @field_validator("rate_limit_patterns")
     @classmethod

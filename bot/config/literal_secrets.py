@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from bot.redaction_rules import is_secret_name
 
@@ -38,3 +41,14 @@ def no_literal_credential(headers: dict[str, str]) -> dict[str, str]:
         if credential and not _ENV_CREDENTIAL.fullmatch(credential):
             raise ValueError(f"the {name} header {_IN_THE_FILE}")
     return headers
+
+
+def endpoint(value: str, schemes: tuple[str, ...]) -> str:
+    """A URL or DSN as app.yaml writes it: one of `schemes`, or a whole ${VAR}; never with a literal secret."""
+    if not (value.startswith(schemes) or value.startswith("${")):
+        raise ValueError(f"must start with {' or '.join(schemes)}, or be ${{VAR}}")
+    return no_literal_password(value)
+
+
+HttpUrl = Annotated[str, AfterValidator(lambda value: endpoint(value, ("http://", "https://")))]
+CredentialHeaders = Annotated[dict[str, str], AfterValidator(no_literal_credential)]

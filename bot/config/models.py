@@ -9,14 +9,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.config.action_models import (  # noqa: F401  (re-exported: the action slice imports them from here)
-    ACTION_KIND_NAMES,
-    DEFAULT_ACTIONS,
-    ActionSpec,
-    JobAction,
-    ApprovalPolicy,
-    VerifyPolicy,
-)
+from bot.config.action_models import DEFAULT_ACTIONS, ActionSpec, JobAction
 from bot.config.data_models import BackupSettings, Cache, Database, check_database_references
 from bot.config.incident_models import (
     DEFAULT_SEVERITIES,
@@ -26,7 +19,7 @@ from bot.config.incident_models import (
     Rotation,
     Severity,
 )
-from bot.config.literal_secrets import no_literal_credential, no_literal_password
+from bot.config.literal_secrets import CredentialHeaders, HttpUrl, no_literal_password
 from bot.config.types import (
     Duration,
     FloorThresholds,
@@ -55,7 +48,7 @@ class CheckBase(Strict):
 
 class HttpCheck(CheckBase):
     kind: Literal["http"]
-    url: str = Field(description="URL to request; ${VAR} allowed.")
+    url: HttpUrl = Field(description="URL to request; ${VAR} allowed.")
     method: Literal["GET", "HEAD", "POST"] = "GET"
     expect_status: list[int] = Field([200], description="Acceptable HTTP status codes.")
     expect_json: dict[str, str | int | float | bool] = Field(
@@ -64,25 +57,13 @@ class HttpCheck(CheckBase):
     nested_checks: str | None = Field(
         None, description="JSON field holding /ready-style nested checks (runbook 001), reported one by one."
     )
-    headers: dict[str, str] = Field({}, description="Request headers; use ${VAR} for tokens.")
+    headers: CredentialHeaders = Field({}, description="Request headers; use ${VAR} for tokens.")
     latency: LatencyThresholds = LatencyThresholds(warn=1.0, critical=2.0)
 
     @field_validator("expect_status", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, int) else value
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not (value.startswith("http://") or value.startswith("https://") or value.startswith("${")):
-            raise ValueError("must start with http:// or https://")
-        return no_literal_password(value)
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        return no_literal_credential(value)
 
 
 class TcpCheck(CheckBase):

@@ -19,3 +19,4 @@ class JobDryRun(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     exit_code: Mapped[int] = mapped_column(Integer)
     output: Mapped[str] = mapped_column(Text)  # redacted, the last lines only
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # a real run rested on it: once

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.action.kinds.docker_exec import output_tail
 from bot.docker_engine import DockerUnavailable
@@ -38,6 +38,15 @@ async def latest_dry_run(db: Database, job: str, user: str, since: datetime | No
         query = query.where(JobDryRun.at >= since)
     async with db.sessions() as session:
         return await session.scalar(query.order_by(JobDryRun.id.desc()).limit(1))
+
+
+async def use(db: Database, dry_run_id: int, now: datetime) -> bool:
+    """Mark the dry run as spent by a real run; True for exactly one caller, so one dry run allows one run."""
+    async with db.sessions() as session, session.begin():
+        claimed = await session.execute(
+            update(JobDryRun).where(JobDryRun.id == dry_run_id, JobDryRun.used_at.is_(None)).values(used_at=now)
+        )
+        return claimed.rowcount == 1
 
 
 def valid_since(now: datetime, job) -> datetime:

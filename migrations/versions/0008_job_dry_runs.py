@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("at", UtcDateTime(), nullable=False),
         sa.Column("exit_code", sa.Integer(), nullable=False),
         sa.Column("output", sa.Text(), nullable=False),
+        sa.Column("used_at", UtcDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_job_dry_runs_job_user_at", "job_dry_runs", ["job", "user_id", "at"])

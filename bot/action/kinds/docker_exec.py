@@ -79,21 +79,22 @@ class DockerExec(ActionKind):
         return [f"{step['service']}: in {step['container']}, run {shown} (no shell; reported failed if it runs over {step['timeout']:g} s)"]
 
     async def execute(self, ctx: RunContext, spec, plan: Plan) -> ExecutionReport:
-        step = plan.steps[0]
-        started = time.perf_counter()
-        try:
-            result = await asyncio.wait_for(ctx.bot.checks.docker.exec(step["container"], step["argv"]), timeout=step["timeout"])
-        except (TimeoutError, asyncio.TimeoutError):
-            return ExecutionReport([StepResult(
-                step["service"], False, f"{step['service']}: no exit within {step['timeout']:g} s; it may still be running in {step['container']}: check it by hand"
-            )])
-        except DockerUnavailable as exc:
-            return ExecutionReport([StepResult(step["service"], False, f"{step['service']}: {exc}")])
-        took = time.perf_counter() - started
-        tail = output_tail(result.output)
-        ok = result.exit_code == 0
-        summary = f"{step['service']}: exit {result.exit_code} after {took:.1f} s"
-        return ExecutionReport([StepResult(step["service"], ok, summary, tail)])
+        return ExecutionReport([await run_step(ctx, plan.steps[0], plan.steps[0]["service"])])
+
+
+async def run_step(ctx: RunContext, step: dict, label: str) -> StepResult:
+    """Run a planned argument list in its container; the exit code and the last lines of output, redacted."""
+    started = time.perf_counter()
+    try:
+        result = await asyncio.wait_for(ctx.bot.checks.docker.exec(step["container"], step["argv"]), timeout=step["timeout"])
+    except (TimeoutError, asyncio.TimeoutError):
+        # The exec API cannot stop what it started: say so rather than claim it was stopped.
+        summary = f"{label}: no exit within {step['timeout']:g} s; it may still be running in {step['container']}: check it by hand"
+        return StepResult(step["service"], False, summary)
+    except DockerUnavailable as exc:
+        return StepResult(step["service"], False, f"{label}: {exc}")
+    summary = f"{label}: exit {result.exit_code} after {time.perf_counter() - started:.1f} s"
+    return StepResult(step["service"], result.exit_code == 0, summary, output_tail(result.output))
 
 
 KIND = DockerExec()

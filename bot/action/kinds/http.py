@@ -5,7 +5,7 @@ import time
 
 import aiohttp
 
-from bot.action.kinds.base import ActionKind, ExecutionReport, Plan, PlanContext, PlanError, RunContext, StepResult, Target
+from bot.action.kinds.base import ActionKind, ExecutionReport, Plan, PlanContext, RunContext, StepResult, Target
 from bot.action.kinds.docker_health import wait_healthy
 from bot.action.kinds.docker_exec import param_targets
 from bot.action.params import ParamType, from_config

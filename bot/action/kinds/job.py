@@ -5,14 +5,10 @@ said would happen. A later dry run, or none at all, changes the plan: the reques
 """
 from __future__ import annotations
 
-import asyncio
-import time
-
 from bot.action.kinds.base import ActionKind, ExecutionReport, Plan, PlanContext, PlanError, RunContext, StepResult, Target
-from bot.action.kinds.docker_exec import output_tail
+from bot.action.kinds.docker_exec import run_step
 from bot.config.types import format_duration
-from bot.docker_engine import DockerUnavailable
-from bot.job.service import latest_dry_run, valid_since
+from bot.job.service import latest_dry_run, use, valid_since
 
 
 class Job(ActionKind):
@@ -27,6 +23,8 @@ class Job(ActionKind):
                 f"Run /job {action} --dry-run first: the real run needs your own dry run "
                 f"from the last {format_duration(spec.dry_run_valid_for)}; nothing was requested."
             )
+        if dry.used_at is not None:
+            raise PlanError(f"Your dry run #{dry.id} of {action} was already used by a real run; run it dry again. Nothing was requested.")
         if dry.exit_code != 0:
             raise PlanError(f"Your dry run #{dry.id} of {action} failed (exit {dry.exit_code}); fix that and run it dry again. Nothing was requested.")
         container = ctx.config.services[spec.service].container
@@ -63,15 +61,9 @@ class Job(ActionKind):
 
     async def execute(self, ctx: RunContext, spec, plan: Plan) -> ExecutionReport:
         step = plan.steps[0]
-        started = time.perf_counter()
-        try:
-            result = await asyncio.wait_for(ctx.bot.checks.docker.exec(step["container"], step["argv"]), timeout=step["timeout"])
-        except (TimeoutError, asyncio.TimeoutError):
-            return ExecutionReport([StepResult(step["service"], False, f"{plan.action}: no exit within {step['timeout']:g} s; it may still be running in {step['container']}: check it by hand")])
-        except DockerUnavailable as exc:
-            return ExecutionReport([StepResult(step["service"], False, f"{plan.action}: {exc}")])
-        summary = f"{plan.action}: exit {result.exit_code} after {time.perf_counter() - started:.1f} s"
-        return ExecutionReport([StepResult(step["service"], result.exit_code == 0, summary, output_tail(result.output))])
+        if not await use(ctx.bot.db, step["dry_run"]["id"], ctx.bot.clock.now()):
+            return ExecutionReport([StepResult(step["service"], False, f"{plan.action}: its dry run #{step['dry_run']['id']} was already used by another run; nothing ran")])
+        return ExecutionReport([await run_step(ctx, step, plan.action)])
 
 
 KIND = Job()
