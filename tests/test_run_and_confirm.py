@@ -191,7 +191,7 @@ async def test_docker_exec_runs_the_declared_argv_after_a_second_approver(pg_bot
     request_id = request_id_of(reply)
     shown = everything(reply)
     assert f"/say {svc}: request #{request_id}" in shown
-    assert f"1. {svc}: in {WEB}, run echo hello (no shell; reported failed if it runs over 30 s)" in shown, shown
+    assert re.search(rf"1\. {svc}: in {WEB} \([0-9a-f]{{12}}\), run echo hello \(no shell; reported failed if it runs over 30 s\)", shown), shown
     assert await state_of(bot, request_id) == "pending"
     [row] = [r for r in await request_rows(bot, svc) if r.id == request_id]
     assert row.plan["steps"][0]["argv"] == ["echo", "hello"] and row.plan["kind"] == "docker_exec"

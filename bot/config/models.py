@@ -286,6 +286,8 @@ class AppConfig(Strict):
             for service in [getattr(action, "service", None)]:
                 if service and service not in self.services:
                     problems.append(f"action '{action_name}' names unknown service '{service}'")
+                elif service and getattr(action, "verify", None) and self.services[service].container is None:
+                    problems.append(f"action '{action_name}' verifies service '{service}', which has no container to wait for")
             for role in action.request_roles + action.approval.approver_roles:
                 if role not in self.roles:
                     problems.append(f"action '{action_name}' names unknown role '{role}'")

@@ -70,13 +70,17 @@ class DockerExec(ActionKind):
             raise PlanError(f"{exc}; nothing was requested.") from None
         if info is None or not info.get("State", {}).get("Running"):
             raise PlanError(f"Container {container} of {spec.service} is not running; nothing was requested.")
-        step = {"service": spec.service, "container": container, "argv": argv(list(spec.command), params), "timeout": spec.timeout}
+        # By id: the container approvers saw; one replaced since then changes the plan's hash.
+        step = {
+            "service": spec.service, "container": container, "container_id": info["Id"],
+            "argv": argv(list(spec.command), params), "timeout": spec.timeout,
+        }
         return Plan(action, self.name, spec.service, params, [step], [Target("service", spec.service), *param_targets(spec, params)])
 
     def describe(self, plan: Plan) -> list[str]:
         step = plan.steps[0]
         shown = " ".join(repr(a) if (not a or any(c.isspace() for c in a)) else a for a in step["argv"])
-        return [f"{step['service']}: in {step['container']}, run {shown} (no shell; reported failed if it runs over {step['timeout']:g} s)"]
+        return [f"{step['service']}: in {step['container']} ({step['container_id'][:12]}), run {shown} (no shell; reported failed if it runs over {step['timeout']:g} s)"]
 
     async def execute(self, ctx: RunContext, spec, plan: Plan) -> ExecutionReport:
         return ExecutionReport([await run_step(ctx, plan.steps[0], plan.steps[0]["service"])])
@@ -86,7 +90,8 @@ async def run_step(ctx: RunContext, step: dict, label: str) -> StepResult:
     """Run a planned argument list in its container; the exit code and the last lines of output, redacted."""
     started = time.perf_counter()
     try:
-        result = await asyncio.wait_for(ctx.bot.checks.docker.exec(step["container"], step["argv"]), timeout=step["timeout"])
+        target = step.get("container_id") or step["container"]
+        result = await asyncio.wait_for(ctx.bot.checks.docker.exec(target, step["argv"]), timeout=step["timeout"])
     except (TimeoutError, asyncio.TimeoutError):
         # The exec API cannot stop what it started: say so rather than claim it was stopped.
         summary = f"{label}: no exit within {step['timeout']:g} s; it may still be running in {step['container']}: check it by hand"

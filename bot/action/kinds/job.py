@@ -8,6 +8,7 @@ from __future__ import annotations
 from bot.action.kinds.base import ActionKind, ExecutionReport, Plan, PlanContext, PlanError, RunContext, StepResult, Target
 from bot.action.kinds.docker_exec import run_step
 from bot.config.types import format_duration
+from bot.docker_engine import DockerUnavailable
 from bot.job.service import latest_dry_run, use, valid_since
 
 
@@ -28,9 +29,16 @@ class Job(ActionKind):
         if dry.exit_code != 0:
             raise PlanError(f"Your dry run #{dry.id} of {action} failed (exit {dry.exit_code}); fix that and run it dry again. Nothing was requested.")
         container = ctx.config.services[spec.service].container
+        try:
+            info = await ctx.bot.checks.docker.inspect(container)
+        except DockerUnavailable as exc:
+            raise PlanError(f"{exc}; nothing was requested.") from None
+        if info is None or not info.get("State", {}).get("Running"):
+            raise PlanError(f"Container {container} of {spec.service} is not running; nothing was requested.")
         step = {
             "service": spec.service,
             "container": container,
+            "container_id": info["Id"],
             "argv": list(spec.command),
             "timeout": spec.timeout,
             "dry_run": {"id": dry.id, "at": dry.at.isoformat(), "exit_code": dry.exit_code},
@@ -45,13 +53,16 @@ class Job(ActionKind):
             return f"a newer dry run of {plan.action} exists than the one approved; request it again."
         if list(spec.command) != plan.steps[0]["argv"] or spec.service != plan.steps[0]["service"]:
             return "the job changed in app.yaml since it was approved; request it again."
+        info = await ctx.bot.checks.docker.inspect(plan.steps[0]["container"])
+        if info is None or info["Id"] != plan.steps[0]["container_id"]:
+            return f"container {plan.steps[0]['container']} was replaced or removed since it was approved; request it again."
         return None
 
     def describe(self, plan: Plan) -> list[str]:
         step = plan.steps[0]
         dry = step["dry_run"]
         return [
-            f"{step['service']}: in {step['container']}, run {' '.join(step['argv'])} (no shell; reported failed if it runs over {step['timeout']:g} s); "
+            f"{step['service']}: in {step['container']} ({step['container_id'][:12]}), run {' '.join(step['argv'])} (no shell; reported failed if it runs over {step['timeout']:g} s); "
             f"its dry run #{dry['id']} at {dry['at'][11:16]} UTC exited {dry['exit_code']}"
         ]
 
