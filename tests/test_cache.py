@@ -7,14 +7,17 @@ the console transport, as a person would type them.
 """
 from __future__ import annotations
 
-import types
+import tempfile
+
 import uuid
 
 import pytest
+import pytest_asyncio
 import redis.asyncio as aioredis
-from conftest import free_port, redis_db_url
+from conftest import free_port, redis_db_url, settings_for
 
-from bot.action.kinds.base import PlanContext, PlanError, RunContext, Target
+from bot.app import Bot
+from bot.action.kinds.base import Plan, PlanContext, PlanError, RunContext, Target
 from bot.action.kinds.redis_delete_pattern import KIND as DELETE, MAX_PLANNED
 from bot.action.kinds.redis_flush import KIND as FLUSH
 from bot.cache import keys as cache_keys
@@ -56,12 +59,25 @@ roles:
 """
 
 
-def fake_bot(config):
-    return types.SimpleNamespace(config=config)
+_BOTS: list = []
+
+
+def real_bot(config):
+    """A real Bot on `config` for calling a kind's plan() and execute() directly; closed after the test."""
+    bot = Bot(settings_for(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bot.db"), config)
+    _BOTS.append(bot)
+    return bot
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _close_bots():
+    yield
+    while _BOTS:
+        await _BOTS.pop().close()
 
 
 def plan_ctx(config, user: str = "UOPS1") -> PlanContext:
-    return PlanContext(fake_bot(config), user)
+    return PlanContext(real_bot(config), user)
 
 
 def run_ctx(config) -> RunContext:
@@ -71,7 +87,7 @@ def run_ctx(config) -> RunContext:
     async def audit_step(step: str, outcome: str) -> None:
         pass
 
-    return RunContext(fake_bot(config), 1, "UOPS1", "C1", progress, audit_step)
+    return RunContext(real_bot(config), 1, "UOPS1", "C1", progress, audit_step)
 
 
 async def cache_bot(make_bot, text: str):
@@ -391,8 +407,9 @@ roles:
         await DELETE.plan(plan_ctx(config), "clear_ratelimit", config.action("clear_ratelimit"), {"cache": "dead", "user": "12"})
     with pytest.raises(PlanError, match="^Cannot reach cache dead:"):
         await FLUSH.plan(plan_ctx(config), "flush_cache", config.action("flush_cache"), {"cache": "dead"})
-    report = await FLUSH.execute(run_ctx(config), config.action("flush_cache"), types.SimpleNamespace(
-        steps=[{"cache": "dead", "server": f"127.0.0.1:{dead.rsplit(':', 1)[1].split('/')[0]}", "db": 0}]))
+    step = {"cache": "dead", "server": f"127.0.0.1:{dead.rsplit(':', 1)[1].split('/')[0]}", "db": 0}
+    plan = Plan("flush_cache", "redis_flush", "dead", {"cache": "dead"}, [step], [Target("cache", "dead")])
+    report = await FLUSH.execute(run_ctx(config), config.action("flush_cache"), plan)
     assert not report.succeeded and report.summary().startswith("dead: Cannot reach cache dead:")
 
 

@@ -6,6 +6,8 @@ opened them.
 """
 from __future__ import annotations
 
+import tempfile
+
 import asyncio
 import uuid
 
@@ -13,8 +15,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 import yaml
-from conftest import PG_ADMIN_DSN, PG_USER, wait_until
+from conftest import PG_ADMIN_DSN, PG_USER, wait_until, settings_for
 
+from bot.app import Bot
 from bot.action.kinds.base import Plan, PlanContext, PlanError, RunContext
 from bot.action.kinds.pg_terminate import KIND as PG_TERMINATE
 from bot.action.kinds.pg_vacuum import KIND as PG_VACUUM
@@ -83,15 +86,25 @@ def db_config(dsn: str, **database):
     return parse_config(config_text(dsn, **database))
 
 
-class FakeBot:
-    """What plan() and execute() of the pg kinds use: the config."""
+_BOTS: list = []
 
-    def __init__(self, config):
-        self.config = config
+
+def real_bot(config):
+    """A real Bot on `config` for calling a kind's plan() and execute() directly; closed after the test."""
+    bot = Bot(settings_for(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bot.db"), config)
+    _BOTS.append(bot)
+    return bot
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _close_bots():
+    yield
+    while _BOTS:
+        await _BOTS.pop().close()
 
 
 def plan_context(config, user: str = "UOPS1") -> PlanContext:
-    return PlanContext(FakeBot(config), user)
+    return PlanContext(real_bot(config), user)
 
 
 def run_context(config) -> tuple[RunContext, list[str]]:
@@ -103,7 +116,7 @@ def run_context(config) -> tuple[RunContext, list[str]]:
     async def audit_step(outcome: str, detail: str) -> None:
         seen.append(f"{outcome}: {detail}")
 
-    return RunContext(FakeBot(config), 1, "UOPS1", "C1", progress, audit_step), seen
+    return RunContext(real_bot(config), 1, "UOPS1", "C1", progress, audit_step), seen
 
 
 async def opened(dsn: str, count: int, app: str = "dbtest") -> list[asyncpg.Connection]:
