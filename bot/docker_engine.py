@@ -135,10 +135,21 @@ class DockerGateway:
         that thread); stderr is kept separately (its last `max_stderr` bytes). `stdin_path`
         streams a file to the command's standard input (pg_restore of a dump on this host).
         `env` reaches the command's environment only (PGPASSWORD), never its argument list.
-        Returns (exit code, stderr text). Cancelling the awaiting task does not stop the
-        command in the container; the caller bounds it (timeout) and reports.
+        Returns (exit code, stderr text). Cancelling the awaiting task (a timeout) shuts the
+        stream down, so `sink` is not called afterwards, but it does not stop the command in the
+        container (the exec API cannot): the caller says it may still be running there.
         """
         import socket as pysocket
+
+        abandoned = threading.Event()
+        open_socket: list = []
+
+        def abandon_socket() -> None:
+            for raw in open_socket:
+                try:
+                    raw.shutdown(pysocket.SHUT_RDWR)  # wakes the reading thread; its finally closes it
+                except OSError:
+                    pass
 
         def call():
             from docker.utils.socket import frames_iter
@@ -153,6 +164,9 @@ class DockerGateway:
                 raise DockerUnavailable(f"exec in {name} failed ({_reason(exc)})") from None
             api._disable_socket_timeout(sock)  # a dump may print nothing for minutes (a lock wait)
             raw = getattr(sock, "_sock", sock)
+            open_socket.append(raw)
+            if abandoned.is_set():
+                abandon_socket()
             writer = None
             write_error: list[BaseException] = []
             if stdin_path is not None:
@@ -178,12 +192,17 @@ class DockerGateway:
             stderr = bytearray()
             try:
                 for stream, data in frames_iter(sock, tty=False):
+                    if abandoned.is_set():
+                        break
                     if stream == 2:
                         stderr += data
                         if len(stderr) > max_stderr:
                             del stderr[: len(stderr) - max_stderr]
                     else:
                         sink(data)
+            except Exception:  # after a timeout: the shut socket, or a sink whose file was closed
+                if not abandoned.is_set():
+                    raise
             finally:
                 if writer is not None:
                     writer.join(timeout=5)
@@ -191,6 +210,8 @@ class DockerGateway:
                     sock.close()
                 except OSError:
                     pass
+            if abandoned.is_set():
+                return -1, stderr.decode("utf-8", "replace")  # nobody waits for it any more
             try:
                 code = api.exec_inspect(exec_id)["ExitCode"]
                 for _ in range(50):  # the stream can end a moment before the engine records the exit
@@ -204,7 +225,12 @@ class DockerGateway:
                 raise DockerUnavailable(f"exec in {name} failed ({_reason(exc)})") from None
             return (code if code is not None else -1), stderr.decode("utf-8", "replace")
 
-        return await self._run(call)
+        try:
+            return await self._run(call)
+        except asyncio.CancelledError:
+            abandoned.set()
+            abandon_socket()
+            raise
 
     async def restart(self, name: str, timeout: float) -> None:
         """Docker's restart: SIGTERM, up to `timeout` seconds grace, then SIGKILL, then start."""

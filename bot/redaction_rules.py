@@ -44,6 +44,10 @@ _AUTHORIZATION = re.compile(
     rf"(?:{_SCHEMES}[ \t]++(?P<secret>[^\s\"',;]++)|(?P<bare>[A-Za-z0-9._~+/=-]{{16,}}+))",
     re.IGNORECASE,
 )
+# SQL: ALTER ROLE app PASSWORD 'x', CREATE USER u WITH ENCRYPTED PASSWORD 'x' (and E'x'); '' is a quote
+# inside the literal. The word is a literal behind a boundary; the literal is read once, to its closing
+# quote or, unclosed, to the end of the line.
+_SQL_PASSWORD = re.compile(r"(?<![A-Za-z0-9_])password[ \t]++(?P<secret>E?'(?:[^'\n]|'')*+'?)", re.IGNORECASE)
 _BEARER = re.compile(r"\bbearer[ \t]++(?P<secret>[A-Za-z0-9._~+/=-]++)", re.IGNORECASE)
 _BASIC = re.compile(r"\bbasic[ \t]++(?P<secret>[A-Za-z0-9+/]{4,}+={0,2}+)(?![A-Za-z0-9+/=])", re.IGNORECASE)
 _TOKENS = re.compile(
@@ -86,6 +90,12 @@ def rule_spans(text: str) -> Iterator[Found]:
     for pattern in (_USERINFO, _AUTHORIZATION, _BEARER):
         for match in pattern.finditer(text):
             yield match.start(), *match.span("secret" if match["secret"] is not None else "bare")
+    for match in _SQL_PASSWORD.finditer(text):
+        start, end = match.span("secret")
+        start = text.index("'", start) + 1
+        end -= end - start >= 1 and text[end - 1] == "'" and not text.endswith("''", start, end)
+        if start < end:
+            yield match.start(), start, end
     for match in _BASIC.finditer(text):
         if _is_user_password(match["secret"]):
             yield match.start(), *match.span("secret")

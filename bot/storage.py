@@ -17,6 +17,9 @@ NAMING = {
 }
 
 
+APPLICATION_NAME = "opsbot"  # what PostgreSQL shows for the bot's own connections (pg_stat_activity)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -52,7 +55,8 @@ class Database:
         kwargs = {"pool_pre_ping": True, "hide_parameters": True}
         if url.startswith("postgresql"):
             # A dead database must answer quickly, not hang a slash command.
-            kwargs["connect_args"] = {"timeout": 5, "command_timeout": 10}
+            # application_name "opsbot": /db kill-idle never lists the bot's own pooled connections.
+            kwargs["connect_args"] = {"timeout": 5, "command_timeout": 10, "server_settings": {"application_name": APPLICATION_NAME}}
         else:
             kwargs["connect_args"] = {"timeout": 5}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

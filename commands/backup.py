@@ -12,6 +12,7 @@ retention needs the role that may request the backup action.
 from __future__ import annotations
 
 from bot.action import policy
+from bot.action import service as requests
 from bot.action.kinds.base import Target
 from bot.audit import service as audit
 from bot.backup import service as backups
@@ -137,11 +138,18 @@ async def _verify(inv: Invocation, raw: str) -> Reply:
             return Reply.refusal(refusal, Outcome.denied)
     result = await backups.verify_backup(inv.bot, backup_id)
     b = result.backup
-    if result.ok:
-        text = (
-            f"Backup #{b.id} ({b.database}, {b.file_name}, {views.human_size(b.size)}) verified: "
-            f"SHA-256 matches, pg_restore lists and reads every block."
+    if result.unchecked:
+        flag = "verified" if b.verified else "not verified"
+        return Reply(
+            text=f"Backup #{b.id} ({b.database}, {b.file_name}) could not be checked: {result.unchecked}; it stays marked {flag}.",
+            outcome=Outcome.error,
         )
+    if result.ok:
+        if result.archive_read:
+            checks = "SHA-256 matches, pg_restore lists and reads every block"
+        else:
+            checks = "SHA-256 and size match and it starts with the PGDMP header (a scratch database's safety backup: pg_restore was not run on it)"
+        text = f"Backup #{b.id} ({b.database}, {b.file_name}, {views.human_size(b.size)}) verified: {checks}."
         return Reply(text=text, outcome=Outcome.ok)
     return Reply(text=f"Backup #{b.id} ({b.database}, {b.file_name}) FAILED verification: {result.problem}.", outcome=Outcome.critical)
 
@@ -164,6 +172,14 @@ async def _retention(inv: Invocation, database: str | None, dry_run: bool) -> Re
         refusal = await policy.request_refusal(inv.bot.roles, config, spec, targets, user, "apply retention to")
         if refusal:
             return Reply.refusal(refusal, Outcome.denied)
+        for target in targets:
+            # A backup or restore request holds the database: retention must not delete what it uses.
+            holder = await requests.holder_of(inv.bot.db, target.key)
+            if holder is not None:
+                return Reply.refusal(
+                    f"{target.name} is held by request #{holder.request_id} (/{holder.action}); apply retention after it ends.",
+                    Outcome.usage_error,
+                )
     lines: list[str] = []
     for name in names:
         plan = await backups.apply_retention(inv.bot, name, dry_run=dry_run)

@@ -421,3 +421,179 @@ async def test_pg_dump_runs_in_the_database_container_through_docker_exec(make_b
     assert not failed.succeeded and f"container {container}" in failed.summary() and "does not exist" in failed.summary()
     assert len(await rows_of(bot)) == 1
     assert conn.container == container
+
+
+# --------------------------------------------------------------------------- DSNs, secrets, error lines
+
+
+async def test_an_sqlalchemy_dsn_and_secret_query_parameters_never_reach_the_arguments(monkeypatch):
+    from bot.config.loader import parse_config
+
+    monkeypatch.setenv(
+        "OPSBOT_TEST_BK_URL", "postgresql+asyncpg://app:userinfo-pw@db.internal:6432/appdb?sslmode=require&password=query-pw&sslpassword=key-pass"
+    )
+    config = parse_config(yaml.safe_dump({"version": 1, "databases": {"app": {"dsn": "${OPSBOT_TEST_BK_URL}"}}}))
+    conn = pg.connection(config, "app")
+    assert conn.conninfo == "postgresql://app@db.internal:6432/appdb?sslmode=require"
+    assert conn.dsn.startswith("postgresql://app:userinfo-pw@") and conn.dbname == "appdb"
+    env = pg.client_env(conn)
+    assert env["PGPASSWORD"] == "query-pw"  # the query's password wins, as in libpq
+    assert "key-pass" not in " ".join(env.values())
+    # sslpassword has no environment variable: a private service file for the local client...
+    with pg.client_environment(conn, pg.LocalRunner()) as local:
+        service = Path(local["PGSERVICEFILE"])
+        assert local["PGSERVICE"] == "opsbot" and "sslpassword=key-pass" in service.read_text()
+        assert service.stat().st_mode & 0o077 == 0
+    assert not service.exists()
+    # ...and a refusal in a container, where it could only go on the command line.
+    with pytest.raises(pg.BackupError, match="sslpassword="):
+        with pg.client_environment(conn, pg.DockerRunner(None, "db-container")):
+            pass
+    assert conn.with_dbname("scratch").conninfo == "postgresql://app@db.internal:6432/scratch?sslmode=require"
+
+
+async def test_a_database_given_as_postgresql_asyncpg_is_dumped_and_restored(make_bot, pg_databases, tmp_path, monkeypatch):
+    """${DATABASE_URL} in SQLAlchemy's spelling works for pg_dump, pg_restore and the admin connection."""
+    from bot.backup.restore import database_exists, restore_backup
+
+    source = await pg_databases.create(rows=10)
+    scratch = pg_databases.name("opsbot_scratch")
+    monkeypatch.setenv("OPSBOT_TEST_BK_ASYNCPG", f"postgresql+asyncpg://{PG_USER}:unused-pw@127.0.0.1:5432/{source}?password=unused-pw")
+    bot = await make_bot(config_yaml({"app": {"dsn": "${OPSBOT_TEST_BK_ASYNCPG}"}}, tmp_path / "b"))
+    made = await backups.make_backup(bot, "app", made_by="UOPS1")
+    assert made.verified, made.verify_error
+    conn = pg.connection(bot.config, "app")
+    assert await database_exists(conn, source)
+    await restore_backup(bot, made, into=scratch)
+    assert await fetch(scratch, "SELECT count(*) FROM orders") == 10
+
+
+async def test_an_unusable_admin_dsn_is_one_sentence():
+    from bot.backup.restore import database_exists
+
+    conn = pg.Connection("app", "postgresql://u@127.0.0.1/db", "s3cret-pw", "db", None, "postgresql://u:s3cret-pw@127.0.0.1:notaport/db")
+    with pytest.raises(pg.BackupError) as caught:
+        await database_exists(conn, "x")
+    text = str(caught.value)
+    assert text.startswith("cannot connect to app (") and "\n" not in text and "s3cret-pw" not in text
+
+
+def test_the_error_line_is_the_last_error_with_its_detail_redacted():
+    stderr = (
+        "pg_restore: connecting to database for restore\n"
+        "pg_restore: error: could not execute query: ERROR:  role \"x\" does not exist\n"
+        "DETAIL:  Key (id)=(1) already exists.\n"
+        "Command was: ALTER ROLE x PASSWORD 'hunter2secret';\n"
+    )
+    line = pg._error_line(stderr)
+    assert line.startswith('pg_restore: error: could not execute query: ERROR:  role "x" does not exist DETAIL:  Key (id)=(1)')
+    assert "hunter2secret" not in line and "Command was" not in line
+    assert pg._error_line("pg_dump: error: connection to server failed: password=hunter2secret\n") == "pg_dump: error: connection to server failed: password=[REDACTED]"
+    assert pg._error_line("just one line\n") == "just one line"
+    assert pg._error_line("") == "no error output"
+
+
+# --------------------------------------------------------------------------- timeouts
+
+
+async def _locked(name: str):
+    """A transaction holding an ACCESS EXCLUSIVE lock on orders: pg_dump and pg_restore wait for it."""
+    holder = await asyncpg.connect(dsn_of(name), timeout=5)
+    await holder.execute("BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+    return holder
+
+
+async def test_a_local_timeout_stops_the_client_and_keeps_nothing(pg_databases, tmp_path):
+    source = await pg_databases.create(rows=10)
+    conn = pg.Connection("app", dsn_of(source), None, source, None, dsn_of(source))
+    holder = await _locked(source)
+    try:
+        with pytest.raises(pg.BackupError) as caught:
+            await pg.dump(None, conn, tmp_path / "x.dump", timeout=1)
+    finally:
+        await holder.close()
+    assert str(caught.value) == "pg_dump of app was still running after 1 s and was stopped; no backup was kept."
+    assert not isinstance(caught.value, pg.StillRunning)
+    assert not list(tmp_path.glob("x.dump*"))
+
+
+async def test_a_timeout_in_a_container_says_it_may_still_be_running(pg_databases, tmp_path):
+    container = fleet().get("OPSBOT_FLEET_PGCLIENT")
+    if not container:
+        pytest.fail("tests/.fleet.env has no OPSBOT_FLEET_PGCLIENT: run scripts/test-env.sh (make test does) to build the pg client container.")
+    from bot.docker_engine import DockerGateway
+
+    docker_gateway = DockerGateway(max_workers=4)
+    source = await pg_databases.create(rows=10)
+    local = pg.Connection("app", dsn_of(source), None, source, None, dsn_of(source))
+    backup = tmp_path / "good.dump"
+    await pg.dump(None, local, backup)
+    conn = pg.Connection("app", dsn_of(source), None, source, container, dsn_of(source))
+    holder = await _locked(source)
+    try:
+        with pytest.raises(pg.StillRunning) as dumped:
+            await pg.dump(docker_gateway, conn, tmp_path / "x.dump", timeout=1)
+        with pytest.raises(pg.StillRunning) as restored:
+            await pg.restore(docker_gateway, conn, backup, clean=True, timeout=1)
+    finally:
+        await holder.close()
+    text = str(dumped.value)
+    assert "was stopped" not in text and f"may still be running in container {container} (check there by hand)" in text
+    assert text.endswith("; no backup was kept.")
+    assert not list(tmp_path.glob("x.dump*"))
+    text = str(restored.value)
+    assert "rolls back" not in text and f"may still be running in container {container}" in text
+    assert "the database may change when it finishes" in text
+    assert restored.value.container == f"container {container}"
+
+
+def test_a_restore_timeout_in_a_container_is_not_reported_as_unchanged():
+    from bot.action.kinds.base import Plan
+    from bot.action.kinds.pg_restore import _where_things_stand
+
+    steps = [{"step": "restore", "backup": 7, "into": "appdb"}, {"step": "report"}]
+    plan = Plan(action="restore", kind="pg_restore", subject="app", params={}, steps=steps, targets=[])
+    state = {"stopped": ["backend"], "safety": 8, "restored": False, "running": "container pg"}
+    where = _where_things_stand(plan, steps[0], state)
+    assert "unchanged" not in where and "may still change: pg_restore may still be running in container pg" in where
+    state["running"] = None
+    assert "is unchanged (pg_restore runs in one transaction)" in _where_things_stand(plan, steps[0], state)
+
+
+# --------------------------------------------------------------------------- verify that cannot run
+
+
+async def test_verify_that_cannot_run_leaves_the_flag_and_says_so(make_bot, pg_databases, tmp_path, monkeypatch):
+    source = await pg_databases.create(rows=10)
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source), "container": "opsbot-test-no-such-container"}}, tmp_path / "b"))
+    # Made with the local client; then verified where no pg_restore can run: no local client, no such container.
+    from dataclasses import replace
+
+    made = await backups.make_backup(bot, "app", made_by="UOPS1", conn=replace(pg.connection(bot.config, "app"), container=None))
+    assert made.verified
+    real_which = pg.shutil.which
+    monkeypatch.setattr(pg.shutil, "which", lambda name: None if name == "pg_restore" else real_which(name))
+    result = await backups.verify_backup(bot, made.id)
+    assert not result.ok and result.problem is None and "opsbot-test-no-such-container" in result.unchecked
+    assert (await backups.get_backup(bot.db, made.id)).verified  # not a finding about the file
+    reply = await command(bot, "UOPS1", "backup", f"verify {made.id}")
+    assert reply.outcome == Outcome.error and "could not be checked" in reply.text and "stays marked verified" in reply.text
+    one_sentence(reply.text)
+    # A file that is bad is still found bad without pg_restore: the checksum needs no client.
+    Path(made.file).write_bytes(b"PGDMP broken")
+    bad = await backups.verify_backup(bot, made.id)
+    assert bad.problem and not (await backups.get_backup(bot.db, made.id)).verified
+
+
+async def test_a_scratch_safety_backup_is_verified_by_checksum_and_said_so(make_bot, pg_databases, tmp_path):
+    source = await pg_databases.create(rows=10)
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source)}}, tmp_path / "b"))
+    conn = pg.connection(bot.config, "app").with_dbname(source, backups.scratch_key("somescratch"))
+    made = await backups.make_backup(bot, backups.scratch_key("somescratch"), made_by="UOPS1", conn=conn)
+    assert made.database == "scratch:somescratch" and made.file_name.startswith("scratch_somescratch_")
+    reply = await command(bot, "UOPS1", "backup", f"verify {made.id}")
+    assert reply.outcome == Outcome.ok and "pg_restore was not run on it" in reply.text
+    assert "reads every block" not in reply.text
+    # Retention of app never sees it.
+    plan = await backups.retention_plan(bot, "app")
+    assert made.id not in {b.id for b in plan.keep + plan.delete}

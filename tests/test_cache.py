@@ -24,7 +24,7 @@ from bot.cache import keys as cache_keys
 from bot.cache.client import Where
 from bot.cache.keys import BadUser, check_user, escape_glob, scan_keys, unsafe_pattern, user_patterns
 from bot.cache.readings import status_of
-from bot.config.loader import parse_config
+from bot.config.loader import ConfigError, parse_config
 from bot.pipeline.reply import Outcome, Preformatted, Section
 from bot.pipeline.request import Request
 
@@ -144,6 +144,17 @@ def test_patterns_with_a_wildcard_next_to_the_user_are_refused():
         assert unsafe_pattern(pattern), pattern
     with pytest.raises(BadUser, match="user 12's pattern would also match user 123's keys"):
         user_patterns(["rate:{user}*"], "12")
+
+
+def test_patterns_with_a_user_id_character_after_the_user_are_refused():
+    # '-' and '.' may be part of a user id: rate:{user}-* of user 12 would also match user 12-3's keys.
+    for pattern in ("rate:{user}-*", "rate:{user}.*", "rate:{user}_x", "rate:{user}@*", "rate:{user}a*"):
+        assert unsafe_pattern(pattern), pattern
+    assert "user 12-3's keys" in unsafe_pattern("rate:{user}-*")
+    with pytest.raises(BadUser, match=r"user 12\.3's keys"):
+        user_patterns(["rate:{user}.*"], "12")
+    for pattern in ("rate:{user}:*", "rate:{user}", "x:{user}:y:*"):
+        assert unsafe_pattern(pattern) is None, pattern
 
 
 def test_memory_is_graded_against_maxmemory_and_skipped_without_one():
@@ -284,9 +295,9 @@ async def test_clear_refuses_what_it_cannot_plan(test_db):
         await DELETE.plan(ctx, "clear_ratelimit", spec, {"cache": "main", "user": "99"})
     with pytest.raises(PlanError, match="Unknown cache 'nosuch'"):
         await DELETE.plan(ctx, "clear_ratelimit", spec, {"cache": "nosuch", "user": "12"})
-    unsafe = parse_config(config_text(db, patterns='    rate_limit_patterns: ["rate:user:{user}*"]\n'))
-    with pytest.raises(PlanError, match="user 12's pattern would also match user 123's keys"):
-        await DELETE.plan(plan_ctx(unsafe), "clear_ratelimit", spec, {"cache": "main", "user": "12"})
+    # app.yaml refuses a pattern that could reach other users' keys, with its line.
+    with pytest.raises(ConfigError, match="user 12's pattern would also match user 123's keys"):
+        parse_config(config_text(db, patterns='    rate_limit_patterns: ["rate:user:{user}*"]\n'))
 
 
 @pytest.mark.asyncio

@@ -702,3 +702,32 @@ async def test_vacuum_end_to_end_through_the_flow(db_bot):
     assert "VACUUM ANALYZE table public.big of main" in whole(reply)
     done = await bot.handle_click(click("UOPS2", request_id_of(reply)))
     assert "Succeeded" in done.text and "VACUUM ANALYZE public.big done in " in done.text, whole(done)
+
+
+# --------------------------------------------------------------------------- opsbot's own connections
+
+
+async def test_kill_idle_never_lists_opsbots_own_connections(scratch):
+    """The bot's storage engine says application_name opsbot; /db reads and dumps say opsbot...: never listed."""
+    from bot.storage import Database as Storage
+
+    _, dsn = scratch
+    config = db_config(dsn)
+    storage = Storage(dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
+    own = await opened(dsn, 1, "opsbot") + await opened(dsn, 1, "opsbot-backup")
+    other = await opened(dsn, 1, "dbtest-other")
+    try:
+        await storage.ping()  # a pooled connection, idle afterwards
+        async with storage.engine.connect() as conn:
+            from sqlalchemy import text
+
+            assert (await conn.execute(text("SELECT current_setting('application_name')"))).scalar() == "opsbot"
+        await asyncio.sleep(1.2)
+        backends, _ = await idle_backends("main", config.databases["main"], 1.0, False)
+        listed = {b.pid for b in backends}
+        assert {c.get_server_pid() for c in other} <= listed
+        assert not {c.get_server_pid() for c in own} & listed
+        assert not any(b.application.startswith("opsbot") for b in backends)
+    finally:
+        await storage.close()
+        await close_all([*own, *other])

@@ -194,6 +194,32 @@ def test_formats(text, expected):
     assert redact(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("ALTER ROLE app PASSWORD 'hunter2secret';", f"ALTER ROLE app PASSWORD '{MASK}';"),
+        ("CREATE USER x WITH ENCRYPTED PASSWORD 'md5abcdef' VALID UNTIL 'infinity'", f"CREATE USER x WITH ENCRYPTED PASSWORD '{MASK}' VALID UNTIL 'infinity'"),
+        ("alter user bob with login password E'it''s s3cret' nosuperuser", f"alter user bob with login password E'{MASK}' nosuperuser"),
+        ("Command was: CREATE ROLE r PASSWORD 'x''y';", f"Command was: CREATE ROLE r PASSWORD '{MASK}';"),
+        ("ALTER ROLE app PASSWORD 'unclosed to the end\nnext line", f"ALTER ROLE app PASSWORD '{MASK}\nnext line"),
+        ("ALTER ROLE app PASSWORD NULL", "ALTER ROLE app PASSWORD NULL"),
+        ("the password policy is 'strict'", "the password policy is 'strict'"),
+    ],
+)
+def test_sql_passwords(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("unit", ["PASSWORD '", "password ''", "password '' ", "PASSWORD E'", "password \t'a''"])
+def test_sql_password_rule_stays_linear(unit):
+    import time
+
+    text = (unit * ((1 << 20) // len(unit) + 1))[: 1 << 20]
+    started = time.perf_counter()
+    redact(text)
+    assert time.perf_counter() - started < 2.0, unit
+
+
 def test_json_stays_json():
     text = json.dumps({"password": "hunter2", "api_key": "abc123", "name": "web"})
     assert json.loads(redact(text)) == {"password": MASK, "api_key": MASK, "name": "web"}

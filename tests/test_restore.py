@@ -98,8 +98,11 @@ async def test_restore_into_a_new_scratch_database_brings_the_rows_back(make_bot
     assert report.succeeded, report.summary()
     assert await fetch(scratch, "SELECT count(*) FROM orders") == ROWS
     async with bot.db.sessions() as session:
-        safety = (await session.execute(select(Backup).where(Backup.database == scratch))).scalar_one()
+        safety = (await session.execute(select(Backup).where(Backup.database == f"scratch:{scratch}"))).scalar_one()
+        # Recorded apart from the declared databases: nothing is recorded under the bare scratch name.
+        assert (await session.execute(select(Backup).where(Backup.database == scratch))).first() is None
     assert safety.verified and safety.label == f"safety before restoring #{made.id}"
+    assert safety.file_name.startswith(f"scratch_{scratch}_")
 
 
 async def test_restore_over_the_original_in_runbook_order_with_dependents(make_bot, pg_databases, tmp_path, own):
@@ -247,3 +250,64 @@ async def test_restore_in_the_database_container_streams_the_file_through_docker
     report, _ = await run_kind(PG_RESTORE, bot, "restore", {"backup": str(made.id), "into": scratch})
     assert report.succeeded, report.summary()
     assert await fetch(scratch, "SELECT count(*) FROM orders") == ROWS
+
+
+async def test_into_may_not_name_a_declared_database(make_bot, pg_databases, tmp_path):
+    source, other = await pg_databases.create(rows=10), await pg_databases.create(rows=3)
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source)}, "billing": {"dsn": dsn_of(other)}}, tmp_path / "b"))
+    made = await backups.make_backup(bot, "app", made_by="UOPS1")
+    for into, said in [
+        ("billing", "billing is a database of app.yaml"),
+        ("APP", "APP is a database of app.yaml"),
+        (other, f"{other} is the PostgreSQL database of billing in app.yaml"),
+        (source, f"{source} is the PostgreSQL database of app in app.yaml"),
+    ]:
+        with pytest.raises(PlanError) as caught:
+            await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id), "into": into})
+        text = str(caught.value)
+        assert text.startswith(f"--into {into}: {said}, not a scratch database") and text.endswith("; nothing was requested."), text
+        one_sentence(text)
+    assert await fetch(other, "SELECT count(*) FROM orders") == 3
+
+
+async def test_a_database_that_appears_after_the_plan_is_not_overwritten(make_bot, pg_databases, tmp_path):
+    source = await pg_databases.create(rows=10)
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source)}}, tmp_path / "b"))
+    made = await backups.make_backup(bot, "app", made_by="UOPS1")
+    scratch = pg_databases.name("opsbot_scratch")
+    spec, plan = await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id), "into": scratch})
+    assert [s["step"] for s in plan.steps] == ["restore", "report"]
+    # Between the recheck and the run, someone creates a database of that name (not a scratch one).
+    from test_backup import PG_ADMIN_DSN
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await admin.execute(f'CREATE DATABASE "{scratch}"')
+    finally:
+        await admin.close()
+    await execute_sql(scratch, "CREATE TABLE precious (x int); INSERT INTO precious VALUES (1)")
+    report = await PG_RESTORE.execute(Recorder().context(bot), spec, plan)
+    assert not report.succeeded
+    summary = report.steps[-1].summary
+    assert f"database {scratch} exists now and is not a scratch database an earlier --into made" in summary, summary
+    assert await fetch(scratch, "SELECT count(*) FROM precious") == 1
+    assert await fetch(scratch, "SELECT to_regclass('orders')::text") is None
+
+
+async def test_a_backup_deleted_during_the_safety_backup_stops_nothing(make_bot, pg_databases, tmp_path, own):
+    source = await pg_databases.create(rows=10)
+    backend = own.service()
+    services = {"backend": {"container": backend, "owners": ["ops"], "checks": [{"kind": "container"}]}}
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source), "dependents": ["backend"]}}, tmp_path / "b", services=services))
+    made = await backups.make_backup(bot, "app", made_by="UOPS1")
+    spec, plan = await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id)})
+    from datetime import datetime, timezone
+    from sqlalchemy import update
+
+    async with bot.db.sessions() as session, session.begin():
+        await session.execute(update(Backup).where(Backup.id == made.id).values(deleted_at=datetime.now(timezone.utc)))
+    report = await PG_RESTORE.execute(Recorder().context(bot), spec, plan)
+    assert [step.ok for step in report.steps] == [True, False]
+    assert "deleted by retention meanwhile, so nothing was stopped" in report.steps[-1].summary
+    assert own.inspect(backend)["State"]["Running"]

@@ -89,6 +89,11 @@ async def open_request(
     return request
 
 
+async def holder_of(db: Database, key: str) -> LockHolder | None:
+    """Who holds the lock `key` ("database:app") now, or None: for commands that must not act under a request."""
+    return await _lock_holder(db, key)
+
+
 async def _lock_holder(db: Database, key: str) -> LockHolder | None:
     async with db.sessions() as session:
         row = (

@@ -11,6 +11,7 @@ pg_restore action kind's: bot/action/kinds/pg_restore.py.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -19,19 +20,38 @@ import asyncpg
 from bot.backup import dump as pg
 from bot.backup.dump import BackupError, Progress
 from bot.backup.models import Backup
-from bot.backup.service import check_file
+from bot.backup.service import SCRATCH_PREFIX, CheckNotRun, check_file
+from bot.redaction import redact_cut
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# At most 56 characters: its safety backups are recorded as "scratch:<name>" in a 64-character column.
+MAX_SCRATCH_NAME = 64 - len(SCRATCH_PREFIX)
+IDENTIFIER = re.compile(rf"^[A-Za-z_][A-Za-z0-9_]{{0,{MAX_SCRATCH_NAME - 1}}}$")
 RESERVED = {"postgres", "template0", "template1"}
 
 
 def check_database_name(name: str) -> str:
     """A scratch database name as typed: a plain identifier, not a system database. ValueError otherwise."""
     if not IDENTIFIER.fullmatch(name):
-        raise ValueError("a database name is letters, digits and _ (at most 63, not starting with a digit)")
+        raise ValueError(f"a database name is letters, digits and _ (at most {MAX_SCRATCH_NAME}, not starting with a digit)")
     if name.lower() in RESERVED:
         raise ValueError(f"{name} is a system database")
     return name
+
+
+def declared_collision(config, name: str) -> str | None:
+    """Why `name` may not be a scratch database: it is a database key of app.yaml, or the PostgreSQL name
+    of a declared database (the backup's own included: restoring over it is /restore without --into)."""
+    folded = name.casefold()
+    for key, entry in config.databases.items():
+        if key.casefold() == folded:
+            return f"{name} is a database of app.yaml"
+        try:
+            dbname = pg.connection(config, key).dbname
+        except Exception:  # a ${VAR} not set, a DSN that does not parse: that database cannot collide now
+            continue
+        if dbname.casefold() == folded:
+            return f"{name} is the PostgreSQL database of {key} in app.yaml"
+    return None
 
 
 def quote_ident(name: str) -> str:
@@ -40,9 +60,10 @@ def quote_ident(name: str) -> str:
 
 async def _admin(conn: pg.Connection):
     try:
-        return await asyncpg.connect(conn.dsn, timeout=10)
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise BackupError(f"cannot connect to {conn.database} ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+        return await asyncpg.connect(conn.dsn, timeout=10, server_settings={"application_name": "opsbot"})
+    except (OSError, ValueError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise BackupError(f"cannot connect to {conn.database} ({exc.__class__.__name__}: {redact_cut(text, 200)})") from None
 
 
 # Set on every database a --into creates: only those may be restored into again, so --into can
@@ -72,7 +93,7 @@ async def database_exists(conn: pg.Connection, dbname: str) -> bool:
 
 
 async def create_database(conn: pg.Connection, dbname: str) -> bool:
-    """CREATE DATABASE when missing; True when it was created now."""
+    """CREATE DATABASE when missing, marked as a scratch database; True when it was created now."""
     check_database_name(dbname)
     admin = await _admin(conn)
     try:
@@ -104,20 +125,36 @@ async def restore_backup(
     (created when missing; an existing one is cleaned like the original).
 
     The file's size and SHA-256 are checked against the row first (BackupError when they differ).
+    `into` may not be a declared database; whether it exists is looked at now, not taken from the
+    plan (`create` is kept for callers and no longer decides): an existing one must be a scratch
+    database an earlier --into made, else BackupError before pg_restore runs.
     Returns the connection of the database restored into.
     """
     if backup.deleted_at is not None:
         raise BackupError(f"backup #{backup.id}'s file was deleted by retention; nothing was restored")
     source = conn or pg.connection(bot.config, backup.database)
-    problem = await check_file(bot, backup, deep=False, conn=source)
+    try:
+        problem = await check_file(bot, backup, deep=False, conn=source)
+    except CheckNotRun as exc:
+        raise BackupError(f"backup #{backup.id} could not be checked before restoring ({str(exc).rstrip('.')}); nothing was restored") from None
     if problem:
         raise BackupError(f"backup #{backup.id} cannot be restored: {problem}; nothing was restored")
     if into is None or into == source.dbname:
         target, clean = source, True
     else:
         check_database_name(into)
+        collision = declared_collision(bot.config, into)
+        if collision:
+            raise BackupError(f"--into {into}: {collision}, not a scratch database; nothing was restored")
         target = source.with_dbname(into)
-        # A new scratch database is empty; an existing one is overwritten like the original (--clean).
-        clean = not await create_database(source, into) if create else True
+        # A new scratch database is empty; an existing one is overwritten like the original (--clean),
+        # but only one an earlier --into made: a database that appeared since the plan is not touched.
+        created = await create_database(source, into)
+        if not created and not await is_scratch(source, into):
+            raise BackupError(
+                f"database {into} exists now and is not a scratch database an earlier --into made, so it was not "
+                "overwritten; nothing was restored"
+            )
+        clean = not created
     await pg.restore(bot.checks.docker, target, Path(backup.file), clean=clean, progress=progress, timeout=timeout)
     return target

@@ -18,9 +18,21 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from bot.backup import dump as pg
-from bot.backup.dump import BackupError, Progress
+from bot.backup.dump import BackupError, CheckNotRun, Progress
 from bot.backup.models import Backup
 from bot.backup.retention import RetentionPlan, plan_retention
+
+# Safety backups of a scratch database (/restore --into) are recorded as "scratch:<name>": never one of
+# app.yaml's databases (whose keys have no ":"), so retention and /restore never take them for its backups.
+SCRATCH_PREFIX = "scratch:"
+
+
+def scratch_key(dbname: str) -> str:
+    return SCRATCH_PREFIX + dbname
+
+
+def is_scratch_key(database: str) -> bool:
+    return database.startswith(SCRATCH_PREFIX)
 
 
 class NoSuchBackup(LookupError):
@@ -37,10 +49,11 @@ def file_for(config, database: str, at: datetime) -> Path:
     """<directory>/<database>_<YYYYmmdd_HHMMSS>.dump (UTC); _2, _3... when that second is taken."""
     base = directory(config)
     stamp = at.astimezone(timezone.utc).strftime("%Y%m%d_%H%M%S")
-    path = base / f"{database}_{stamp}.dump"
+    stem = database.replace(":", "_")  # scratch:x -> scratch_x
+    path = base / f"{stem}_{stamp}.dump"
     n = 2
     while path.exists() or path.with_name(path.name + ".partial").exists():
-        path = base / f"{database}_{stamp}_{n}.dump"
+        path = base / f"{stem}_{stamp}_{n}.dump"
         n += 1
     return path
 
@@ -66,7 +79,8 @@ async def make_backup(
 
     Returns the row; `verified` False with `verify_error` when the file was written but did
     not verify. BackupError when no file could be made (nothing is recorded then).
-    `conn` overrides the connection (a restore's safety backup of a scratch database).
+    `conn` overrides the connection (a restore's safety backup of a scratch database, recorded
+    under scratch_key(its name)).
     """
     conn = conn or pg.connection(bot.config, database)
     started_at = _now(bot)
@@ -119,15 +133,21 @@ async def list_backups(db, database: str | None = None, *, limit: int = 20, incl
 @dataclass(frozen=True)
 class Verification:
     backup: Backup
-    problem: str | None  # None: the file is intact and readable
+    problem: str | None  # None: no check found anything wrong
+    unchecked: str | None = None  # the archive checks could not run (why): the verified flag was left as it was
+    archive_read: bool = True  # pg_restore listed and read it; False: checksum and header only (a scratch safety backup)
 
     @property
     def ok(self) -> bool:
-        return self.problem is None
+        return self.problem is None and self.unchecked is None
 
 
 async def check_file(bot, backup: Backup, *, deep: bool, conn: pg.Connection | None = None) -> str | None:
-    """None when the backup's file is what was recorded and readable; else what is wrong."""
+    """None when the backup's file is what was recorded and readable; else what is wrong.
+
+    CheckNotRun when pg_restore could not run at all (no client, Docker down, a timeout): that says
+    nothing about the file.
+    """
     path = Path(backup.file)
     if backup.deleted_at is not None:
         return f"its file was deleted by retention on {backup.deleted_at:%Y-%m-%d}"
@@ -140,27 +160,38 @@ async def check_file(bot, backup: Backup, *, deep: bool, conn: pg.Connection | N
         return "its SHA-256 does not match the one recorded when it was made (the file changed or is corrupted)"
     if not pg.has_header(path):
         return "the file does not start with the PGDMP header"
-    if conn is None:
-        conn = pg.connection(bot.config, backup.database) if backup.database in bot.config.databases else None
+    if conn is None and backup.database in bot.config.databases:
+        try:
+            conn = pg.connection(bot.config, backup.database)
+        except BackupError as exc:
+            raise CheckNotRun(str(exc).rstrip(".")) from None
     if conn is None:
         return None  # a scratch database's safety backup: checksum and header are all we can check without its connection
-    problem = await pg.restore_list(bot.checks.docker, conn, path)
+    problem = await pg.restore_list(bot.checks.docker, conn, path, strict=True)
     if problem is None and deep:
-        problem = await pg.restore_read_all(bot.checks.docker, conn, path)
+        problem = await pg.restore_read_all(bot.checks.docker, conn, path, strict=True)
     return problem
 
 
 async def verify_backup(bot, backup_id: int, *, deep: bool = True) -> Verification:
-    """/backup verify: re-hash the file, list and read the archive; the row's verified flag follows."""
+    """/backup verify: re-hash the file, list and read the archive; the row's verified flag follows.
+
+    When the archive checks could not run (Docker down, no pg_restore), the row is left as it was and
+    Verification.unchecked says why: that is no finding about the file.
+    """
     backup = await get_backup(bot.db, backup_id)
-    problem = await check_file(bot, backup, deep=deep)
+    archive_read = backup.database in bot.config.databases
+    try:
+        problem = await check_file(bot, backup, deep=deep)
+    except CheckNotRun as exc:
+        return Verification(backup, None, unchecked=str(exc).rstrip("."), archive_read=archive_read)
     values = {"verified": problem is None, "verify_error": problem, "verified_at": _now(bot)}
     if backup.deleted_at is None:
         async with bot.db.sessions() as session, session.begin():
             await session.execute(update(Backup).where(Backup.id == backup.id).values(**values))
         for key, value in values.items():
             setattr(backup, key, value)
-    return Verification(backup, problem)
+    return Verification(backup, problem, archive_read=archive_read)
 
 
 async def retention_plan(bot, database: str) -> RetentionPlan:
@@ -190,6 +221,8 @@ async def apply_retention(bot, database: str, *, dry_run: bool = False) -> Reten
 
 __all__ = [
     "BackupError",
+    "CheckNotRun",
+    "SCRATCH_PREFIX",
     "NoSuchBackup",
     "Verification",
     "apply_retention",
@@ -200,5 +233,7 @@ __all__ = [
     "list_backups",
     "make_backup",
     "retention_plan",
+    "scratch_key",
+    "is_scratch_key",
     "verify_backup",
 ]

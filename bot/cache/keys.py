@@ -42,12 +42,23 @@ def escape_glob(text: str) -> str:
 
 
 def unsafe_pattern(pattern: str) -> str | None:
-    """Why a configured pattern could match other users' keys ('rate:{user}*': user 12 would clear 123), or None."""
+    """Why a configured pattern could match other users' keys, or None.
+
+    'rate:{user}*': user 12 would clear 123's. 'rate:{user}-*' and 'rate:{user}.*' too: '-' and '.' may
+    be part of a user id, so user 12's pattern would reach user 12-3's keys. Right after {user} comes
+    the end of the pattern or a character no user id holds (':').
+    """
     before, _, after = pattern.partition("{user}")
-    if before[-1:] in ("*", "?", "]") or after[:1] in ("*", "?", "["):
+    follower = after[:1]
+    if before[-1:] in ("*", "?", "]") or follower in ("*", "?", "[", "\\"):
         return (
             f"the rate-limit pattern '{pattern}' puts a wildcard right next to {{user}}, so user 12's pattern would "
             f"also match user 123's keys; put a separator there in app.yaml (rate:user:{{user}}:*)"
+        )
+    if follower and USER_ID.fullmatch(follower):
+        return (
+            f"the rate-limit pattern '{pattern}' puts '{follower}' right after {{user}}, and a user id may hold it, so "
+            f"user 12's pattern would also match user 12{follower}3's keys; put ':' there in app.yaml (rate:user:{{user}}:*)"
         )
     return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
@@ -15,6 +15,7 @@ from bot.config.models import AppConfig, Service
 from bot.config.types import MissingEnvironment
 from bot.docker_engine import DockerGateway, DockerUnavailable
 from bot.metrics import CHECK_LATENCY
+from bot.metrics_check import metrics_for, run_metric
 from bot.redaction import redact_cut
 
 log = logging.getLogger(__name__)
@@ -57,13 +58,25 @@ class CheckEngine:
         return self._http
 
     async def run(self, config: AppConfig, services: list[str]) -> list[CheckResult]:
+        """The checks of `services`, plus their metrics (bot.metrics_check); with every service
+        named, also the metrics of no service (grouped as "metrics", which may be in `services`)."""
         jobs = []
         for name in services:
-            service = config.services[name]
+            service = config.services.get(name)
+            if service is None:  # the "metrics" group /health lists (bot.check.service.resolve_services)
+                continue
             for check in service.checks:
                 jobs.append(self._run_one(name, service, check, config.databases))
+        for name, metric in metrics_for(config, services):
+            jobs.append(self._run_metric(config, name, metric))
         batches = await asyncio.gather(*jobs)
         return [result for batch in batches for result in batch]
+
+    async def _run_metric(self, config: AppConfig, name: str, metric) -> list[CheckResult]:
+        # Under prometheus.timeout per query (bot.metrics_check), not a check's timeout.
+        result = await run_metric(self._session(), config.prometheus, name, metric)
+        CHECK_LATENCY.labels(result.kind, result.status).observe(result.latency_ms / 1000)
+        return [replace(result, detail=_shorten(redact_cut(result.detail, MAX_DETAIL * 4, mark=False)))]
 
     async def _run_one(self, name: str, service: Service, check, databases: dict | None = None) -> list[CheckResult]:
         ctx = CheckContext(self._session(), self.docker, service.container, databases or {})

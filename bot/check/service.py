@@ -11,6 +11,7 @@ from bot.check.engine import CheckEngine
 from bot.check.models import CheckRun
 from bot.check.result import CheckResult, worst
 from bot.config.models import AppConfig
+from bot.metrics_check import METRICS_GROUP, unassigned
 from bot.storage import Database
 
 
@@ -24,14 +25,24 @@ class UnknownService(LookupError):
 
 
 def resolve_services(config: AppConfig, names: list[str]) -> list[str]:
-    """Names as typed -> configured service names (all when none given), in config order, no repeats."""
+    """Names as typed -> configured service names (all when none given), in config order, no repeats.
+
+    With every service, also the "metrics" group when a metric has no service: /health lists it like
+    a service (CheckEngine.run runs those metrics then, and skips the group name itself)."""
     known = list(config.services)
     if not names:
-        return known
+        return known + _metrics_group(config)
     for name in names:
         if name not in config.services:
             raise UnknownService(name, known)
-    return [n for n in known if n in set(names)]
+    resolved = [n for n in known if n in set(names)]
+    return resolved + _metrics_group(config) if len(resolved) == len(known) else resolved
+
+
+def _metrics_group(config: AppConfig) -> list[str]:
+    if config.prometheus is None or METRICS_GROUP in config.services or not unassigned(config):
+        return []
+    return [METRICS_GROUP]
 
 
 @dataclass(frozen=True)

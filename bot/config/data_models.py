@@ -81,6 +81,11 @@ class Cache(Strict):
                 raise ValueError(f"'{pattern}' must contain {{user}} exactly once, so it only ever matches one user's keys")
             if pattern.replace("{user}", "").strip("*?") == "":
                 raise ValueError(f"'{pattern}' would match almost every key; give it a fixed prefix")
+            from bot.cache.keys import unsafe_pattern
+
+            problem = unsafe_pattern(pattern)
+            if problem:
+                raise ValueError(problem)
         return value
 
 

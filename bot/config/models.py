@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bot.config.action_models import DEFAULT_ACTIONS, ActionSpec, JobAction
 from bot.config.data_models import BackupSettings, Cache, Database, check_database_references
+from bot.config.schedule_models import MaintenanceSettings, Metric, MetricName, PrometheusSettings, Schedule
 from bot.config.incident_models import (
     DEFAULT_SEVERITIES,
     Calendar,
@@ -203,6 +204,10 @@ class AppConfig(Strict):
     caches: dict[Name, Cache] = Field({}, description="Redis servers for /cache.")
     backups: BackupSettings = BackupSettings()
     jobs: dict[Name, JobAction] = Field({}, description="Runbook jobs with an enforced dry run (/job NAME --dry-run, then /job NAME).")
+    schedules: dict[Name, Schedule] = Field({}, description="Posts that arrive on their own (cron), exactly once per slot.")
+    prometheus: PrometheusSettings | None = Field(None, description="The Prometheus server metrics: queries.")
+    metrics: dict[MetricName, Metric] = Field({}, description="PromQL thresholds shown in /health and the daily post.")
+    maintenance: MaintenanceSettings = MaintenanceSettings()
     severities: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,19}$")], Severity] = Field(
         DEFAULT_SEVERITIES, description="The response-time matrix; P0-P3 from the runbooks when absent."
     )
@@ -246,6 +251,27 @@ class AppConfig(Strict):
                 if other not in ordered and not needs:
                     ordered.append(other)
         return ordered
+
+    def _schedule_references(self) -> list[str]:
+        problems = []
+        for name, schedule in self.schedules.items():
+            if not (schedule.channel or self.slack.ops_channel):
+                problems.append(f"schedule '{name}' has no channel, and slack.ops_channel is not set")
+            for service in schedule.services:
+                if service not in self.services:
+                    problems.append(f"schedule '{name}' names unknown service '{service}'")
+            if schedule.database and schedule.database not in self.databases:
+                problems.append(f"schedule '{name}' names unknown database '{schedule.database}'")
+            if schedule.run == "backup" and not self.databases:
+                problems.append(f"schedule '{name}' runs {schedule.run}, but app.yaml declares no databases")
+            if schedule.open_incident and self.severity(schedule.open_incident) is None:
+                problems.append(f"schedule '{name}' opens incidents at unknown severity '{schedule.open_incident}'")
+        if self.metrics and self.prometheus is None:
+            problems.append("metrics need prometheus.url")
+        for name, metric in self.metrics.items():
+            if metric.service and metric.service not in self.services:
+                problems.append(f"metric '{name}' names unknown service '{metric.service}'")
+        return problems
 
     def _incident_references(self) -> list[str]:
         problems = []
@@ -302,6 +328,7 @@ class AppConfig(Strict):
                     problems.append(f"service '{name}' is owned by unknown role '{owner}'")
         problems += self._incident_references()
         problems += check_database_references(self.databases, self.caches, self.services, self.roles)
+        problems += self._schedule_references()
         for name, job in self.jobs.items():
             if name in self.actions or name in DEFAULT_ACTIONS:
                 problems.append(f"job '{name}' has the name of an action; jobs and actions share one namespace (/run)")

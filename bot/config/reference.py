@@ -7,7 +7,7 @@ import typing
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from bot.config import action_models, data_models, incident_models, models
+from bot.config import action_models, data_models, incident_models, models, schedule_models
 from bot.config.types import format_duration
 
 SECTIONS = [
@@ -24,6 +24,10 @@ SECTIONS = [
     ("playbooks.<name>.steps[]", incident_models.PlaybookStep),
     ("incidents", incident_models.IncidentSettings),
     *[(f"checks: kind {typing.get_args(m.model_fields['kind'].annotation)[0]}", m) for m in typing.get_args(typing.get_args(models.Check)[0])],
+    ("schedules.<name>", schedule_models.Schedule),
+    ("prometheus", schedule_models.PrometheusSettings),
+    ("metrics.<name>", schedule_models.Metric),
+    ("maintenance", schedule_models.MaintenanceSettings),
     ("databases.<name>", data_models.Database),
     ("caches.<name>", data_models.Cache),
     ("backups", data_models.BackupSettings),
@@ -48,7 +52,7 @@ def render_reference() -> str:
     for title, model in SECTIONS:
         out += [f"## {title}", "", "| key | type | default | description |", "|---|---|---|---|"]
         for name, field in model.model_fields.items():
-            out.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {field.description or ''} |")
+            out.append(f"| `{field.alias or name}` | {_type(field.annotation)} | {_default(field)} | {field.description or ''} |")
         out.append("")
     out += _default_severities()
     out += _default_actions()

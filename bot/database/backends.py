@@ -1,6 +1,7 @@
 """Idle connections (runbooks 000 and 003): listing the ones that match, and terminating exactly those.
 
-A backend is named by its pid *and* its backend_start: a pid is reused by a later
+The bot's own connections (application_name opsbot..., see bot.storage and bot.database.connection)
+are never listed nor terminated. A backend is named by its pid *and* its backend_start: a pid is reused by a later
 connection, which must never be killed in its place. Terminating checks each backend again,
 in the statement that signals it, and then waits until it is gone.
 """
@@ -28,6 +29,7 @@ SELECT pid, usename, application_name, state, backend_start,
        count(*) OVER () AS matching
 FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+  AND coalesce(application_name, '') NOT LIKE 'opsbot%'
   AND state = ANY($1::text[])
   AND state_change < clock_timestamp() - make_interval(secs => $2::float8)
 ORDER BY state_change, pid
@@ -44,6 +46,7 @@ TERMINATE_QUERY = """
 SELECT pg_terminate_backend(pid) AS signalled
 FROM pg_stat_activity
 WHERE pid = $1 AND backend_start = $2 AND datname = current_database() AND pid <> pg_backend_pid()
+  AND coalesce(application_name, '') NOT LIKE 'opsbot%'
   AND state = ANY($3::text[])
   AND state_change < clock_timestamp() - make_interval(secs => $4::float8)
 """

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
 from bot.config.data_models import Database
 from bot.config.types import MissingEnvironment, expand_env, format_duration
 from bot.redaction import redact_cut
+from bot.redaction_rules import is_secret_name
 
 CONNECT_TIMEOUT = 5.0  # seconds; at least this, or the database's statement_timeout when longer
 APPLICATION_NAME = "opsbot"
@@ -29,8 +33,70 @@ class QueryFailed(DatabaseError):
     """The database answered with an error (timeout, missing table, permission)."""
 
 
+# SQLAlchemy's spelling of a driver (postgresql+asyncpg://, postgres+psycopg://): libpq and asyncpg
+# know only postgresql:// and postgres://.
+_DRIVER_SCHEME = re.compile(r"^postgres(?:ql)?\+[A-Za-z0-9_]+://", re.IGNORECASE)
+# Query parameters that carry a secret: never put on a command line (ps shows it); the environment
+# variable that carries it instead, or None when libpq reads it from nowhere but the conninfo.
+SECRET_PARAMETERS = {"password": "PGPASSWORD", "sslpassword": None}
+
+
+def libpq_dsn(dsn: str) -> str:
+    """The DSN as libpq and asyncpg take it: postgresql+asyncpg:// (what SQLAlchemy wants) becomes postgresql://."""
+    return _DRIVER_SCHEME.sub("postgresql://", dsn.strip(), count=1)
+
+
 def dsn_of(database: Database) -> str:
-    return expand_env(database.dsn).replace("postgresql+asyncpg://", "postgresql://", 1)
+    return libpq_dsn(expand_env(database.dsn))
+
+
+@dataclass(frozen=True)
+class ClientDsn:
+    """A DSN split for a client program: what may go in its arguments, and the secrets apart."""
+
+    conninfo: str  # postgresql://user@host:port/dbname?..., no password, no secret query parameter
+    secrets: dict[str, str]  # libpq keyword (password, sslpassword) -> value
+    dbname: str  # the PostgreSQL database name
+    dsn: str  # the whole DSN, scheme rewritten (libpq_dsn), secrets included: for the bot's own connection
+
+    @property
+    def password(self) -> str | None:
+        return self.secrets.get("password")
+
+
+def split_dsn(dsn: str) -> ClientDsn:
+    """Rewrite the scheme (libpq_dsn), take the password out of user:password@ and every secret-named
+    query parameter (password=, sslpassword=, anything named like a secret) out of the query.
+
+    The password of the query wins over the one of the user info, as in libpq. ValueError for what is
+    not a postgresql:// URL.
+    """
+    full = libpq_dsn(dsn)
+    parts = urlsplit(full)
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise ValueError("the DSN is not a postgresql:// URL")
+    secrets: dict[str, str] = {}
+    if parts.password is not None:
+        secrets["password"] = unquote(parts.password)
+    netloc = parts.netloc.rsplit("@", 1)
+    if len(netloc) == 2:
+        userinfo, host = netloc
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}@{host}" if user else host
+    else:
+        netloc = netloc[0]
+    kept = []
+    for piece in parts.query.split("&") if parts.query else []:
+        raw_key, _, raw_value = piece.partition("=")
+        key = unquote(raw_key)
+        if key in SECRET_PARAMETERS:
+            secrets[key] = unquote(raw_value)
+        elif not is_secret_name(key):
+            kept.append(piece)  # as written: libpq decodes it
+        # any other secret-named parameter is no libpq keyword (libpq would refuse it): dropped, never shown
+    conninfo = urlunsplit((parts.scheme, netloc, parts.path, "&".join(kept), parts.fragment))
+    dbname = unquote(parts.path.lstrip("/")) or (unquote(parts.username or "") or "postgres")
+    return ClientDsn(conninfo, secrets, dbname, full)
 
 
 def reason(exc: BaseException) -> str:

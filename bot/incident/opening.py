@@ -93,10 +93,15 @@ def channel_name(prefix: str, number: int, title: str, attempt: int = 0) -> str:
 
 
 async def open_incident(bot, request: OpenRequest) -> Reply:
+    return (await open_incident_record(bot, request))[1]
+
+
+async def open_incident_record(bot, request: OpenRequest) -> tuple[Incident | None, Reply]:
+    """The incident opened (None when refused) and the answer for whoever asked."""
     try:
         severity, title, playbook = validate(bot.config, request.severity, request.title, request.services, request.playbook)
     except Refused as exc:
-        return Reply.refusal(str(exc))
+        return None, Reply.refusal(str(exc))
     now = bot.clock.now()
     incident = await service.open_incident(
         bot.db, title=title, severity=severity, services=request.services, description=redact_cut(request.description, MAX_TEXT),
@@ -116,7 +121,7 @@ async def open_incident(bot, request: OpenRequest) -> Reply:
     if problems:
         reply.blocks.append(Section("Not done: " + "; ".join(problems) + "."))
         reply.outcome = Outcome.warning
-    return reply
+    return incident, reply
 
 
 async def _announce(bot, incident: Incident, request: OpenRequest, playbook: str | None, problems: list[str]) -> Incident:

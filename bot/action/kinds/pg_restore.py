@@ -26,11 +26,11 @@ from bot.action.params import ParamType
 from bot.backup import dump as pg
 from bot.backup import service as backups
 from bot.backup import views
-from bot.backup.dump import BackupError
-from bot.backup.restore import check_database_name, database_exists, is_scratch, restore_backup
+from bot.backup.dump import BackupError, StillRunning
+from bot.backup.restore import MAX_SCRATCH_NAME, check_database_name, database_exists, declared_collision, is_scratch, restore_backup
 from bot.docker_engine import DockerUnavailable
 
-INTO_PATTERN = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
+INTO_PATTERN = rf"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_SCRATCH_NAME - 1}}}"
 STEP_NAMES = {
     "safety_backup": "safety backup",
     "stop": "stop dependents",
@@ -66,14 +66,19 @@ class PgRestore(ActionKind):
             raise PlanError(f"Backup #{backup_id} is of database {backup.database}, which app.yaml does not declare, so there is nowhere to restore it.")
         if not backup.verified:
             raise PlanError(f"Backup #{backup_id} is not verified ({backup.verify_error or 'never checked'}); run /backup verify {backup_id} first.")
-        conn = pg.connection(config, backup.database)
+        try:
+            conn = pg.connection(config, backup.database)
+        except BackupError as exc:
+            raise PlanError(f"{str(exc)[:1].upper()}{str(exc)[1:].rstrip('.')}; nothing was requested.") from None
         if into is not None:
             try:
                 check_database_name(into)
             except ValueError as exc:
                 raise PlanError(f"--into {into[:60]}: {exc}.") from None
-            if into == conn.dbname:
-                into = None  # that is the original database
+            collision = declared_collision(config, into)
+            if collision:
+                hint = " (leave --into out to restore over it)" if into.casefold() in (backup.database.casefold(), conn.dbname.casefold()) else ""
+                raise PlanError(f"--into {into}: {collision}, not a scratch database{hint}; nothing was requested.")
         try:
             into_exists = await database_exists(conn, into) if into else True
             if into and into_exists and not await is_scratch(conn, into):
@@ -88,7 +93,8 @@ class PgRestore(ActionKind):
         containers = {s: config.services[s].container for s in dependents if config.services[s].container}
         steps: list[dict] = []
         if into_exists:
-            steps.append({"step": "safety_backup", "database": into or backup.database, "dbname": into or conn.dbname})
+            # A scratch database's safety backup is recorded as scratch:<name>, never as a declared database's.
+            steps.append({"step": "safety_backup", "database": backups.scratch_key(into) if into else backup.database, "dbname": into or conn.dbname})
         if containers:
             steps.append({"step": "stop", "services": list(containers), "containers": containers, "timeout": 30.0})
         steps.append(
@@ -163,7 +169,7 @@ class PgRestore(ActionKind):
 
     async def execute(self, ctx: RunContext, spec, plan: Plan) -> ExecutionReport:
         report = ExecutionReport()
-        state = {"stopped": [], "safety": None, "restored": False}
+        state = {"stopped": [], "safety": None, "restored": False, "running": None}
         total = len(plan.steps)
         for index, step in enumerate(plan.steps, 1):
             kind = step["step"]
@@ -191,8 +197,11 @@ class PgRestore(ActionKind):
 
     async def _safety_backup(self, ctx, spec, plan, step, state, report) -> StepResult:
         restore_step = next(s for s in plan.steps if s["step"] == "restore")
-        source = pg.connection(ctx.config, restore_step["source"])
-        conn = source if step["dbname"] == source.dbname else source.with_dbname(step["dbname"])
+        try:
+            source = pg.connection(ctx.config, restore_step["source"])
+        except BackupError as exc:
+            return StepResult("safety backup", False, str(exc).rstrip("."))
+        conn = source if step["dbname"] == source.dbname else source.with_dbname(step["dbname"], step["database"])
 
         async def progress(size: int, elapsed: float) -> None:
             await ctx.progress(views.progress_line(f"safety backup of {step['dbname']}", size, elapsed))
@@ -207,6 +216,9 @@ class PgRestore(ActionKind):
                 timeout=getattr(spec, "timeout", None),
                 conn=conn,
             )
+        except StillRunning as exc:
+            state["running"] = exc.container
+            return StepResult("safety backup", False, str(exc).rstrip("."))
         except BackupError as exc:
             return StepResult("safety backup", False, str(exc).rstrip("."))
         if not backup.verified:
@@ -215,6 +227,12 @@ class PgRestore(ActionKind):
         return StepResult("safety backup", True, f"Safety backup #{backup.id} of {step['dbname']}: {backup.file_name}, {views.human_size(backup.size)}, verified.")
 
     async def _stop(self, ctx, spec, plan, step, state, report) -> StepResult:
+        # Retention (/backup retention) may have deleted the backup while the safety backup ran: then
+        # stop nothing, rather than leave the dependents stopped with nothing to restore.
+        restore_step = next(s for s in plan.steps if s["step"] == "restore")
+        backup = await backups.get_backup(ctx.bot.db, restore_step["backup"])
+        if backup.deleted_at is not None:
+            return StepResult("stop dependents", False, f"backup #{backup.id}'s file was deleted by retention meanwhile, so nothing was stopped")
         docker = ctx.bot.checks.docker
         for service in step["services"]:
             try:
@@ -240,6 +258,9 @@ class PgRestore(ActionKind):
                 progress=progress,
                 timeout=getattr(spec, "timeout", None),
             )
+        except StillRunning as exc:
+            state["running"] = exc.container
+            return StepResult("restore", False, str(exc).rstrip("."))
         except BackupError as exc:
             return StepResult("restore", False, str(exc).rstrip("."))
         except ValueError as exc:
@@ -288,6 +309,12 @@ def _where_things_stand(plan: Plan, failed: dict, state: dict) -> str:
     restore_step = next(s for s in plan.steps if s["step"] == "restore")
     if state["restored"]:
         parts.append(f"database {restore_step['into']} holds backup #{restore_step['backup']}")
+    elif state.get("running") and failed["step"] == "restore":
+        parts.append(
+            f"database {restore_step['into']} may still change: pg_restore may still be running in {state['running']}, check there by hand"
+        )
+    elif state.get("running"):
+        parts.append(f"database {restore_step['into']} was not restored into; the safety pg_dump may still be running in {state['running']}")
     elif failed["step"] == "restore":
         parts.append(f"database {restore_step['into']} is unchanged (pg_restore runs in one transaction)")
     else:

@@ -1,0 +1,170 @@
+"""What the daily check reads (runbook 001 "Morning checks", runbook 003 daily checklist), as items.
+
+An item has a stable key (so runs compare), a status and one line of detail. Each reading
+is taken through the slice that owns it (checks, database, backups, incidents), never
+their tables, and a reading that fails is itself an item, so one dead part never hides
+the rest.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+import regex
+
+from bot.docker_engine import DockerUnavailable
+
+log = logging.getLogger(__name__)
+
+# Runbook 001 morning checks: `docker logs --since 24h | grep -i error | wc -l`.
+ERROR_LINE = regex.compile(r"\b(error|exception|fatal|panic|traceback)\b", regex.IGNORECASE)
+LOG_LINES = 5000  # at most this many of the newest lines are counted per container
+ERRORS = {"warn": 1, "critical": 100}  # error lines since the last run
+BACKUP_AGE = {"warn": 26 * 3600, "critical": 50 * 3600}  # a daily backup a little late, then a day missed
+
+
+@dataclass
+class Item:
+    key: str  # stable across runs: "check:web/http", "db:app", "backup:app"
+    label: str
+    status: str  # ok | warning | critical | maintenance
+    detail: str
+    service: str | None = None
+    number: float | None = None  # what the next run compares (restart count, size)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _grade(value: float, limits: dict) -> str:
+    return "critical" if value >= limits["critical"] else "warning" if value >= limits["warn"] else "ok"
+
+
+async def check_items(bot, services: list[str]) -> list[Item]:
+    """Every configured check (health endpoints, containers, disk and memory, sql checks, metrics)."""
+    results = await bot.checks.run(bot.config, services)
+    return [Item(f"check:{r.service}/{r.check}", f"{r.service} {r.check}", r.status, r.detail, r.service) for r in results]
+
+
+async def database_items(bot) -> list[Item]:
+    from bot.database import DatabaseError
+    from bot.database.status import status
+
+    items = []
+    for name, database in bot.config.databases.items():
+        try:
+            reading = await status(name, database)
+        except DatabaseError as exc:
+            items.append(Item(f"db:{name}", f"database {name}", "critical", str(exc), database.service))
+            continue
+        detail = (
+            f"connections {reading.server_total}/{reading.max_connections}, {reading.idle_in_transaction} idle in transaction, "
+            f"size {reading.size}"
+        )
+        items.append(Item(f"db:{name}", f"database {name}", reading.grade, detail, database.service, float(reading.size_bytes)))
+    return items
+
+
+async def log_error_items(bot, since: datetime, now: datetime) -> list[Item]:
+    """Error lines in each container's logs since the last run (at most a day back)."""
+    since = max(since, now - timedelta(days=1))
+    items = []
+    for name, service in bot.config.services.items():
+        if service.container is None:
+            continue
+        try:
+            raw = await bot.checks.docker.logs(service.container, tail=LOG_LINES, since=since.timestamp())
+        except DockerUnavailable as exc:
+            items.append(Item(f"logs:{name}", f"{name} logs", "warning", f"not read: {exc}", name))
+            continue
+        count = await asyncio.to_thread(_count_errors, raw)
+        hours = max(1, round((now - since).total_seconds() / 3600))
+        items.append(Item(f"logs:{name}", f"{name} logs", _grade(count, ERRORS), f"{count} error lines in the last {hours} h", name, float(count)))
+    return items
+
+
+def _count_errors(raw: str) -> int:
+    return sum(1 for line in raw.splitlines()[-LOG_LINES:] if ERROR_LINE.search(line[:2000]))
+
+
+async def container_items(bot, previous: dict) -> list[Item]:
+    """Restarts since the last run and OOM kills, from Docker's own counters."""
+    items = []
+    for name, service in bot.config.services.items():
+        if service.container is None:
+            continue
+        try:
+            info = await bot.checks.docker.inspect(service.container)
+        except DockerUnavailable as exc:
+            items.append(Item(f"container:{name}", f"{name} container", "warning", f"not inspected: {exc}", name))
+            continue
+        if info is None:
+            items.append(Item(f"container:{name}", f"{name} container", "critical", f"container {service.container} does not exist", name))
+            continue
+        count = int(info.get("RestartCount", 0))
+        before = (previous.get(f"container:{name}") or {}).get("number")
+        restarts = count - int(before) if before is not None and count >= before else count
+        state = info.get("State", {})
+        parts, status = [f"{restarts} restarts since the last run"], "warning" if restarts else "ok"
+        if state.get("OOMKilled"):
+            parts.append("OOM-killed")
+            status = "critical"
+        if not state.get("Running"):
+            parts.append(f"not running ({state.get('Status', '?')})")
+            status = "critical"
+        items.append(Item(f"container:{name}", f"{name} container", status, ", ".join(parts), name, float(count)))
+    return items
+
+
+async def backup_items(bot, now: datetime) -> list[Item]:
+    from bot.backup.service import list_backups
+
+    items = []
+    for name in bot.config.databases:
+        verified = [b for b in await list_backups(bot.db, name, limit=50) if b.verified]
+        if not verified:
+            items.append(Item(f"backup:{name}", f"backup of {name}", "critical", "no verified backup on disk", None))
+            continue
+        newest = max(verified, key=lambda b: b.created_at)
+        age = (now - newest.created_at).total_seconds()
+        detail = f"newest verified backup #{newest.id} is {_age(age)} old"
+        items.append(Item(f"backup:{name}", f"backup of {name}", _grade(age, BACKUP_AGE), detail, None, age))
+    return items
+
+
+async def incident_items(bot) -> list[Item]:
+    from bot.incident.service import listing
+
+    open_incidents = await listing(bot.db, include_resolved=False, limit=20)
+    if not open_incidents:
+        return [Item("incidents", "open incidents", "ok", "none open")]
+    refs = ", ".join(f"{i.ref} {i.severity}" for i in open_incidents[:10])
+    return [Item("incidents", "open incidents", "warning", f"{len(open_incidents)} open: {refs}", None, float(len(open_incidents)))]
+
+
+def _age(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} d"
+
+
+async def daily_items(bot, *, services: list[str], previous: dict, since: datetime, now: datetime) -> list[Item]:
+    """The whole daily check; each part on its own, so one that fails is an item, not a missing post."""
+    parts = [
+        ("checks", check_items(bot, services)),
+        ("databases", database_items(bot)),
+        ("logs", log_error_items(bot, since, now)),
+        ("containers", container_items(bot, previous)),
+        ("backups", backup_items(bot, now)),
+        ("incidents", incident_items(bot)),
+    ]
+    results = await asyncio.gather(*(coro for _, coro in parts), return_exceptions=True)
+    items: list[Item] = []
+    for (name, _), result in zip(parts, results):
+        if isinstance(result, BaseException):
+            log.error("daily check part %s failed: %r", name, result)
+            items.append(Item(f"part:{name}", name, "warning", f"could not be read ({result.__class__.__name__})"))
+        else:
+            items.extend(result)
+    return items
