@@ -9,6 +9,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 from conftest import fleet
+from test_backup import pg_databases  # noqa: F401  (fixture)
 from sqlalchemy import select
 
 from bot.pipeline.request import Request
@@ -327,3 +328,40 @@ schedules:
         assert row.cleared_at == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     finally:
         await runner.cleanup()
+
+
+async def test_the_weekly_check_reads_size_statements_tables_and_restores_the_newest_backup(make_bot, pg_databases, tmp_path):
+    from test_backup import dsn_of
+
+    from bot.backup.service import make_backup
+    from bot.schedules.weekly import scratch_name
+
+    source = await pg_databases.create(rows=50)
+    pg_databases.made.append(scratch_name("app"))  # dropped with the others after the test
+    schedules = """
+  weekly:
+    cron: "0 9 * * 1"
+    timezone: UTC
+    run: weekly_check
+"""
+    text = config(schedules, with_broken=False, with_container=False) + f"""
+databases:
+  app: {{dsn: "{dsn_of(source)}", owners: [ops]}}
+backups:
+  directory: {tmp_path / 'backups'}
+"""
+    clock = ManualClock(datetime(2026, 11, 22, 12, 0, tzinfo=UTC))
+    bot, channel = await started(make_bot, text, clock)
+    made = await make_backup(bot, "app", made_by="UOPS1")
+    assert made.verified
+    await at(bot, clock, datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    [run] = await _runs(bot, "weekly")
+    assert run.state == "posted"
+    items = run.items
+    assert items["size:app"]["status"] == "ok" and "no earlier reading" in items["size:app"]["detail"]
+    assert items["slow:app"]["status"] == "ok" and "0 running longer than 10 s" in items["slow:app"]["detail"]
+    assert "public.orders" in items["tables:app"]["detail"]
+    restore = items["restore-test:app"]
+    assert restore["status"] == "ok" and f"backup #{made.id} restored into {scratch_name('app')}" in restore["detail"]
+    assert restore["number"] >= 1
+    assert channel.posts[-1][1].text.startswith("Weekly check (weekly, Mon 23 Nov 09:00 UTC): all ")

@@ -262,7 +262,7 @@ class AppConfig(Strict):
                     problems.append(f"schedule '{name}' names unknown service '{service}'")
             if schedule.database and schedule.database not in self.databases:
                 problems.append(f"schedule '{name}' names unknown database '{schedule.database}'")
-            if schedule.run == "backup" and not self.databases:
+            if schedule.run in ("backup", "weekly_check") and not self.databases:
                 problems.append(f"schedule '{name}' runs {schedule.run}, but app.yaml declares no databases")
             if schedule.open_incident and self.severity(schedule.open_incident) is None:
                 problems.append(f"schedule '{name}' opens incidents at unknown severity '{schedule.open_incident}'")

@@ -14,7 +14,7 @@ from bot.config.incident_models import check_timezone
 from bot.config.literal_secrets import HttpUrl
 from bot.config.types import Duration, Name, ServiceName, SlackChannel, Strict
 
-ScheduleRun = Literal["daily_check", "monthly_checklist", "backup", "health"]
+ScheduleRun = Literal["daily_check", "weekly_check", "monthly_checklist", "backup", "health"]
 # Runbook 003 "Monitoring Checklist" (monthly) and runbook 004 "Preventive Measures" (monthly checks).
 MONTHLY_CHECKLIST = [
     "Review and update the runbooks",
@@ -36,7 +36,7 @@ class Schedule(Strict):
     channel: SlackChannel | None = Field(None, description="Where the post goes; default slack.ops_channel.")
     run: ScheduleRun = Field(description="What it runs.")
     services: list[ServiceName] = Field([], description="health: the services to check (empty: all).")
-    database: Name | None = Field(None, description="backup: the database (empty: every declared one).")
+    database: Name | None = Field(None, description="backup: the database to back up (empty: every declared one).")
     checklist: list[Annotated[str, Field(min_length=1, max_length=150)]] = Field(
         MONTHLY_CHECKLIST, max_length=20, description="monthly_checklist: the items, each ticked with a button (runbooks 003, 004)."
     )

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 STALE_RUN = timedelta(minutes=15)  # longer than the run job's lease
 TITLES = {"daily_check": "Daily check", "health": "Scheduled health check", "backup": "Scheduled backup",
-          "monthly_checklist": "Monthly checklist"}
+          "monthly_checklist": "Monthly checklist", "weekly_check": "Weekly check"}
 
 
 def channel_of(bot, schedule) -> str:
@@ -96,6 +96,10 @@ async def _read(bot, name: str, schedule, previous: ScheduleRun | None, now: dat
         return await readings.check_items(bot, services)
     if schedule.run == "backup":
         return await _backups(bot, name, schedule)
+    if schedule.run == "weekly_check":
+        from bot.schedules.weekly import weekly_items
+
+        return await weekly_items(bot, previous=previous.items if previous else {})
     since = previous.started_at if previous else now - timedelta(days=1)
     return await readings.daily_items(bot, services=services, previous=previous.items if previous else {}, since=since, now=now)
 
