@@ -9,6 +9,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 from conftest import fleet
+from drivers import drive  # noqa: F401 (fixture)
 from test_backup import pg_databases  # noqa: F401  (fixture)
 from sqlalchemy import select
 
@@ -365,3 +366,15 @@ backups:
     assert restore["status"] == "ok" and f"backup #{made.id} restored into {scratch_name('app')}" in restore["detail"]
     assert restore["number"] >= 1
     assert channel.posts[-1][1].text.startswith("Weekly check (weekly, Mon 23 Nov 09:00 UTC): all ")
+
+
+async def test_schedule_run_posts_in_its_channel_over_every_transport(drive):
+    schedules = DAILY.replace("run: daily_check", "run: daily_check\n    channel: C0OPS1")
+    d = await drive(config(schedules, with_broken=False, with_container=False))
+    seen = await d.command("UOPS1", "/schedule", "run morning")
+    assert "Ran morning now" in seen.words
+    await d.settle()
+    posts = [m for m in d.messages() if "Daily check (morning" in m.now.words]
+    assert len(posts) == 1 and " green" in posts[0].now.words
+    listed = await d.command("UOPS2", "/schedule", "list")
+    assert "morning" in listed.words and "last: never" in listed.words  # /schedule run is not a cron slot
