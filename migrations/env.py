@@ -14,6 +14,7 @@ import bot.oncall.models  # noqa: F401
 import bot.job.models  # noqa: F401
 import bot.backup.models  # noqa: F401
 import bot.schedules.models  # noqa: F401
+import bot.maintenance.models  # noqa: F401
 from bot.settings import DEFAULT_DATABASE_URL
 from bot.storage import Base
 

@@ -372,6 +372,14 @@ ensure_pg_client() {
     info "$("$PG_BIN/pg_dump" --version) in $PG_BIN"
 }
 
+# tests/test_metrics.py starts its own Prometheus server (the Debian package's binary).
+ensure_prometheus() {
+    step "Prometheus (for metric thresholds)"
+    command -v prometheus >/dev/null 2>&1 || apt_install prometheus
+    command -v prometheus >/dev/null 2>&1 || die "prometheus is missing even after installing the prometheus package."
+    info "$(prometheus --version 2>&1 | head -n 1)"
+}
+
 # The binaries plus every library ldd lists (and the loader), busybox for sh and sleep.
 ensure_pg_image() {
     step "Image $PG_IMAGE"
@@ -674,6 +682,7 @@ ensure_redis
 ensure_docker
 ensure_image
 ensure_pg_client
+ensure_prometheus
 ensure_pg_image
 choose_ports
 ensure_fleet

@@ -367,3 +367,20 @@ async def test_the_bots_own_metrics_are_scraped_and_readable(rig, make_bot):
     assert "checks_counted: checks counted " in rows(reply)["metrics"]
     # A metric reading is itself counted, under kind "metric".
     await wait_until(lambda: rig.query('opsbot_check_latency_seconds_count{kind="metric", job="opsbot"}'), timeout=20, interval=0.2)
+
+
+def test_for_reads_the_range_like_prometheus_alerting():
+    from bot.config.schedule_models import Metric
+    from bot.metrics_check.grade import for_note, held_for
+
+    metric = Metric.model_validate({"query": "cpu", "warn": 90, "for": "5m", "unit": "%"})
+    now, step = 10_000.0, range_step(300)
+    start = now - 300
+    points = [(start + i * step, 50.0 if start + i * step < now - 120 else 92.0) for i in range(21)]
+    held = held_for(points, start, now, step, 92.0, 90, False)
+    assert held == 120
+    assert for_note("warning", metric, held, step) == "above warning for only 2m (needs 5m)"
+    always = [(t, 92.0) for t, _ in points]
+    assert held_for(always, start, now, step, 92.0, 90, False) is None
+    gap = [point for point in always if point[0] != now - 60]  # the series was absent for a scrape
+    assert held_for(gap, start, now, step, 92.0, 90, False) == 45

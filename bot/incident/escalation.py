@@ -22,6 +22,7 @@ from bot.incident.models import Incident, IncidentState, TimelineEntry
 from bot.incident.notify import channel_of, messenger_for
 from bot.incident.planning import PING, REMIND
 from bot.incident.views import ping_message, reminder_message
+from bot.maintenance.service import covering_in
 from bot.oncall.rotation import shift_at
 from bot.pipeline.markup import HERE, Mention, group
 from bot.pipeline.messenger import ChannelAdmin, MessagePostFailed
@@ -99,6 +100,12 @@ async def run_ping(bot, job: Job) -> None:
         if found is None or payload["level"] >= len(found[1].escalation):
             return  # app.yaml changed under a planned ping: nothing left to page at that level
         level = found[1].escalation[payload["level"]]
+        windows = await covering_in(session, incident.services, now)
+        if windows:  # every service of the incident is in maintenance: on the timeline, not paged
+            text = f"Page to {level.label} silenced by maintenance window " + ", ".join(f"#{w.id}" for w in windows)
+            data = {"level": payload["level"], "repeat": payload["repeat"], "skipped": True, "maintenance": [w.id for w in windows]}
+            await service._add(session, incident.id, service.Entry("ping", "", text, data, key=entry_key), now)
+            return
         data = {"level": payload["level"], "level_name": level.label, "repeat": payload["repeat"], "due": job.due_at.isoformat(),
                 "late": job.late, "delivered": False}
         text = f"Paged {level.label}" + (f" (repeat {payload['repeat']})" if payload["repeat"] else "") + (" late" if job.late else "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -152,10 +153,14 @@ _KINDS = {
 }
 
 
+_QUERY_PARAMETER = re.compile(r'^invalid parameter "query": ')
+
+
 def _server_error(document: dict) -> str:
     """The server's error as one sentence: 'Prometheus rejected the query: 1:5: parse error: unexpected identifier "bar"'."""
     kind = str(document.get("errorType") or "")
     message = " ".join(str(document.get("error") or "no reason given").split()).rstrip(".")
+    message = _QUERY_PARAMETER.sub("", message, count=1)  # 'invalid parameter "query": 1:5: parse error: ...'
     if len(message) > MAX_ERROR:
         message = message[: MAX_ERROR - 1] + "…"
     return f"{_KINDS.get(kind, 'Prometheus refused the query')}: {message}"

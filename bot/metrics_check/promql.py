@@ -1,7 +1,7 @@
 """What app.yaml can check of a PromQL query without a server: balanced brackets and quotes.
 
-The server's own parser has the last word: a query it refuses is one sentence in /health and
-in `opsbot config check --online`. This catches the typos that would otherwise only show then.
+The server's own parser has the last word: a query it refuses is one sentence in /health and in
+the daily post. This catches the typos (a bracket or quote left open) at `opsbot config check`.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ async def wait_healthy(ctx, service: str, container: str, verify: dict | None, d
         problems = await _container_problem(docker, container)
         results: list[CheckResult] = []
         if problems is None and verify:
-            results = await ctx.bot.checks.run(ctx.config, [service])
+            results = await ctx.bot.checks.run(ctx.config, [service], metrics=False)
             failing = [r for r in results if r.status != "ok"]
             problems = "; ".join(f"{r.check}: {r.detail}" for r in failing) or None
         if problems is None:
