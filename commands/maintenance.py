@@ -73,7 +73,8 @@ async def _create(inv: Invocation, rest: str, *, ahead: bool) -> Reply:
     zone = ZoneInfo(bot.config.calendar.timezone)
     if ahead:
         if not words:
-            raise Refused(f'When does it start? e.g. /maintenance schedule 2026-11-25T22:00 2h backend "database upgrade" ({zone.key} time).')
+            raise Refused(f'When does it start? e.g. /maintenance schedule 2026-11-25T22:00 2h backend "database upgrade" '
+                          f"({zone.key} time).")
         starts_at, words = _time_words(words, zone)
         if starts_at < now:
             raise Refused(f"{views.time_of(starts_at, bot.config)} is already past; give a later start, or use /maintenance start.")

@@ -378,3 +378,29 @@ async def test_schedule_run_posts_in_its_channel_over_every_transport(drive):
     assert len(posts) == 1 and " green" in posts[0].now.words
     listed = await d.command("UOPS2", "/schedule", "list")
     assert "morning" in listed.words and "last: never" in listed.words  # /schedule run is not a cron slot
+
+
+async def test_a_maintenance_window_silences_a_red_reading(make_bot):
+    schedules = """
+  hourly:
+    cron: "0 * * * *"
+    timezone: UTC
+    run: health
+    services: [broken]
+    open_incident: P2
+"""
+    clock = ManualClock(datetime(2026, 11, 23, 6, 30, tzinfo=UTC))
+    bot, channel = await started(make_bot, config(schedules), clock)
+    started_window = await bot.handle(Request("UOPS1", "C1", "maintenance", 'start 2h broken "replacing the web500 box"', "console"))
+    assert started_window.outcome.value in ("ok",), started_window.text
+    await at(bot, clock, datetime(2026, 11, 23, 7, 0, tzinfo=UTC))
+    async with bot.db.sessions() as session:
+        assert list((await session.execute(select(ScheduleIncident))).scalars()) == []
+    [run] = await _runs(bot, "hourly")
+    assert run.items["check:broken/http"]["status"] == "maintenance"
+    post = [reply.text for _, reply in channel.posts if reply.text.startswith("Scheduled health check")][0]
+    assert "1 in maintenance" in post and "CRITICAL" not in post
+    # After the window the same reading opens its incident.
+    await at(bot, clock, datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    async with bot.db.sessions() as session:
+        assert len(list((await session.execute(select(ScheduleIncident))).scalars())) == 1

@@ -19,6 +19,7 @@ from bot.activity import Activity
 from bot.audit import service as audit
 from bot.config.action_models import DEFAULT_ACTIONS
 from bot.docker_engine import DockerUnavailable
+from bot.maintenance.service import notes_for as maintenance_notes
 from bot.pipeline.markup import Mention, Text
 from bot.pipeline.messenger import MessagePostFailed
 from bot.pipeline.reply import Context, Header, Outcome, Preformatted, Reply
@@ -335,7 +336,7 @@ async def _message(bot, request, logs: str = "", progress: str = "") -> Reply:
     approvers = [a.approver for a in await requests.approvers(bot.db, request.id)]
     kind = kind_of(spec) if spec is not None and spec.kind == plan.kind else None
     steps = kind.describe(plan) if kind else [f"{step}" for step in plan.steps]
-    notes = kind.notes(plan) if kind else []
+    notes = [*(kind.notes(plan) if kind else []), *await maintenance_notes(bot, plan.services())]
     return request_message(request, plan, steps, notes, approvers, approver_roles=roles, logs=logs, progress=progress)
 
 

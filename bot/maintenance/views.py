@@ -49,6 +49,11 @@ def note(service: str, window: Window, config: AppConfig, now: datetime) -> str:
     return f"{service} is in maintenance window #{window.id} until {time_of(window.until, config, now)}: {window.reason}"
 
 
+def held(window: Window) -> str:
+    return (f"Until it ends, incidents on {services_of(window)} alone are not paged, and their red checks open none; "
+            f"/maintenance end {window.id} ends it early.")
+
+
 def created(window: Window, config: AppConfig, now: datetime, *, announce_at: datetime | None, channel: str) -> Reply:
     started = window.starts_at <= now
     verb = "started" if started else "scheduled"
@@ -59,7 +64,7 @@ def created(window: Window, config: AppConfig, now: datetime, *, announce_at: da
     if announce_at is not None:
         lines.append(Context(f"Announced{where} at {time_of(announce_at, config, now)}; its start and end are posted there too."))
     elif started:
-        lines.append(Context(f"Pages and red checks of {services_of(window)} are held until it ends; /maintenance end {window.id} ends it early."))
+        lines.append(Context(held(window)))
     return Reply(text=sentence, blocks=[Header(f"Maintenance window #{window.id}"), *lines])
 
 
@@ -72,13 +77,13 @@ def announcement(window: Window, config: AppConfig, now: datetime) -> Reply:
 def started(window: Window, config: AppConfig, now: datetime) -> Reply:
     sentence = (f"Maintenance window #{window.id} started: {services_of(window)} until {time_of(window.ends_at, config, now)}: "
                 f"{window.reason}")
-    held = f"Pages and red checks of {services_of(window)} are held until it ends; /maintenance end {window.id} ends it early."
-    return Reply(text=sentence, blocks=[Section(sentence), Context(held)])
+    return Reply(text=sentence, blocks=[Section(sentence), Context(held(window))])
 
 
 def ended(window: Window, config: AppConfig, now: datetime) -> Reply:
     if window.cancelled:
-        sentence = Text(f"Maintenance window #{window.id} ({services_of(window)}, {time_of(window.starts_at, config, now)}) is cancelled by ",
+        planned = f"{services_of(window)}, {time_of(window.starts_at, config, now)}"
+        sentence = Text(f"Maintenance window #{window.id} ({planned}) is cancelled by ",
                         Mention(window.ended_by or "?"), ".")
         return Reply(text=sentence, blocks=[Section(sentence)])
     sentence = Text(f"Maintenance window #{window.id} ended: {services_of(window)}")

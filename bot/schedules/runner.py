@@ -79,10 +79,7 @@ async def _finish(db, run_id: int, now: datetime, **values) -> None:
 
 async def _in_maintenance(bot, items: list, now: datetime) -> None:
     """Readings of services in a maintenance window are marked so, not red (and open nothing)."""
-    try:  # TEMP
-        from bot.maintenance.service import window_for
-    except ImportError:  # TEMP
-        return  # TEMP
+    from bot.maintenance.service import window_for
 
     for item in items:
         if item.service and item.status in ("warning", "critical") and await window_for(bot.db, item.service, now):
