@@ -1,16 +1,17 @@
 """/schedule list | run NAME | pause NAME | resume NAME: the posts that arrive on their own (schedules: in app.yaml)."""
 from __future__ import annotations
 
-from sqlalchemy import delete
+from datetime import timedelta
+
+from sqlalchemy import delete, select
 
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.markup import Mention, Text
 from bot.pipeline.parse import Grammar
 from bot.pipeline.reply import Context, Header, Outcome, Preformatted, Reply
-from bot.schedule.cron import next_slot
-from bot.schedules.models import SchedulePause
+from bot.schedule.cron import next_slot, previous_slot
+from bot.schedules.models import SchedulePause, ScheduleRun
 from bot.schedules.runner import paused, run_slot
-from bot.schedules.scheduled import last_slot_run
 
 GRAMMAR = Grammar(usage="/schedule [list] | run NAME | pause NAME | resume NAME", rest="words", max_rest=2)
 GUARDED = ("run", "pause", "resume")
@@ -22,6 +23,18 @@ def _when(dt, zone: str) -> str:
     return dt.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M %Z") if dt else "never"
 
 
+async def _last(db, name: str, zone: str) -> str:
+    """The newest run, cron or by hand, with how it ended when that was not a post."""
+    async with db.sessions() as session:
+        run = await session.scalar(
+            select(ScheduleRun).where(ScheduleRun.schedule == name).order_by(ScheduleRun.started_at.desc(), ScheduleRun.id.desc()).limit(1)
+        )
+    if run is None:
+        return "never"
+    how = "" if run.state == "posted" else f" ({run.state})"
+    return f"{_when(run.started_at, zone)}{how}"
+
+
 async def _listing(bot) -> Reply:
     schedules = bot.config.schedules
     if not schedules:
@@ -31,7 +44,7 @@ async def _listing(bot) -> Reply:
     for name, schedule in sorted(schedules.items()):
         state = await paused(bot.db, name)
         upcoming = "paused" if state else _when(next_slot(schedule.cron, schedule.timezone, now), schedule.timezone)
-        last = _when(await last_slot_run(bot.db, name), schedule.timezone)
+        last = await _last(bot.db, name, schedule.timezone)
         lines.append(f"{name:<16} {schedule.run:<18} '{schedule.cron}' {schedule.timezone}  next: {upcoming}  last: {last}")
     text = "\n".join(lines)
     return Reply(text=text, blocks=[Header("Schedules"), Preformatted(text), Context("/schedule run NAME posts one now.")])
@@ -54,17 +67,31 @@ async def handle(inv: Invocation) -> Reply:
         return Reply.refusal(f"Unknown schedule '{name[:40]}'. Schedules: {known}.")
     user, now = inv.request.user_id, bot.clock.now()
     if verb == "run":
-        run = await run_slot(bot, name, now.replace(microsecond=0), late=False, trigger=user)
+        # Never on a whole minute: a cron slot is one, and its run must stay its own.
+        slot = now if now.microsecond else now + timedelta(microseconds=1)
+        run = await run_slot(bot, name, slot, late=False, trigger=user)
         if run is None:
-            return Reply.refusal(f"{name} is already running for this second; try again.")
+            return Reply.refusal(f"{name} is already running at this instant; try again.")
+        async with bot.db.sessions() as session:
+            state = (await session.get(ScheduleRun, run.id)).state
+        if state != "posted":
+            return Reply.refusal(f"Ran {name} now (run #{run.id}), but its post could not be made ({state}); see the logs.", Outcome.error)
         return Reply(text=f"Ran {name} now (run #{run.id}); the post is in its channel.", ephemeral=True)
     if verb == "pause":
         async with bot.db.sessions() as session, session.begin():
             if await session.get(SchedulePause, name) is None:
                 session.add(SchedulePause(schedule=name, paused_by=user, paused_at=now))
         return Reply(text=Text(f"{name} is paused: its slots post nothing until ", Mention(user), " or anyone holding a role resumes it."))
+    schedule = bot.config.schedules[name]
+    passed = previous_slot(schedule.cron, schedule.timezone, now)
     async with bot.db.sessions() as session, session.begin():
         removed = await session.execute(delete(SchedulePause).where(SchedulePause.schedule == name))
+        if removed.rowcount and passed is not None and await session.get(SchedulePause, name) is None:
+            # The slot that passed while paused is on record as skipped, so it is not posted late now.
+            exists = await session.scalar(select(ScheduleRun.id).where(ScheduleRun.schedule == name, ScheduleRun.slot == passed))
+            if exists is None:
+                session.add(ScheduleRun(schedule=name, slot=passed, late=False, trigger="cron", state="skipped", started_at=now,
+                                        finished_at=now, items={}, headline="paused"))
     if removed.rowcount == 0:
         return Reply.refusal(f"{name} is not paused.", Outcome.usage_error)
     upcoming = next_slot(bot.config.schedules[name].cron, bot.config.schedules[name].timezone, now)

@@ -49,10 +49,16 @@ class Schedule(Strict):
     def _cron(cls, value: str) -> str:
         from bot.schedule.cron import CronError, parse_cron
 
+        from datetime import datetime, timezone
+
+        from bot.schedule.cron import next_slot
+
         try:
             parse_cron(value)
         except CronError as exc:
             raise ValueError(str(exc)) from None
+        if next_slot(value, "UTC", datetime(2026, 1, 1, tzinfo=timezone.utc)) is None:
+            raise ValueError(f"'{value}' never fires within a year (a 30 February, or 29 February only)")
         return value
 
     @field_validator("timezone")

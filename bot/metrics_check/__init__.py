@@ -9,6 +9,7 @@ can tell from this reading.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import aiohttp
@@ -22,6 +23,8 @@ from bot.metrics_check.grade import describe, for_note, held_for, instant_status
 METRICS_GROUP = "metrics"  # where metrics without a service show in /health
 UNREADABLE = "warning"
 KIND = "metric"
+
+log = logging.getLogger(__name__)
 
 
 def unassigned(config) -> bool:
@@ -50,6 +53,9 @@ async def run_metric(session: aiohttp.ClientSession, prometheus: PrometheusSetti
         status, detail = UNREADABLE, str(exc)
     except MissingEnvironment as exc:
         status, detail = UNREADABLE, f"{exc}; set it in the bot's environment"
+    except Exception as exc:  # an answer shaped unlike Prometheus's: this metric is unreadable, /health goes on
+        log.exception("metric %s could not be graded", name)
+        status, detail = UNREADABLE, f"the answer could not be read ({exc.__class__.__name__})"
     return CheckResult(
         service=metric.service or METRICS_GROUP,
         check=name,

@@ -95,7 +95,8 @@ def parse_cron(expression: str) -> Cron:
         raise CronError(f"'{expression[:60]}' has {len(fields)} fields; cron takes five: minute hour day-of-month month day-of-week")
     parsed = [_field(text, name, low, high) for text, (name, low, high) in zip(fields, _FIELDS)]
     weekdays = frozenset(d % 7 for d in parsed[4])  # 7 is Sunday too
-    return Cron(parsed[0], parsed[1], parsed[2], parsed[3], weekdays, fields[2] == "*", fields[4] == "*")
+    # As in Vixie cron, a day field starting with * (*/2 too) does not restrict: the other one decides.
+    return Cron(parsed[0], parsed[1], parsed[2], parsed[3], weekdays, fields[2].startswith("*"), fields[4].startswith("*"))
 
 
 def _local_slots(cron: Cron, start_date, days: int):
@@ -126,8 +127,8 @@ def _instant(naive: datetime, zone: ZoneInfo) -> datetime:
     raise CronError("the time zone has a gap longer than a day")
 
 
-# A year and a bit: enough for any expression that fires at all (29 February needs up to 8 years;
-# such an expression is refused as too rare rather than searched for).
+# A year and a bit: enough for any expression that fires at least yearly. One that does not (30
+# February; 29 February, every four years) is refused by app.yaml (bot/config/schedule_models.py).
 SEARCH_DAYS = 400
 
 
@@ -135,12 +136,10 @@ def next_slot(expression: str, zone_name: str, after: datetime) -> datetime | No
     """The first slot strictly after `after` (aware), as an aware UTC datetime; None if none within a year."""
     cron, zone = parse_cron(expression), ZoneInfo(zone_name)
     local_after = after.astimezone(zone)
-    seen: datetime | None = None
     for naive in _local_slots(cron, local_after.date() - timedelta(days=1), SEARCH_DAYS + 2):
         instant = _instant(naive, zone)
-        if instant <= after or instant == seen:
-            continue  # two gap times mapping to one instant fire once
-        return instant
+        if instant > after:  # gap times mapping to an instant already passed are skipped: it fires once
+            return instant
     return None
 
 

@@ -27,10 +27,9 @@ async def reconcile(bot, name: str, schedule, items: list, channel: str, transpo
     said: list[str] = []
     now = bot.clock.now()
     by_key = {item.key: item for item in items}
+    # Open rows of every schedule: a reading two schedules both watch has one incident between them.
     async with bot.db.sessions() as session:
-        open_rows = list((await session.execute(
-            select(ScheduleIncident).where(ScheduleIncident.schedule == name, ScheduleIncident.cleared_at.is_(None))
-        )).scalars())
+        open_rows = list((await session.execute(select(ScheduleIncident).where(ScheduleIncident.cleared_at.is_(None)))).scalars())
     tracked = {row.item: row for row in open_rows}
     for item in items:
         if item.status != "critical" or item.key in tracked:
@@ -50,7 +49,8 @@ async def reconcile(bot, name: str, schedule, items: list, channel: str, transpo
         said.append(f"opened {incident.ref} for {item.label}")
     for key, row in tracked.items():
         item = by_key.get(key)
-        if item is None or item.status not in ("ok", "maintenance"):
+        # Only a green reading clears: one in maintenance is still red underneath, and stays tracked.
+        if item is None or item.status != "ok" or row.schedule != name:
             continue
         async with bot.db.sessions() as session, session.begin():
             cleared = await session.execute(
@@ -58,7 +58,10 @@ async def reconcile(bot, name: str, schedule, items: list, channel: str, transpo
             )
         if cleared.rowcount != 1:
             continue
-        incident = await incidents.get(bot.db, row.incident_id)
+        try:
+            incident = await incidents.get(bot.db, row.incident_id)
+        except incidents.NoSuchIncident:
+            continue
         if incident.state == "resolved":
             continue
         sentence = f"{item.label} is green again ({item.detail}), says the {name} schedule."

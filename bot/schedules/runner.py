@@ -5,10 +5,11 @@ replica, or a second delivery of the same job, finds it and does nothing.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.pipeline.reply import Reply
@@ -48,8 +49,11 @@ async def previous_run(db, name: str, before: datetime) -> ScheduleRun | None:
         )
 
 
-async def claim(db, name: str, slot: datetime, *, late: bool, trigger: str, now: datetime) -> ScheduleRun | None:
-    """The run's row, or None when this slot already has one (another replica, a repeated delivery)."""
+async def claim(db, name: str, slot: datetime, *, late: bool, trigger: str, now: datetime, takeover: bool = False) -> ScheduleRun | None:
+    """The run's row, or None when this slot already has one (another replica, a repeated delivery).
+
+    `takeover`: the scheduler delivers this slot's job again because its holder died or stopped
+    (only one holder at a time, by the job's claim): a row it left 'running' is taken over at once."""
     run = ScheduleRun(schedule=name, slot=slot, late=late, trigger=trigger, state="running", started_at=now, items={}, headline="")
     try:
         async with db.sessions() as session, session.begin():
@@ -64,7 +68,7 @@ async def claim(db, name: str, slot: datetime, *, late: bool, trigger: str, now:
         taken = await session.execute(
             update(ScheduleRun)
             .where(ScheduleRun.schedule == name, ScheduleRun.slot == slot, ScheduleRun.state == "running",
-                   ScheduleRun.started_at < now - STALE_RUN)
+                   or_(ScheduleRun.started_at < now - STALE_RUN, literal(takeover)))
             .values(started_at=now, late=True)
         )
         if taken.rowcount != 1:
@@ -122,34 +126,62 @@ async def _backups(bot, name: str, schedule) -> list:
     return items
 
 
-async def run_slot(bot, name: str, slot: datetime, *, late: bool, trigger: str = "cron") -> ScheduleRun | None:
+async def run_slot(bot, name: str, slot: datetime, *, late: bool, trigger: str = "cron", takeover: bool = False) -> ScheduleRun | None:
     """Run `name` for `slot` once: None when another replica (or an earlier delivery) has this slot."""
     schedule = bot.config.schedules.get(name)
     now = bot.clock.now()
     if schedule is None:
         return None
-    run = await claim(bot.db, name, slot, late=late, trigger=trigger, now=now)
+    run = await claim(bot.db, name, slot, late=late, trigger=trigger, now=now, takeover=takeover)
     if run is None:
         return None
+    try:
+        return await _run(bot, name, schedule, run, slot, late, trigger, now)
+    except asyncio.CancelledError:
+        # A stop: the scheduler hands the job back, and its next delivery must find the slot free.
+        await asyncio.shield(_forget(bot.db, run.id))
+        raise
+    except Exception as exc:  # a bug, a dead part: the row must not stay 'running' unsaid
+        log.exception("schedule %s failed at %s", name, slot)
+        await _say_failed(bot, name, schedule, run, slot, exc)
+        raise
+
+
+async def _forget(db, run_id: int) -> None:
+    async with db.sessions() as session, session.begin():
+        await session.execute(delete(ScheduleRun).where(ScheduleRun.id == run_id, ScheduleRun.state == "running"))
+
+
+async def _say_failed(bot, name: str, schedule, run: ScheduleRun, slot: datetime, exc: BaseException) -> None:
+    """One sentence in the schedule's channel: a scheduled check or backup that fails must not be silent."""
+    sentence = f"{_title(schedule, name, slot)} failed: opsbot could not finish it ({exc.__class__.__name__}); see its logs."
+    try:
+        poster, channel = messenger(bot), channel_of(bot, schedule)
+        ref = await asyncio.shield(poster.post(channel, Reply(text=sentence))) if poster is not None and channel else None
+        await asyncio.shield(_finish(bot.db, run.id, bot.clock.now(), state="failed", headline=sentence[:500], message_ref=ref))
+    except Exception:  # the database or chat is what failed: the log line above is what is left
+        log.error("schedule %s: could not record its failure either", name)
+
+
+async def _run(bot, name: str, schedule, run: ScheduleRun, slot: datetime, late: bool, trigger: str, now: datetime) -> ScheduleRun:
     if trigger == "cron" and await paused(bot.db, name):
         await _finish(bot.db, run.id, now, state="skipped", headline="paused")
         return run
     previous = await previous_run(bot.db, name, slot)
     if schedule.run == "monthly_checklist":
         return await _post_checklist(bot, name, schedule, run, slot, late)
-    try:
-        items = await _read(bot, name, schedule, previous, now)
-        await _in_maintenance(bot, items, now)
-    except Exception as exc:
-        log.exception("schedule %s failed at %s", name, slot)
-        await _finish(bot.db, run.id, bot.clock.now(), state="failed", headline=f"failed: {exc.__class__.__name__}")
-        return run
+    items = await _read(bot, name, schedule, previous, now)
+    await _in_maintenance(bot, items, now)
     channel = channel_of(bot, schedule)
     poster = messenger(bot)
     transport = "slack" if poster is bot.messengers.get("slack") else "console"
     notes: list[str] = []
     if schedule.open_incident:
-        notes = await reconcile(bot, name, schedule, items, channel, transport)
+        try:
+            notes = await reconcile(bot, name, schedule, items, channel, transport)
+        except Exception as exc:  # the post still goes out, and says so
+            log.exception("schedule %s could not open or clear incidents", name)
+            notes = [f"incidents could not be opened or cleared ({exc.__class__.__name__})"]
     title = _title(schedule, name, slot)
     late_sentence = f"Late: this slot was missed while opsbot was down and ran at {now:%H:%M} UTC." if late else ""
     reply = daily_post(title, items, compare(items, previous.items if previous else {}), run.id, late=late_sentence, first=previous is None)

@@ -19,6 +19,10 @@ from bot.schedules.runner import paused, run_slot
 
 TICK = "schedules.tick"
 RUN = "schedules.run"
+# Backups and the weekly restore test run for as long as a dump does: their job holds its claim
+# that long, so no other replica takes it back while it still runs.
+RUN_LONG = "schedules.run_long"
+LONG_RUNS = ("backup", "weekly_check")
 # A slot that passed longer ago than this without a run was missed (the bot was down): it runs late.
 LATE_AFTER = timedelta(minutes=2)
 # How far back a missed slot is still worth posting; older ones are skipped for the next.
@@ -27,6 +31,10 @@ MISSED_WINDOW = timedelta(days=2)
 
 def run_key(name: str, slot: datetime) -> str:
     return f"{RUN}:{name}:{slot.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def kind_for(schedule) -> str:
+    return RUN_LONG if schedule.run in LONG_RUNS else RUN
 
 
 async def last_slot_run(db, name: str) -> datetime | None:
@@ -43,7 +51,7 @@ async def tick(bot, job: Job | None = None) -> None:
             continue
         upcoming = next_slot(schedule.cron, schedule.timezone, now)
         if upcoming is not None:
-            await jobs.enqueue(bot.db, RUN, run_key(name, upcoming), upcoming, {"schedule": name, "slot": upcoming.isoformat()})
+            await jobs.enqueue(bot.db, kind_for(schedule), run_key(name, upcoming), upcoming, {"schedule": name, "slot": upcoming.isoformat()})
         passed = previous_slot(schedule.cron, schedule.timezone, now)
         if passed is None or now - passed > MISSED_WINDOW:
             continue  # very old slots are not worth a post
@@ -53,7 +61,7 @@ async def tick(bot, job: Job | None = None) -> None:
         # post yesterday's.
         if (last is None or last < passed) and (now - passed < LATE_AFTER or last is not None):
             # Booked with the slot as its due time: the loop sees it overdue and marks it late.
-            await jobs.enqueue(bot.db, RUN, run_key(name, passed), passed, {"schedule": name, "slot": passed.isoformat()})
+            await jobs.enqueue(bot.db, kind_for(schedule), run_key(name, passed), passed, {"schedule": name, "slot": passed.isoformat()})
 
 
 async def run(bot, job: Job) -> None:
@@ -61,13 +69,16 @@ async def run(bot, job: Job) -> None:
     schedule, now = bot.config.schedules.get(name), bot.clock.now()
     if schedule is None:
         return
+    if next_slot(schedule.cron, schedule.timezone, slot - timedelta(seconds=1)) != slot:
+        return  # booked under an earlier cron expression: app.yaml changed since
     newest = previous_slot(schedule.cron, schedule.timezone, now)
     if newest is not None and newest > slot:
         return  # a later slot has passed too (a downtime): only the newest is posted, and the tick books it
-    await run_slot(bot, name, slot, late=now - slot > LATE_AFTER)
+    await run_slot(bot, name, slot, late=now - slot > LATE_AFTER, takeover=job.attempts > 1)
 
 
 JOBS = [
     JobType(TICK, tick, every=timedelta(minutes=1), lease=timedelta(minutes=2)),
     JobType(RUN, run, lease=timedelta(minutes=10)),
+    JobType(RUN_LONG, run, lease=timedelta(hours=8)),  # longer than a dump's default 6 h timeout
 ]

@@ -29,7 +29,7 @@ def compare(items: list, previous: dict) -> Comparison:
                 result.turned_red.append((item, before))
             else:
                 result.still_red.append((item, before))
-        elif before in RED:
+        elif before in RED and item.status == "ok":
             result.recovered.append((item, before))
         else:
             result.unchanged += 1
