@@ -253,3 +253,24 @@ async def claimed_redis_db():
             if (await admin.get(claim)) == token.encode():
                 await admin.delete(claim)
         await admin.aclose()
+
+
+# --------------------------------------------------------------------------- real bots for direct calls
+
+_REAL_BOTS: list = []
+
+
+def real_bot(config):
+    """A real Bot on a parsed `config`, for calling a kind's plan() and execute() directly; closed after the test."""
+    import tempfile
+
+    bot = Bot(settings_for(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bot.db"), config)
+    _REAL_BOTS.append(bot)
+    return bot
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _close_real_bots():
+    yield
+    while _REAL_BOTS:
+        await _REAL_BOTS.pop().close()

@@ -7,16 +7,13 @@ the console transport, as a person would type them.
 """
 from __future__ import annotations
 
-import tempfile
 
 import uuid
 
 import pytest
-import pytest_asyncio
 import redis.asyncio as aioredis
-from conftest import free_port, redis_db_url, settings_for
+from conftest import free_port, redis_db_url, real_bot
 
-from bot.app import Bot
 from bot.action.kinds.base import Plan, PlanContext, PlanError, RunContext, Target
 from bot.action.kinds.redis_delete_pattern import KIND as DELETE, MAX_PLANNED
 from bot.action.kinds.redis_flush import KIND as FLUSH
@@ -57,23 +54,6 @@ roles:
   dev:
     users: [UDEV1]
 """
-
-
-_BOTS: list = []
-
-
-def real_bot(config):
-    """A real Bot on `config` for calling a kind's plan() and execute() directly; closed after the test."""
-    bot = Bot(settings_for(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bot.db"), config)
-    _BOTS.append(bot)
-    return bot
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _close_bots():
-    yield
-    while _BOTS:
-        await _BOTS.pop().close()
 
 
 def plan_ctx(config, user: str = "UOPS1") -> PlanContext:

@@ -6,7 +6,6 @@ opened them.
 """
 from __future__ import annotations
 
-import tempfile
 
 import asyncio
 import uuid
@@ -15,9 +14,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 import yaml
-from conftest import PG_ADMIN_DSN, PG_USER, wait_until, settings_for
+from conftest import PG_ADMIN_DSN, PG_USER, wait_until, real_bot
 
-from bot.app import Bot
 from bot.action.kinds.base import Plan, PlanContext, PlanError, RunContext
 from bot.action.kinds.pg_terminate import KIND as PG_TERMINATE
 from bot.action.kinds.pg_vacuum import KIND as PG_VACUUM
@@ -84,23 +82,6 @@ def config_text(dsn: str, *, checks: list[dict] | None = None, **database) -> st
 
 def db_config(dsn: str, **database):
     return parse_config(config_text(dsn, **database))
-
-
-_BOTS: list = []
-
-
-def real_bot(config):
-    """A real Bot on `config` for calling a kind's plan() and execute() directly; closed after the test."""
-    bot = Bot(settings_for(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bot.db"), config)
-    _BOTS.append(bot)
-    return bot
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _close_bots():
-    yield
-    while _BOTS:
-        await _BOTS.pop().close()
 
 
 def plan_context(config, user: str = "UOPS1") -> PlanContext:

@@ -38,6 +38,20 @@ def param_targets(spec, params: dict) -> list[Target]:
     ]
 
 
+async def running_container(ctx: PlanContext, service: str, action: str) -> tuple[str, dict]:
+    """The service's container name and inspect document; PlanError unless it exists and runs."""
+    container = ctx.config.services[service].container
+    if container is None:
+        raise PlanError(f"{service} has no container in app.yaml, so /{action} has nowhere to run.")
+    try:
+        info = await ctx.bot.checks.docker.inspect(container)
+    except DockerUnavailable as exc:
+        raise PlanError(f"{exc}; nothing was requested.") from None
+    if info is None or not info.get("State", {}).get("Running"):
+        raise PlanError(f"Container {container} of {service} is not running; nothing was requested.")
+    return container, info
+
+
 def as_argument(value) -> str:
     """A typed value as the command line expects it: 1209600 not 1.2096e+06, true not True."""
     if isinstance(value, bool):
@@ -61,15 +75,7 @@ class DockerExec(ActionKind):
         return {name: from_config(declared) for name, declared in spec.params.items()}
 
     async def plan(self, ctx: PlanContext, action: str, spec, params: dict) -> Plan:
-        container = ctx.config.services[spec.service].container
-        if container is None:
-            raise PlanError(f"{spec.service} has no container in app.yaml, so /{action} has nowhere to run.")
-        try:
-            info = await ctx.bot.checks.docker.inspect(container)
-        except DockerUnavailable as exc:
-            raise PlanError(f"{exc}; nothing was requested.") from None
-        if info is None or not info.get("State", {}).get("Running"):
-            raise PlanError(f"Container {container} of {spec.service} is not running; nothing was requested.")
+        container, info = await running_container(ctx, spec.service, action)
         # By id: the container approvers saw; one replaced since then changes the plan's hash.
         step = {
             "service": spec.service, "container": container, "container_id": info["Id"],

@@ -6,9 +6,8 @@ said would happen. A later dry run, or none at all, changes the plan: the reques
 from __future__ import annotations
 
 from bot.action.kinds.base import ActionKind, ExecutionReport, Plan, PlanContext, PlanError, RunContext, StepResult, Target
-from bot.action.kinds.docker_exec import run_step
+from bot.action.kinds.docker_exec import run_step, running_container
 from bot.config.types import format_duration
-from bot.docker_engine import DockerUnavailable
 from bot.job.service import latest_dry_run, use, valid_since
 
 
@@ -28,13 +27,7 @@ class Job(ActionKind):
             raise PlanError(f"Your dry run #{dry.id} of {action} was already used by a real run; run it dry again. Nothing was requested.")
         if dry.exit_code != 0:
             raise PlanError(f"Your dry run #{dry.id} of {action} failed (exit {dry.exit_code}); fix that and run it dry again. Nothing was requested.")
-        container = ctx.config.services[spec.service].container
-        try:
-            info = await ctx.bot.checks.docker.inspect(container)
-        except DockerUnavailable as exc:
-            raise PlanError(f"{exc}; nothing was requested.") from None
-        if info is None or not info.get("State", {}).get("Running"):
-            raise PlanError(f"Container {container} of {spec.service} is not running; nothing was requested.")
+        container, info = await running_container(ctx, spec.service, action)
         step = {
             "service": spec.service,
             "container": container,
