@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -101,7 +102,7 @@ def connection(config, database: str) -> Connection:
 WRITE_AHEAD = 4  # chunks handed to the writer thread and not yet written: at most this many MiB held
 
 
-class Runner:
+class Runner(ABC):
     """Runs a client program with an argument list, streaming its stdout to a sink."""
 
     where: str = ""
@@ -109,11 +110,12 @@ class Runner:
     # exec API: the bot stops waiting for it, and says it may still be running there.
     stops_on_timeout: bool = True
 
+    @abstractmethod
     async def run(self, argv: list[str], sink: Callable[[bytes], None], *, env: dict[str, str], stdin_path: str | None = None) -> tuple[int, str]:
-        raise NotImplementedError
+        """Its exit code and stderr; stdout went to `sink`."""
 
     def kill(self) -> None:
-        pass
+        """Stop the program after a timeout, where that is possible (the local client)."""
 
 
 class LocalRunner(Runner):

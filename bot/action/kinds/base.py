@@ -11,6 +11,7 @@ flag, an age) and may change without changing what would run.
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import json
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Literal
@@ -147,8 +148,8 @@ class RunContext:
         return self.bot.config
 
 
-class ActionKind:
-    """Base of every kind; a kind overrides what it needs."""
+class ActionKind(ABC):
+    """Base of every kind: plan, describe and execute are each kind's own; the rest has defaults."""
 
     name: str = ""
     read_only: bool = False
@@ -159,12 +160,13 @@ class ActionKind:
         """The parameters /run accepts for an action of this kind, by name."""
         return {}
 
+    @abstractmethod
     async def plan(self, ctx: PlanContext, action: str, spec, params: dict) -> Plan:
-        raise NotImplementedError
+        """Exactly what would run now, or PlanError with the sentence saying why nothing can."""
 
+    @abstractmethod
     def describe(self, plan: Plan) -> list[str]:
         """One line per step, numbered by the caller: what approvers read."""
-        raise NotImplementedError
 
     def notes(self, plan: Plan) -> list[str]:
         """Extra sentences under the plan (an OOM hint, a dry run's output)."""
@@ -185,8 +187,9 @@ class ActionKind:
             return "the plan changed since it was approved (config or targets); request it again."
         return None
 
+    @abstractmethod
     async def execute(self, ctx: RunContext, spec, plan: Plan) -> ExecutionReport:
-        raise NotImplementedError
+        """Run `plan` and prove it worked; each step's result, the first failure last."""
 
     def max_runtime(self, spec, plan: Plan) -> float:
         """The longest a run of `plan` may legitimately take; past it (plus a grace) a 'running'
