@@ -8,6 +8,10 @@ COPY bot ./bot
 COPY commands ./commands
 COPY interactions ./interactions
 COPY migrations ./migrations
+# pg_dump and pg_restore for /backup and /restore of databases without a container: (Debian's client;
+# match it to the server's major version, or give the database a container that has its own).
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client \
+ && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir -c requirements.lock . \
  && useradd --create-home --uid 10001 opsbot \
  && mkdir -p /data && chown opsbot /data
