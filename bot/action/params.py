@@ -7,7 +7,7 @@ quotes them as identifiers after these checks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import regex
 
@@ -33,7 +33,6 @@ class ParamType:
     pattern: str | None = None
     default: object = None
     required: bool = True
-    examples: tuple[str, ...] = field(default=(), compare=False)
 
     def usage(self, name: str) -> str:
         shown = {

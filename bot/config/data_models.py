@@ -12,10 +12,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from bot.config.literal_secrets import endpoint
-from bot.config.types import Duration, Name, RoleName, ServiceName, Strict, Thresholds
+from bot.config.types import ContainerName, Duration, RoleName, ServiceName, Strict, Thresholds
 
-ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
-DatabaseName = CacheName = Name
 # A Redis key or key pattern as app.yaml declares it: printable, no spaces, bounded.
 RedisKey = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,200}$")]
 

@@ -22,6 +22,7 @@ from bot.config.incident_models import (
 )
 from bot.config.literal_secrets import CredentialHeaders, HttpUrl, no_literal_password
 from bot.config.types import (
+    ContainerName,
     Duration,
     FloorThresholds,
     Name,
@@ -35,7 +36,6 @@ from bot.config.types import (
     Thresholds,
 )
 
-ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
 
 
 class CheckBase(Strict):

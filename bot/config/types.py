@@ -17,6 +17,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Names and Slack ids app.yaml uses in several sections (models.py, incident_models.py).
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 ServiceName = RoleName = RotationName = Name
+ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
 SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]
 SlackUserGroupId = Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")]
 SlackChannel = Annotated[str, Field(pattern=r"^(#[a-z0-9._-]{1,80}|[CG][A-Z0-9]{2,})$")]
