@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 
 import migrations
 
@@ -33,3 +36,19 @@ def downgrade(database_url: str, revision: str) -> None:
 async def upgrade_async(database_url: str, revision: str = "head") -> None:
     """env.py runs its own event loop, so from async code it goes on a worker thread."""
     await asyncio.to_thread(upgrade, database_url, revision)
+
+
+
+@functools.lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The revision `opsbot migrate` brings a database to, read from the installed scripts once."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head() or ""
+
+
+async def schema_revision(db) -> str | None:
+    """The revision the database is at; None when it was never migrated (no alembic_version table)."""
+    async with db.engine.connect() as conn:
+        if not await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version")):
+            return None
+        row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
+    return row[0] if row else None

@@ -431,7 +431,7 @@ async def test_healthz(serve_bot):
 
 def assert_readiness_shape(doc: dict) -> None:
     assert set(doc) == {"status", "timestamp", "checks"}
-    assert set(doc["checks"]) == {"database", "redis", "config"}
+    assert set(doc["checks"]) == {"database", "migrations", "audit_log", "redis", "config"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", doc["timestamp"])
     for check in doc["checks"].values():
         assert check["status"] in ("healthy", "unhealthy")

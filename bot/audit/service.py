@@ -1,11 +1,11 @@
 """Write and read the audit trail. Only inserts: the trail is append-only."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bot.audit.models import AuditEntry
 from bot.redaction import redact_cut
-from bot.storage import Database
+from bot.storage import Database, utcnow
 
 MAX_ARGUMENTS = 2000
 
@@ -61,3 +61,24 @@ async def entries(db: Database, limit: int = 50, *, target: str | None = None, s
         query = query.where(AuditEntry.at >= since)
     async with db.sessions() as session:
         return list((await session.execute(query)).scalars())
+
+
+# An id no real row has: the probe's insert never takes a sequence value, so it leaves no gap
+# in the ids an auditor reads, and it is rolled back, so no row is ever left behind.
+_PROBE_ID = -1
+
+
+async def probe_writable(db: Database) -> None:
+    """Raise unless an audit row could be written now: the table exists, the role may insert, the
+    database accepts writes. Nothing is kept: the insert is rolled back."""
+    async with db.engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            await conn.execute(
+                insert(AuditEntry).values(
+                    id=_PROBE_ID, at=utcnow(), user_id="", command="readyz", target="", arguments="",
+                    channel="", transport="probe", outcome="probe", detail="",
+                )
+            )
+        finally:
+            await transaction.rollback()

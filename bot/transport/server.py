@@ -14,7 +14,9 @@ from datetime import datetime, timezone
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bot.audit.service import probe_writable
 from bot.metrics import SLACK_REFUSED
+from bot.migrate import head_revision, schema_revision
 from bot.transport.inbound import Malformed, parse_http
 from bot.transport.signing import signature_problem
 
@@ -88,9 +90,18 @@ def _refused(reason: str, status: int, error: str) -> web.Response:
 
 
 async def readiness(bot) -> dict:
-    """In the shape of runbook 001's /ready: overall status plus nested checks."""
+    """In the shape of runbook 001's /ready: overall status plus nested checks.
+
+    Ready means able to do the work: the database answers, is at the revision this code expects,
+    and takes audit rows (every command writes one before it acts)."""
     checks = {}
     checks["database"] = await _probe(bot.db.ping)
+    if checks["database"]["status"] == "healthy":
+        checks["migrations"] = await _schema_check(bot.db)
+        checks["audit_log"] = await _probe(lambda: probe_writable(bot.db), failed="cannot be written")
+    else:
+        checks["migrations"] = {"status": "unhealthy", "message": "unknown: the database is unreachable"}
+        checks["audit_log"] = {"status": "unhealthy", "message": "unknown: the database is unreachable"}
     if bot.settings.redis_url:
         checks["redis"] = await _probe(bot.coordinator.ping)
     else:
@@ -100,10 +111,23 @@ async def readiness(bot) -> dict:
     return {"status": status, "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "checks": checks}
 
 
-async def _probe(fn) -> dict:
+async def _schema_check(db) -> dict:
+    head = await asyncio.to_thread(head_revision)  # reads the migration scripts once, off the event loop
+    try:
+        found = await schema_revision(db)
+    except Exception as exc:
+        return {"status": "unhealthy", "message": f"{exc.__class__.__name__}: revision unreadable"}
+    if found is None:
+        return {"status": "unhealthy", "message": f"not migrated: no revision found, expected {head} (run `opsbot migrate`)"}
+    if found != head:
+        return {"status": "unhealthy", "message": f"at revision {found}, expected {head} (run `opsbot migrate`)"}
+    return {"status": "healthy", "message": f"at revision {head}"}
+
+
+async def _probe(fn, failed: str = "unreachable") -> dict:
     started = time.perf_counter()
     try:
         await fn()
-    except Exception as exc:
-        return {"status": "unhealthy", "message": f"{exc.__class__.__name__}: unreachable"}
+    except Exception as exc:  # the class only: a driver's message can carry hosts and credentials
+        return {"status": "unhealthy", "message": f"{exc.__class__.__name__}: {failed}"}
     return {"status": "healthy", "latency": f"{(time.perf_counter() - started) * 1000:.0f}ms"}
