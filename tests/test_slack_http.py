@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -645,3 +646,23 @@ async def test_opsbot_serve_without_signing_secret_exits_2(slack, tmp_path):
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert "SLACK_SIGNING_SECRET" in stderr.decode()
+
+
+async def test_opsbot_serve_on_a_port_in_use_says_so_in_one_sentence_and_exits_2(slack, tmp_path):
+    config = tmp_path / "app.yaml"
+    config.write_text(QUICK_CONFIG)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            str(OPSBOT), "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(config),
+            cwd=tmp_path, env=serve_env(slack, tmp_path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    text = stderr.decode()
+    assert process.returncode == 2, text
+    assert "Traceback" not in text
+    [line] = [line for line in text.splitlines() if "cannot start" in line]
+    assert f"port {port} on 127.0.0.1 is already in use" in line

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 
@@ -45,7 +46,14 @@ async def serve(settings: Settings, config_path: str | None, host: str, port: in
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        # The commonest start-up failure (another opsbot, or anything, on the port) is one sentence, not a traceback.
+        log.error("opsbot serve cannot start: %s", _bind_refusal(exc, host, port))
+        await runner.cleanup()
+        await bot.close()
+        return 2
     if socket is not None:
         await socket.connect()
         log.info("opsbot connected over Socket Mode; endpoints on http://%s:%s", host, port)
@@ -64,6 +72,17 @@ async def serve(settings: Settings, config_path: str | None, host: str, port: in
     await edge.work.drain(DRAIN_SECONDS)
     await bot.close()
     return 0
+
+
+def _bind_refusal(exc: OSError, host: str, port: int) -> str:
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is already in use; stop what listens there or set PORT (or --port) to a free one."
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on {where}; ports below 1024 need privileges, so use a higher one."
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine; use 0.0.0.0 or one of its own."
+    return f"cannot listen on {where}: {exc.strerror or exc.__class__.__name__}."
 
 
 async def _token_refusal(client) -> str | None:
