@@ -41,7 +41,6 @@ WEB500_URL = FLEET["OPSBOT_FLEET_WEB500_URL"]
 EXITED = FLEET["OPSBOT_FLEET_EXITED"]
 RESTARTING = FLEET["OPSBOT_FLEET_RESTARTING"]
 OOM_CONTAINER = FLEET["OPSBOT_FLEET_OOM_CONTAINER"]
-OOM_ENFORCED = FLEET["OPSBOT_FLEET_OOM"] == "1"
 PG_DSN = FLEET.get("OPSBOT_TEST_POSTGRES_DSN", PG_ADMIN_DSN)
 REDIS = FLEET.get("OPSBOT_TEST_REDIS_URL", REDIS_URL)
 
@@ -639,10 +638,15 @@ async def test_container_oom_killed(engine):
     info = await engine.docker.inspect(OOM_CONTAINER)
     state = info["State"]
     assert result.status == "critical"
-    if OOM_ENFORCED:
-        assert state["OOMKilled"] is True
+    # Decided from the container's own state: the engine can miss the OOM event (exit 137, flag false).
+    if state["OOMKilled"]:
         assert result.detail == (
             f"OOM-killed (exit {state['ExitCode']}); it needs a force-recreate, not a plain restart"
+        )
+    elif state["ExitCode"] == 137:
+        assert result.detail == (
+            "killed by SIGKILL (exit 137), probably out of memory: its limit is 16 MiB; "
+            "it needs a force-recreate, not a plain restart"
         )
     else:
         # The kernel here does not enforce the memory limit: the container simply finished.

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import regex
 
 from bot.docker_engine import DockerUnavailable
+from bot.memory_kill import memory_kill
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ async def container_items(bot, previous: dict) -> list[Item]:
         restarts = count - int(before) if before is not None and count >= before else count
         state = info.get("State", {})
         parts, status = [f"{restarts} restarts since the last run"], "warning" if restarts else "ok"
-        if state.get("OOMKilled"):
-            parts.append("OOM-killed")
+        killed = memory_kill(info)
+        if killed:
+            parts.append(killed)
             status = "critical"
         if not state.get("Running"):
             parts.append(f"not running ({state.get('Status', '?')})")

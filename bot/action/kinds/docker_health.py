@@ -8,6 +8,7 @@ from bot.action.kinds.base import StepResult
 from bot.check.result import CheckResult
 from bot.check.service import record_run
 from bot.docker_engine import DockerUnavailable
+from bot.memory_kill import memory_kill
 from bot.redaction import redact_lines
 
 LOG_LINES_ON_FAILURE = 20
@@ -64,8 +65,9 @@ def describe_state(info: dict) -> str:
     parts = [state.get("Status", "unknown")]
     if not state.get("Running"):
         parts.append(f"exit code {state.get('ExitCode')}")
-    if state.get("OOMKilled"):
-        parts.append("OOM-killed: try --force-recreate, and check its memory limit")
+    killed = memory_kill(info)
+    if killed:
+        parts.append(f"{killed}: try --force-recreate, and check its memory limit")
     parts.append(f"restart count {info.get('RestartCount', 0)}")
     return ", ".join(parts)
 

@@ -12,6 +12,7 @@ from bot.action.kinds.base import ActionKind, ExecutionReport, Plan, PlanContext
 from bot.action.kinds.docker_health import container_logs, wait_healthy
 from bot.action.params import ParamType
 from bot.docker_engine import DockerUnavailable
+from bot.memory_kill import memory_kill
 
 
 async def service_steps(ctx: PlanContext, service: str, targets: list[str], operation: str, timeout: float, verb: str) -> tuple[list[dict], list[str]]:
@@ -40,7 +41,7 @@ async def service_steps(ctx: PlanContext, service: str, targets: list[str], oper
                 "container_id": info["Id"],
                 "operation": operation if name == service or operation != "recreate" else "restart",
                 "graceful_timeout": timeout,
-                "oom_killed": bool(info.get("State", {}).get("OOMKilled")),
+                "oom_killed": memory_kill(info),
             }
         )
     return steps, skipped
@@ -64,7 +65,12 @@ class DockerRestart(ActionKind):
         targets = [service] + (ctx.config.dependents_of(service) if with_dependents else [])
         steps, skipped = await service_steps(ctx, service, targets, "recreate" if force_recreate else "restart", spec.timeout, "restart")
         # oom_killed describes the target, it is not part of what runs (a restart clears it): a fact, not hashed.
-        facts = {"skipped": skipped, "oom_killed": [s["service"] for s in steps if s.pop("oom_killed")]}
+        killed = {s["service"]: s.pop("oom_killed") for s in steps}
+        facts = {
+            "skipped": skipped,
+            "oom_killed": [name for name, reading in killed.items() if reading],
+            "memory_kills": {name: reading for name, reading in killed.items() if reading},
+        }
         return Plan(
             action=action,
             kind=self.name,
@@ -98,8 +104,11 @@ class DockerRestart(ActionKind):
             notes.append(f"Not restarted (no container in app.yaml): {', '.join(plan.facts['skipped'])}.")
         oom = [s for s in plan.steps if s["service"] in plan.facts.get("oom_killed", []) and s["operation"] == "restart"]
         if any(s["service"] == plan.subject for s in oom):
+            # Plans stored before memory_kills existed name only the flag.
+            reading = plan.facts.get("memory_kills", {}).get(plan.subject, "OOM-killed")
+            said = "was OOM-killed" if reading.startswith("OOM-killed") else f"was {reading}"
             notes.append(
-                f"{plan.subject} was OOM-killed: a plain restart may not clear it; "
+                f"{plan.subject} {said}: a plain restart may not clear it; "
                 f"/{plan.action} {plan.subject} --force-recreate makes a new container (runbook 000 section 1.1)."
             )
         return notes

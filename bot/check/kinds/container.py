@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 from bot.check.result import Finding, worst
 from bot.config.models import ContainerCheck
+from bot.memory_kill import memory_kill
 
 
 async def run(check: ContainerCheck, ctx) -> list[Finding]:
@@ -14,8 +15,9 @@ async def run(check: ContainerCheck, ctx) -> list[Finding]:
         return [Finding("critical", f"container {name} does not exist")]
     state = info.get("State", {})
     restarts = int(info.get("RestartCount", 0))
-    if state.get("OOMKilled"):
-        return [Finding("critical", f"OOM-killed (exit {state.get('ExitCode')}); it needs a force-recreate, not a plain restart")]
+    killed = memory_kill(info)
+    if killed:
+        return [Finding("critical", f"{killed}; it needs a force-recreate, not a plain restart")]
     if state.get("Restarting"):
         return [Finding("critical", f"restarting in a loop (restart count {restarts}, last exit {state.get('ExitCode')})")]
     if not state.get("Running"):
