@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -30,10 +31,50 @@ class DockerUnavailable(RuntimeError):
     """The engine cannot be reached: the sentence says which address was tried."""
 
 
+# What a one-shot exec (a job's dry run, a docker_exec action, an exec check) keeps of its output.
+EXEC_OUTPUT_KEPT = 256 * 1024
+
+
 @dataclass(frozen=True)
 class ExecResult:
     exit_code: int
     output: str
+    dropped: int = 0  # bytes of output before the kept tail
+
+
+class OutputTail:
+    """The last `keep` bytes of a stream, fed chunk by chunk from one thread.
+
+    Chunks are kept whole in a deque and old ones dropped as new ones arrive, so feeding costs
+    the same per byte whatever the total: no copy of the kept bytes per chunk."""
+
+    def __init__(self, keep: int):
+        self.keep, self.dropped = keep, 0
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        if len(chunk) > self.keep:
+            self.dropped += len(chunk) - self.keep
+            chunk = chunk[-self.keep :]
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        while self._size - len(self._chunks[0]) >= self.keep:
+            first = self._chunks.popleft()
+            self._size -= len(first)
+            self.dropped += len(first)
+
+    def finish(self) -> tuple[str, int]:
+        """(the kept text, the bytes before it)."""
+        data = b"".join(self._chunks)
+        dropped = self.dropped + max(0, len(data) - self.keep)
+        data = data[-self.keep :]
+        if dropped:
+            # Start at a line boundary: the cut line's head (a key, a "password=") is gone.
+            newline = data.find(b"\n")
+            cut = newline + 1 if newline >= 0 else len(data)
+            dropped, data = dropped + cut, data[cut:]
+        return data.decode("utf-8", "replace"), dropped
 
 
 class DockerGateway:
@@ -101,22 +142,17 @@ class DockerGateway:
 
         return await self._run(call)
 
-    async def exec(self, name: str, argv: list[str]) -> ExecResult:
-        """Run an argument list inside a running container; no shell is involved."""
+    async def exec(self, name: str, argv: list[str], *, keep: int = EXEC_OUTPUT_KEPT) -> ExecResult:
+        """Run an argument list inside a running container; no shell is involved.
 
-        def call():
-            api = self._docker().api
-            try:
-                exec_id = api.exec_create(name, argv, stdout=True, stderr=True)["Id"]
-                output = api.exec_start(exec_id)
-                code = api.exec_inspect(exec_id)["ExitCode"]
-            except docker.errors.NotFound:
-                raise DockerUnavailable(f"container {name} does not exist") from None
-            except docker.errors.APIError as exc:
-                raise DockerUnavailable(f"exec in {name} failed ({_reason(exc)})") from None
-            return ExecResult(code if code is not None else -1, output.decode("utf-8", "replace"))
-
-        return await self._run(call)
+        Output (stdout and stderr, in the order they arrive) is read frame by frame on a worker
+        thread and only its last `keep` bytes are held, so a command that prints 40 MB neither
+        fills memory nor hands the event loop 40 MB to decode. When output was dropped, the kept
+        part starts at a line boundary: a line cut in half could be a secret cut from its key.
+        """
+        tail = OutputTail(keep)
+        code, _ = await self.exec_stream(name, argv, tail.add, stderr_sink=tail.add)
+        return ExecResult(code, *tail.finish())
 
     async def exec_stream(
         self,
@@ -127,17 +163,19 @@ class DockerGateway:
         env: dict[str, str] | None = None,
         stdin_path: str | None = None,
         max_stderr: int = 64 * 1024,
+        stderr_sink=None,
     ) -> tuple[int, str]:
         """Run an argument list in a container, handing its stdout to `sink(chunk)` as it arrives.
 
         Memory stays flat whatever the output size: Docker's multiplexed stream is read frame
         by frame on a worker thread and each stdout chunk goes straight to `sink` (called on
-        that thread); stderr is kept separately (its last `max_stderr` bytes). `stdin_path`
-        streams a file to the command's standard input (pg_restore of a dump on this host).
-        `env` reaches the command's environment only (PGPASSWORD), never its argument list.
-        Returns (exit code, stderr text). Cancelling the awaiting task (a timeout) shuts the
-        stream down, so `sink` is not called afterwards, but it does not stop the command in the
-        container (the exec API cannot): the caller says it may still be running there.
+        that thread); stderr is kept separately (its last `max_stderr` bytes), or handed to
+        `stderr_sink` when one is given. `stdin_path` streams a file to the command's standard
+        input (pg_restore of a dump on this host). `env` reaches the command's environment only
+        (PGPASSWORD), never its argument list. Returns (exit code, stderr text). Cancelling the
+        awaiting task (a timeout) shuts the stream down, so `sink` is not called afterwards, but
+        it does not stop the command in the container (the exec API cannot): the caller says it
+        may still be running there.
         """
         import socket as pysocket
 
@@ -194,7 +232,9 @@ class DockerGateway:
                 for stream, data in frames_iter(sock, tty=False):
                     if abandoned.is_set():
                         break
-                    if stream == 2:
+                    if stream == 2 and stderr_sink is not None:
+                        stderr_sink(data)
+                    elif stream == 2:
                         stderr += data
                         if len(stderr) > max_stderr:
                             del stderr[: len(stderr) - max_stderr]

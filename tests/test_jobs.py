@@ -1,6 +1,7 @@
 """jobs: with an enforced dry run (runbook 000 section 5), on the fleet's web container through the Docker exec API."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 from conftest import fleet
@@ -111,3 +112,55 @@ async def test_bad_job_input_gets_one_sentence(make_bot):
     assert denied.outcome is Outcome.denied and "needs the ops role" in denied.text
     listing = await bot.handle(ask("UOPS1", ""))
     assert "retention" in listing.text and "broken" in listing.text
+
+
+async def test_a_dry_run_printing_40_mb_keeps_the_tail_redacted_and_never_stalls_the_event_loop(make_bot):
+    """Output is streamed and capped (the last 256 KiB) on a worker thread, and redacted off the
+    loop: acks and pages keep moving while a job prints 40 MB."""
+    web = fleet()["OPSBOT_FLEET_WEB"]
+    forty_mb = 40 * 1024 * 1024
+    bot = await make_bot(
+        f"""
+version: 1
+services:
+  web:
+    container: {web}
+    owners: [ops]
+roles:
+  ops: {{users: [UOPS1, UOPS2]}}
+jobs:
+  chatty:
+    service: web
+    command: [echo, never]
+    dry_run: [sh, -c, "yes 'row 0123456789 password=hunter2 done' | head -c {forty_mb}; echo; echo 'DB_PASSWORD=s3cret-tail last line'"]
+    timeout: 120s
+"""
+    )
+    gaps: list[float] = []
+    running = True
+
+    async def watch_the_loop() -> None:
+        loop = asyncio.get_running_loop()
+        while running:
+            before = loop.time()
+            await asyncio.sleep(0.005)
+            gaps.append(loop.time() - before - 0.005)
+
+    watcher = asyncio.create_task(watch_the_loop())
+    try:
+        dry = await bot.handle(ask("UOPS1", "chatty --dry-run"))
+    finally:
+        running = False
+        await watcher
+    assert "exited 0" in dry.text, dry.text
+    assert "last line" in dry.text and "DB_PASSWORD=[REDACTED]" in dry.text
+    assert "hunter2" not in dry.text and "s3cret-tail" not in dry.text
+    async with bot.db.sessions() as session:
+        from sqlalchemy import select
+
+        from bot.job.models import JobDryRun
+
+        [row] = (await session.scalars(select(JobDryRun))).all()
+    assert len(row.output) < 256 * 1024 and "s3cret-tail" not in row.output
+    assert len(gaps) > 20, "the watcher never ran while the dry run did"
+    assert max(gaps) < 0.1, f"the event loop stalled for {max(gaps) * 1000:.0f} ms"
