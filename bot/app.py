@@ -5,6 +5,7 @@ import logging
 
 from bot.activity import ActivityFeed
 from bot.check.engine import CheckEngine
+from bot.config.approvals import approval_problems
 from bot.config.loader import load_config
 from bot.config.models import AppConfig
 from bot.coordination import Coordinator
@@ -51,12 +52,17 @@ class Bot:
         # batch 64: 10,000 pages due within a minute go out with p99 under 1 s (bench/escalation_scale.py).
         self.scheduler = Scheduler(self.db, [*ACTION_JOBS, *INCIDENT_JOBS, *SCHEDULE_JOBS, *SCHEDULES_JOBS, *MAINTENANCE_JOBS], self, clock=self.clock, batch=64)
         # Checks and actions tell what they did in a channel; the incident slice keeps it on its timeline.
-        self.activity = ActivityFeed()
+        self.activity = ActivityFeed(self.clock.now)
         self.activity.subscribe(timeline_listener(self))
 
     @classmethod
     def from_settings(cls, settings: Settings, config_path: str | None = None, group_lookup: GroupLookup | None = None) -> "Bot":
-        return cls(settings, load_config(config_path or settings.config_path), group_lookup)
+        config = load_config(config_path or settings.config_path)
+        # `opsbot config check` calls these errors; the bot still starts (health, incidents and pages
+        # must not wait on a restore policy), and says so where an operator reads its log.
+        for problem in approval_problems(config):
+            log.warning("app.yaml: %s: %s (opsbot config check shows the line)", ".".join(map(str, problem.path)), problem.message)
+        return cls(settings, config, group_lookup)
 
     async def handle(self, request: Request) -> Reply:
         return await self.pipeline.handle(request, self)
@@ -67,6 +73,7 @@ class Bot:
 
     async def close(self) -> None:
         await self.scheduler.stop()  # a job cut short must be over before the database closes
+        await self.activity.close()  # timeline entries still being retried get a last chance to be stored
         await self.checks.close()
         await self.coordinator.close()
         await self.db.close()

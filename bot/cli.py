@@ -7,7 +7,7 @@ import io
 import logging
 import sys
 
-from bot.config.loader import ConfigError, load_config
+from bot.config.loader import ConfigError, check_config_file, load_config
 from bot.redaction import RedactingFilter
 from bot.settings import Settings
 
@@ -206,13 +206,19 @@ def _serve(args) -> int:
 
 
 def _config_check(args) -> int:
+    from commands.playbook_steps import playbook_step_problems
+
     path = args.path or Settings.from_env().config_path
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        print(str(exc))
-        print(f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} in {path}.")
+    report = check_config_file(path, [playbook_step_problems])
+    for problem in report.problems:
+        print(problem)
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    if report.config is None:
+        count = len(report.problems)
+        print(f"{count} problem{'s' if count != 1 else ''} in {path}.")
         return 1
+    config = report.config
     checks = sum(len(s.checks) for s in config.services.values())
     print(f"{path} is valid: {len(config.services)} services, {checks} checks, {len(config.roles)} roles.")
     return 0

@@ -168,3 +168,82 @@ def test_example_playbook_steps_run_only_the_bots_commands():
                     named = args.positionals.get(key) or []
                     for service in [named] if isinstance(named, str) else named:
                         assert service in config.services, where
+
+
+ONE_PASS = """\
+version: 1
+services:
+  web:
+    depends_on: [databse]
+    owners: [ops]
+    checks:
+      - kind: http
+        url: http://127.0.0.1:1/${OPSBOT_TEST_SURELY_UNSET_VAR}
+databases:
+  main:
+    dsn: postgresql://app@127.0.0.1/app
+    owners: [ops]
+roles:
+  ops: {users: [UOPS1, UOPS2]}
+playbooks:
+  down:
+    title: Web down
+    services: [wbe]
+    steps:
+      - text: Restart it
+        command: /restart databse
+      - text: Check
+        command: /health web
+incidents: {}
+"""
+
+
+def test_config_check_reports_every_problem_in_one_pass_at_the_line_of_each_reference(tmp_path, capsys):
+    path = tmp_path / "app.yaml"
+    path.write_text(ONE_PASS)
+    assert cli(["config", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    # The cross-references, each at its own line and key path (not at `version: 1`).
+    assert f"{path}:4: services.web.depends_on[0]: service 'web' depends on unknown service 'databse'" in lines
+    assert f"{path}:18: playbooks.down.services[0]: playbook 'down' names unknown service 'wbe'" in lines
+    assert not any(f"{path}:1:" in line for line in lines)
+    # In the same pass: the playbook step, parsed with /restart's grammar, and /restore's policy.
+    assert any("playbooks.down.steps[0].command" in line and "unknown service 'databse'" in line for line in lines)
+    assert any("action 'restore' on database 'main' can never be approved" in line for line in lines)
+    assert "4 problems in" in out
+
+
+def test_config_check_parses_playbook_steps_and_finds_unmeetable_approvals_and_unset_variables(tmp_path, capsys):
+    path = tmp_path / "app.yaml"
+    path.write_text(ONE_PASS.replace("    depends_on: [databse]\n", "").replace("services: [wbe]", "services: [web]"))
+    assert cli(["config", "check", str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    # The step's command, parsed with /restart's own grammar and checked against services:.
+    [step] = [line for line in lines if "playbooks.down.steps[0].command" in line]
+    assert step.startswith(f"{path}:20: ") and "unknown service 'databse'" in step
+    assert not any("steps[1]" in line for line in lines)
+    # /restore needs two approvers besides the one who asks; ops has two people in all.
+    [restore] = [line for line in lines if "action 'restore'" in line]
+    assert restore == (
+        f"{path}:11: databases.main.owners: action 'restore' on database 'main' can never be approved: "
+        "it needs 2 approvals, and at most 1 person besides the requester holds the ops role"
+    )
+    # An unset ${VAR} is a warning with its line, not a problem.
+    assert f"warning: {path}:7: services.web.checks[0].url: ${{OPSBOT_TEST_SURELY_UNSET_VAR}} is not set in this environment" in lines
+    assert "2 problems in" in lines[-1]
+
+
+def test_a_third_approver_or_a_user_group_makes_the_policy_meetable(tmp_path, capsys):
+    text = ONE_PASS.replace("    depends_on: [databse]\n", "").replace("services: [wbe]", "services: [web]").replace("/restart databse", "/restart web")
+    for roles in ("  ops: {users: [UOPS1, UOPS2, UOPS3]}", "  ops: {users: [UOPS1], groups: [SOPS1]}"):
+        path = tmp_path / "app.yaml"
+        path.write_text(text.replace("  ops: {users: [UOPS1, UOPS2]}", roles))
+        assert cli(["config", "check", str(path)]) == 0, capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "is valid" in out and "warning:" in out
+
+
+def test_the_bundled_and_example_files_pass_config_check(capsys):
+    for path in [ROOT / "app.yaml", *EXAMPLES]:
+        assert cli(["config", "check", str(path)]) == 0, capsys.readouterr().out

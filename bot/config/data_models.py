@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from bot.config.literal_secrets import endpoint
-from bot.config.types import ContainerName, Duration, RoleName, ServiceName, Strict, Thresholds
+from bot.config.types import At, ContainerName, Duration, RoleName, ServiceName, Strict, Thresholds
 
 # A Redis key or key pattern as app.yaml declares it: printable, no spaces, bounded.
 RedisKey = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,200}$")]
@@ -21,7 +21,7 @@ RedisKey = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,200}$")]
 class Database(Strict):
     """A PostgreSQL database opsbot may inspect, back up and restore."""
 
-    dsn: str = Field(description="postgresql:// DSN, normally ${VAR}; its user needs pg_signal_backend to kill connections.")
+    dsn: str = Field(description="postgresql:// DSN, normally ${VAR}; its user needs pg_read_all_stats to see every role's connections and pg_signal_backend to kill them.")
     service: ServiceName | None = Field(None, description="The service it belongs to: its owners and container are the defaults below.")
     container: ContainerName | None = Field(
         None, description="Container with pg_dump/pg_restore, used through the Docker exec API; empty: the local client."
@@ -46,10 +46,19 @@ class Retention(Strict):
     daily_days: int = Field(7, ge=1, le=3660, description="Keep the newest backup of each day for this many days.")
     weekly_weeks: int = Field(4, ge=0, le=520, description="Keep the newest backup of each ISO week for this many weeks.")
     max_age_days: int = Field(30, ge=1, le=3660, description="Delete anything older, whatever the rules above keep.")
+    min_age: Duration = Field(
+        86400.0,
+        description="Never delete a backup younger than this, whatever the rules above say: the backup a runbook takes "
+        "before a risky operation survives the next scheduled one.",
+    )
 
 
 class BackupSettings(Strict):
-    directory: str = Field("backups", description="Where dumps are written, relative to the working directory or absolute.")
+    directory: str = Field(
+        "backups",
+        description="Where dumps are written, relative to the working directory or absolute. Every replica must see the "
+        "same directory (a shared volume): backups record their file relative to it.",
+    )
     retention: Retention = Retention()
 
 
@@ -87,17 +96,17 @@ class Cache(Strict):
         return value
 
 
-def check_database_references(databases: dict, caches: dict, services: dict, roles: dict) -> list[str]:
+def check_database_references(databases: dict, caches: dict, services: dict, roles: dict) -> list[At]:
     problems = []
-    for kind, entries in (("database", databases), ("cache", caches)):
+    for kind, section, entries in (("database", "databases", databases), ("cache", "caches", caches)):
         for name, entry in entries.items():
             if entry.service and entry.service not in services:
-                problems.append(f"{kind} '{name}' names unknown service '{entry.service}'")
-            for role in entry.owners:
+                problems.append(At((section, name, "service"), f"{kind} '{name}' names unknown service '{entry.service}'"))
+            for i, role in enumerate(entry.owners):
                 if role not in roles:
-                    problems.append(f"{kind} '{name}' is owned by unknown role '{role}'")
+                    problems.append(At((section, name, "owners", i), f"{kind} '{name}' is owned by unknown role '{role}'"))
     for name, database in databases.items():
-        for dependent in database.dependents:
+        for i, dependent in enumerate(database.dependents):
             if dependent not in services:
-                problems.append(f"database '{name}' names unknown dependent service '{dependent}'")
+                problems.append(At(("databases", name, "dependents", i), f"database '{name}' names unknown dependent service '{dependent}'"))
     return problems

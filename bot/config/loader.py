@@ -10,8 +10,9 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from bot.config.approvals import approval_problems
 from bot.config.models import AppConfig
-from bot.config.types import env_references, register_env_value
+from bot.config.types import At, env_references, register_env_value
 from bot.redaction_rules import is_secret_name
 
 
@@ -44,8 +45,82 @@ def load_config(path: str | Path) -> AppConfig:
     return parse_config(text, str(path))
 
 
-def parse_config(text: str, filename: str = "app.yaml") -> AppConfig:
+@dataclass(frozen=True)
+class ConfigReport:
+    """What `opsbot config check` says of a file: the config (None when it has problems), every
+    problem, and warnings that do not stop the bot (a ${VAR} not set here)."""
+
+    config: AppConfig | None
+    problems: list[ConfigProblem]
+    warnings: list[ConfigProblem]
+
+
+def check_config_file(path: str | Path, extra_checks=()) -> ConfigReport:
+    """Every problem in one pass: field errors, cross-references with the line of the reference,
+    policies nobody can meet, and `extra_checks` (callables config -> list[At]) that need more
+    than the models know, such as playbook steps parsed with the real command grammars."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ConfigReport(None, [ConfigProblem(str(path), None, "", "file not found")], [])
+    except (OSError, UnicodeDecodeError) as exc:
+        return ConfigReport(None, [ConfigProblem(str(path), None, "", f"cannot read the file ({exc.__class__.__name__})")], [])
     lines: dict[tuple, int] = {}
+    try:
+        config = _validated(text, str(path), lines)
+    except ConfigError as exc:  # the fields themselves: nothing to cross-check yet
+        return ConfigReport(None, exc.problems, _unset_variables(lines, text, str(path)))
+    checks = (AppConfig.reference_problems, approval_problems, *extra_checks)
+    problems = [_located(found, lines, str(path)) for check in checks for found in check(config)]
+    return ConfigReport(None if problems else config, problems, _unset_variables(lines, text, str(path)))
+
+
+def _located(found: At, lines: dict[tuple, int], filename: str) -> ConfigProblem:
+    return ConfigProblem(filename, _line_of(tuple(found.path), lines), _dotted(tuple(found.path)), found.message)
+
+
+def _line_of(path: tuple, lines: dict[tuple, int]) -> int | None:
+    for cut in range(len(path), -1, -1):
+        if path[:cut] in lines:
+            return lines[path[:cut]]
+    return None
+
+
+def _unset_variables(lines: dict[tuple, int], text: str, filename: str) -> list[ConfigProblem]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    warnings: list[ConfigProblem] = []
+
+    def walk(node: object, path: tuple) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, path + (key,))
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                walk(child, path + (i,))
+        elif isinstance(node, str) and "${" in node:
+            for name, _ in env_references(node):
+                if name not in os.environ:
+                    warnings.append(ConfigProblem(filename, _line_of(path, lines), _dotted(path), f"${{{name}}} is not set in this environment"))
+
+    walk(data, ())
+    return warnings
+
+
+def parse_config(text: str, filename: str = "app.yaml") -> AppConfig:
+    """The config, or ConfigError with every problem: its fields, then every reference that points nowhere."""
+    lines: dict[tuple, int] = {}
+    config = _validated(text, filename, lines)
+    problems = config.reference_problems()
+    if problems:
+        raise ConfigError([_located(found, lines, filename) for found in problems])
+    return config
+
+
+def _validated(text: str, filename: str, lines: dict[tuple, int]) -> AppConfig:
+    """The models' own validation; `lines` is filled with the line of every key path."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = _to_python(node, (), lines, filename) if node is not None else {}
@@ -114,11 +189,7 @@ def _explain(err: dict, lines: dict[tuple, int], filename: str) -> ConfigProblem
     loc = tuple(err["loc"])
     is_key = bool(loc) and loc[-1] == "[key]"  # pydantic's marker for a bad mapping key
     data_path, model_path = _data_path(loc[:-1] if is_key else loc)
-    line = None
-    for cut in range(len(data_path), -1, -1):
-        if data_path[:cut] in lines:
-            line = lines[data_path[:cut]]
-            break
+    line = _line_of(data_path, lines)
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(model_path[:-1])

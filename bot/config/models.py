@@ -22,6 +22,7 @@ from bot.config.incident_models import (
 )
 from bot.config.literal_secrets import CredentialHeaders, HttpUrl, no_literal_password
 from bot.config.types import (
+    At,
     ContainerName,
     Duration,
     FloorThresholds,
@@ -252,103 +253,131 @@ class AppConfig(Strict):
                     ordered.append(other)
         return ordered
 
-    def _schedule_references(self) -> list[str]:
+    def _schedule_references(self) -> list[At]:
         problems = []
         for name, schedule in self.schedules.items():
+            at = ("schedules", name)
             if not (schedule.channel or self.slack.ops_channel):
-                problems.append(f"schedule '{name}' has no channel, and slack.ops_channel is not set")
-            for service in schedule.services:
+                problems.append(At(at, f"schedule '{name}' has no channel, and slack.ops_channel is not set"))
+            for i, service in enumerate(schedule.services):
                 if service not in self.services:
-                    problems.append(f"schedule '{name}' names unknown service '{service}'")
+                    problems.append(At(at + ("services", i), f"schedule '{name}' names unknown service '{service}'"))
             if schedule.database and schedule.database not in self.databases:
-                problems.append(f"schedule '{name}' names unknown database '{schedule.database}'")
+                problems.append(At(at + ("database",), f"schedule '{name}' names unknown database '{schedule.database}'"))
             if schedule.run in ("backup", "weekly_check") and not self.databases:
-                problems.append(f"schedule '{name}' runs {schedule.run}, but app.yaml declares no databases")
+                problems.append(At(at + ("run",), f"schedule '{name}' runs {schedule.run}, but app.yaml declares no databases"))
             if schedule.open_incident and self.severity(schedule.open_incident) is None:
-                problems.append(f"schedule '{name}' opens incidents at unknown severity '{schedule.open_incident}'")
+                problems.append(At(at + ("open_incident",), f"schedule '{name}' opens incidents at unknown severity '{schedule.open_incident}'"))
+        for i, role in enumerate(self.maintenance.all_services_roles):
+            if role not in self.roles:
+                problems.append(At(("maintenance", "all_services_roles", i), f"maintenance.all_services_roles names unknown role '{role}'"))
         if self.metrics and self.prometheus is None:
-            problems.append("metrics need prometheus.url")
+            problems.append(At(("metrics",), "metrics need prometheus.url"))
         for name, metric in self.metrics.items():
             if metric.service and metric.service not in self.services:
-                problems.append(f"metric '{name}' names unknown service '{metric.service}'")
+                problems.append(At(("metrics", name, "service"), f"metric '{name}' names unknown service '{metric.service}'"))
         return problems
 
-    def _incident_references(self) -> list[str]:
+    def _incident_references(self) -> list[At]:
         problems = []
         seen: dict[str, str] = {}
         for key, severity in self.severities.items():
-            for name in [key, *severity.aliases]:
+            for i, name in enumerate([key, *severity.aliases]):
                 if name.lower() in seen and seen[name.lower()] != key:
-                    problems.append(f"severity name '{name}' is used by both {seen[name.lower()]} and {key}")
+                    at = ("severities", key) if i == 0 else ("severities", key, "aliases", i - 1)
+                    problems.append(At(at, f"severity name '{name}' is used by both {seen[name.lower()]} and {key}"))
                 seen[name.lower()] = key
             for index, level in enumerate(severity.escalation):
                 where = f"severity '{key}' escalation[{index}]"
+                at = ("severities", key, "escalation", index)
                 if level.rotation and level.rotation not in self.oncall:
-                    problems.append(f"{where} names unknown rotation '{level.rotation}'")
+                    problems.append(At(at + ("rotation",), f"{where} names unknown rotation '{level.rotation}'"))
                 if level.role and level.role not in self.roles:
-                    problems.append(f"{where} names unknown role '{level.role}'")
+                    problems.append(At(at + ("role",), f"{where} names unknown role '{level.role}'"))
             for index, notify in enumerate(severity.notify):
                 if notify.role and notify.role not in self.roles:
-                    problems.append(f"severity '{key}' notify[{index}] names unknown role '{notify.role}'")
+                    problems.append(At(("severities", key, "notify", index, "role"), f"severity '{key}' notify[{index}] names unknown role '{notify.role}'"))
         for name, role in self.roles.items():
-            for rotation in role.rotations:
+            for i, rotation in enumerate(role.rotations):
                 if rotation not in self.oncall:
-                    problems.append(f"role '{name}' names unknown rotation '{rotation}'")
+                    problems.append(At(("roles", name, "rotations", i), f"role '{name}' names unknown rotation '{rotation}'"))
+        for name, rotation in self.oncall.items():
+            for i, role in enumerate(rotation.override_roles):
+                if role not in self.roles:
+                    problems.append(At(("oncall", name, "override_roles", i), f"rotation '{name}' lets unknown role '{role}' override it"))
         names = _names(self.severities)
         for name, playbook in self.playbooks.items():
             if playbook.severity and playbook.severity.lower() not in names:
-                problems.append(f"playbook '{name}' suggests unknown severity '{playbook.severity}'")
-            for service in playbook.services:
+                problems.append(At(("playbooks", name, "severity"), f"playbook '{name}' suggests unknown severity '{playbook.severity}'"))
+            for i, service in enumerate(playbook.services):
                 if service not in self.services:
-                    problems.append(f"playbook '{name}' names unknown service '{service}'")
+                    problems.append(At(("playbooks", name, "services", i), f"playbook '{name}' names unknown service '{service}'"))
         return problems
 
-    @model_validator(mode="after")
-    def _references(self) -> "AppConfig":
+    def _action_references(self) -> list[At]:
         problems = []
         for action_name, action in self.actions.items():
+            at = ("actions", action_name)
             if action_name in DEFAULT_ACTIONS and action.kind != DEFAULT_ACTIONS[action_name].kind:
-                problems.append(f"action '{action_name}' is used by its command, so it must have kind {DEFAULT_ACTIONS[action_name].kind}")
-            for service in [getattr(action, "service", None)]:
-                if service and service not in self.services:
-                    problems.append(f"action '{action_name}' names unknown service '{service}'")
-                elif service and getattr(action, "verify", None) and self.services[service].container is None:
-                    problems.append(f"action '{action_name}' verifies service '{service}', which has no container to wait for")
-            for role in action.request_roles + action.approval.approver_roles:
-                if role not in self.roles:
-                    problems.append(f"action '{action_name}' names unknown role '{role}'")
-        for name, service in self.services.items():
-            for dep in service.depends_on:
-                if dep not in self.services:
-                    problems.append(f"service '{name}' depends on unknown service '{dep}'")
-                elif dep == name:
-                    problems.append(f"service '{name}' depends on itself")
-            for owner in service.owners:
-                if owner not in self.roles:
-                    problems.append(f"service '{name}' is owned by unknown role '{owner}'")
-        problems += self._incident_references()
-        problems += check_database_references(self.databases, self.caches, self.services, self.roles)
-        problems += self._schedule_references()
+                problems.append(At(at + ("kind",), f"action '{action_name}' is used by its command, so it must have kind {DEFAULT_ACTIONS[action_name].kind}"))
+            service = getattr(action, "service", None)
+            if service and service not in self.services:
+                problems.append(At(at + ("service",), f"action '{action_name}' names unknown service '{service}'"))
+            elif service and getattr(action, "verify", None) and self.services[service].container is None:
+                problems.append(At(at + ("verify",), f"action '{action_name}' verifies service '{service}', which has no container to wait for"))
+            problems += _role_references(self.roles, at, f"action '{action_name}'", action)
         for name, job in self.jobs.items():
+            at = ("jobs", name)
             if name in self.actions or name in DEFAULT_ACTIONS:
-                problems.append(f"job '{name}' has the name of an action; jobs and actions share one namespace (/run)")
+                problems.append(At(at, f"job '{name}' has the name of an action; jobs and actions share one namespace (/run)"))
             if job.service not in self.services:
-                problems.append(f"job '{name}' names unknown service '{job.service}'")
+                problems.append(At(at + ("service",), f"job '{name}' names unknown service '{job.service}'"))
             elif self.services[job.service].container is None:
-                problems.append(f"job '{name}' runs in service '{job.service}', which has no container")
-            for role in job.request_roles + job.approval.approver_roles:
-                if role not in self.roles:
-                    problems.append(f"job '{name}' names unknown role '{role}'")
+                problems.append(At(at + ("service",), f"job '{name}' runs in service '{job.service}', which has no container"))
+            problems += _role_references(self.roles, at, f"job '{name}'", job)
+        return problems
+
+    def _service_references(self) -> list[At]:
+        problems = []
         for name, service in self.services.items():
-            for check in service.checks:
+            at = ("services", name)
+            for i, dep in enumerate(service.depends_on):
+                if dep not in self.services:
+                    problems.append(At(at + ("depends_on", i), f"service '{name}' depends on unknown service '{dep}'"))
+                elif dep == name:
+                    problems.append(At(at + ("depends_on", i), f"service '{name}' depends on itself"))
+            for i, owner in enumerate(service.owners):
+                if owner not in self.roles:
+                    problems.append(At(at + ("owners", i), f"service '{name}' is owned by unknown role '{owner}'"))
+            for i, check in enumerate(service.checks):
                 if isinstance(check, SqlCheck) and check.database not in self.databases:
-                    problems.append(f"service '{name}' sql check '{check.label}' names unknown database '{check.database}'")
+                    problems.append(At(at + ("checks", i, "database"), f"service '{name}' sql check '{check.label}' names unknown database '{check.database}'"))
         cycle = _find_cycle({n: s.depends_on for n, s in self.services.items()})
         if cycle:
-            problems.append("depends_on has a cycle: " + " -> ".join(cycle))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+            problems.append(At(("services", cycle[0], "depends_on"), "depends_on has a cycle: " + " -> ".join(cycle)))
+        return problems
+
+    def reference_problems(self) -> list[At]:
+        """Names that point nowhere (a service, role, rotation, severity, database), each with the
+        key path of the reference. Not a validator: the loader reports them together with the
+        problems that need more than the models know, each at its own line."""
+        return (
+            self._action_references()
+            + self._service_references()
+            + self._incident_references()
+            + check_database_references(self.databases, self.caches, self.services, self.roles)
+            + self._schedule_references()
+        )
+
+
+def _role_references(roles: dict, at: tuple, what: str, spec) -> list[At]:
+    problems = []
+    for key, named in (("request_roles", spec.request_roles), ("approver_roles", spec.approval.approver_roles)):
+        for i, role in enumerate(named):
+            if role not in roles:
+                path = at + (key, i) if key == "request_roles" else at + ("approval", key, i)
+                problems.append(At(path, f"{what} names unknown role '{role}'"))
+    return problems
 
 
 def _names(severities: dict[str, Severity]) -> dict[str, str]:

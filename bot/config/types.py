@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Annotated, Mapping
+from typing import Annotated, Mapping, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -21,6 +21,14 @@ ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}
 SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]
 SlackUserGroupId = Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")]
 SlackChannel = Annotated[str, Field(pattern=r"^(#[a-z0-9._-]{1,80}|[CG][A-Z0-9]{2,})$")]
+
+
+class At(NamedTuple):
+    """A cross-reference problem and the key path it stands at (("services", "web", "depends_on", 0)),
+    so `opsbot config check` can name the line of the reference, not the top of the file."""
+
+    path: tuple
+    message: str
 
 
 class Strict(BaseModel):
