@@ -15,13 +15,13 @@ from bisect import bisect_left, bisect_right
 from itertools import chain
 from typing import Iterable, Iterator
 
-from bot.redaction_rules import MIN_SECRET_LENGTH, Span, encoded_forms, private_keys, rule_spans, word_forms
+from bot.redaction_rules import MIN_SECRET_LENGTH, PASSWORD_MAX, Span, encoded_forms, private_keys, rule_spans, word_forms
 
 MASK = "[REDACTED]"
 CUT_MARK = " …[cut]"
-# Read past a cut: more than any rule needs to decide (user:password@ is at most 517 characters; a
+# Read past a cut: more than any rule needs to decide (://user:password@ is at most 2,308 characters; a
 # key's value, a token or a JWT cut short by the end of what was read is masked to that end).
-CONTEXT = 1024
+CONTEXT = PASSWORD_MAX + 512
 CHUNK = 65536
 MAX_RECORD = 8192  # a log record is cut to this, after redaction
 MIN_WORD_LENGTH = 3  # a credential shorter than this is not masked: 'a' or 'pw' would blank ordinary text
@@ -121,8 +121,9 @@ def _spans(text: str, extra_secrets: Iterable[str] | None = None) -> list[Span]:
 
 
 def _chunks(text: str) -> Iterator[tuple[int, str]]:
-    """Whole lines, about CHUNK characters at a time: the line rules (all but private keys) never cross a
-    line break, and a regular expression holds the GIL for as long as it scans, event loop or not."""
+    """Whole lines, about CHUNK characters at a time: the line rules (all but private keys, and curl's -u on
+    lines continued with '\\') never cross a line break, and a regular expression holds the GIL for as
+    long as it scans, event loop or not."""
     start = 0
     while start < len(text):
         cut = text.find("\n", start + CHUNK)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -48,6 +49,55 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class OwnBackends:
+    """The PostgreSQL backends of this process's own connections, as (pid, backend_start): what kill-idle spares.
+
+    Named by pid *and* backend_start, as the server knows them: a pid alone may be another server's, or
+    reused by a later connection. application_name is no mark of ours, since any client may set it.
+    """
+
+    def __init__(self):
+        self._open: dict[int, tuple[int, datetime]] = {}  # id() of the connection -> its backend
+
+    def add(self, connection: object, pid: int, started: datetime) -> None:
+        self._open[id(connection)] = (pid, started)
+
+    def discard(self, connection: object) -> None:
+        self._open.pop(id(connection), None)
+
+    def snapshot(self) -> list[tuple[int, datetime]]:
+        return list(self._open.values())
+
+
+OWN_BACKENDS = OwnBackends()  # one per process: every pool and connection of this replica registers here
+OWN_BACKEND_QUERY = "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+
+
+def _remember_pooled(dbapi_connection, connection_record) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(OWN_BACKEND_QUERY)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if row is not None:
+        OWN_BACKENDS.add(dbapi_connection, row[0], row[1])
+
+
+def _forget_pooled(dbapi_connection, connection_record=None, exception=None) -> None:
+    OWN_BACKENDS.discard(dbapi_connection)
+
+
+def connection_trouble(exc: BaseException) -> bool:
+    """The database could not be reached or the connection broke (or SQLite was locked): the same
+    write may well succeed later. A constraint or a bad statement fails the same way every time."""
+    if isinstance(exc, (OSError, TimeoutError)):  # refused, reset, timed out before SQLAlchemy saw it
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+    return False
+
+
 class Database:
     def __init__(self, url: str):
         self.url = url
@@ -55,12 +105,18 @@ class Database:
         kwargs = {"pool_pre_ping": True, "hide_parameters": True}
         if url.startswith("postgresql"):
             # A dead database must answer quickly, not hang a slash command.
-            # application_name "opsbot": /db kill-idle never lists the bot's own pooled connections.
+            # application_name "opsbot": how people tell the bot's connections apart in pg_stat_activity
+            # (kill-idle goes by OWN_BACKENDS, not by this name: any client may set it).
             kwargs["connect_args"] = {"timeout": 5, "command_timeout": 10, "server_settings": {"application_name": APPLICATION_NAME}}
         else:
             kwargs["connect_args"] = {"timeout": 5}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        if url.startswith("postgresql"):
+            # Every pooled connection's backend is known by pid, so /db kill-idle never takes one of them.
+            event.listen(self.engine.sync_engine, "connect", _remember_pooled)
+            for gone in ("close", "close_detached", "invalidate"):
+                event.listen(self.engine.sync_engine, gone, _forget_pooled)
 
     async def ping(self) -> None:
         from sqlalchemy import text

@@ -12,7 +12,6 @@ retention needs the role that may request the backup action.
 from __future__ import annotations
 
 from bot.action import policy
-from bot.action import service as requests
 from bot.action.kinds.base import Target
 from bot.audit import service as audit
 from bot.backup import service as backups
@@ -172,14 +171,6 @@ async def _retention(inv: Invocation, database: str | None, dry_run: bool) -> Re
         refusal = await policy.request_refusal(inv.bot.roles, config, spec, targets, user, "apply retention to")
         if refusal:
             return Reply.refusal(refusal, Outcome.denied)
-        for target in targets:
-            # A backup or restore request holds the database: retention must not delete what it uses.
-            holder = await requests.holder_of(inv.bot.db, target.key)
-            if holder is not None:
-                return Reply.refusal(
-                    f"{target.name} is held by request #{holder.request_id} (/{holder.action}); apply retention after it ends.",
-                    Outcome.usage_error,
-                )
     lines: list[str] = []
     for name in names:
         plan = await backups.apply_retention(inv.bot, name, dry_run=dry_run)
@@ -196,8 +187,8 @@ async def _retention(inv: Invocation, database: str | None, dry_run: bool) -> Re
                 detail="deleted " + ", ".join(f"#{b.id} {b.file_name}" for b in plan.delete),
                 target=name,
             )
-    r = config.backups.retention
-    rules = f"Keeps the newest of each day for {r.daily_days} days and of each ISO week for {r.weekly_weeks} weeks, nothing older than {r.max_age_days} days, never the newest verified backup."
+    # What an open request (a /restore) names is kept by the retention decision itself: no refusal needed here.
+    rules = views.retention_rules(config.backups.retention)
     title = "Retention (dry run)" if dry_run else "Retention"
     text = "\n".join(lines)
     return Reply(text=f"{title}\n{text}", blocks=[Header(title), Context(rules), Preformatted(text)], ephemeral=dry_run)

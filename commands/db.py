@@ -153,15 +153,26 @@ def render_status(name: str, database, found) -> Reply:
         if found.longest_transaction_seconds is not None
         else "none open"
     )
+    # Without pg_read_all_stats other roles' backends are hidden: counted as connections (at most), and said.
+    at_most = "at most " if found.hidden else ""
     facts = [
-        ("Connections", f"{found.server_total}/{found.max_connections} on the server ({found.percent:.0f}%)"),
+        ("Connections", f"{at_most}{found.in_use}/{found.max_connections} on the server ({found.percent:.0f}%)"),
         (f"On {name}", f"{found.total}: {found.active} active, {found.idle} idle, {found.idle_in_transaction} idle in transaction"),
         ("Size", found.size),
         ("Longest transaction", longest),
     ]
+    if found.hidden:
+        facts.append(("Hidden", f"{found.hidden} backends of other roles (no database, state or query shown)"))
     width = max(len(label) for label, _ in facts)
     lines = [f"{label.ljust(width)}  {value}" for label, value in facts]
-    title = f"{name}: {LABEL[found.grade]}, connections {found.server_total}/{found.max_connections} ({found.percent:.0f}%), {found.size}"
+    title = f"{name}: {LABEL[found.grade]}, connections {at_most}{found.in_use}/{found.max_connections} ({found.percent:.0f}%), {found.size}"
+    blind = None
+    if found.hidden:
+        blind = (
+            f"opsbot's database user sees only its own role's backends ({found.hidden} others are hidden): "
+            "grant it pg_read_all_stats to see every connection."
+        )
+        title += "; it sees only its own role's backends (grant pg_read_all_stats)"
     thresholds = ", ".join(
         f"{label} at {value:g}%" for label, value in (("warning", limits.warn), ("critical", limits.critical)) if value is not None
     )
@@ -172,8 +183,9 @@ def render_status(name: str, database, found) -> Reply:
             Section(title),
             Preformatted("\n".join(lines)),
             Context(f"Connections in use against max_connections: {thresholds or 'no limits set'}, as runbook 000 says."),
+            *([Context(blind)] if blind else []),
         ],
-        outcome=GRADE_OUTCOME[found.grade],
+        outcome=GRADE_OUTCOME[found.grade],  # of the count with the hidden backends: an upper bound, so OK is true
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from bot.incident import lifecycle, opening, review, service
+from bot.incident import access, lifecycle, opening, review, service
 from bot.incident.forms import open_incident_form
 from bot.incident.models import Incident
 from bot.incident.views import MAX_SHOWN_ENTRIES, listing, show
@@ -18,13 +18,14 @@ from bot.pipeline.reply import Reply
 
 USAGE = ("/incident open <severity> <title> [--service S ...] [--playbook NAME] | ack | update <text> | severity <P0-P3> | "
          "role commander|comms @user | resolve [summary] | reopen | note <text> | followup <text> [@owner] | escalate [reason] | "
-         "postmortem | list [--all] | show N")
+         "rootcause <text> | postmortem | list [--all] | show N")
 GRAMMAR = Grammar(usage=USAGE, free_text=True)
 NUMBER = re.compile(r"^(?:inc-)?(\d{1,9})$", re.IGNORECASE)
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 OWNER = re.compile(r"(?:<@([UW][A-Z0-9]{2,31})(?:\|[^<>]{0,255})?>|(?<!\S)@([UW][A-Z0-9]{2,31}))\s*$")
-FREE_TEXT = ("update", "note", "followup", "resolve", "escalate")  # text that may start with a number
-NEEDS_INCIDENT = ("ack", "update", "severity", "role", "resolve", "reopen", "note", "followup", "escalate", "postmortem", "show")
+FREE_TEXT = ("update", "note", "followup", "resolve", "escalate", "rootcause")  # text that may start with a number
+NEEDS_INCIDENT = ("ack", "update", "severity", "role", "resolve", "reopen", "note", "followup", "escalate", "rootcause",
+                  "postmortem", "show")
 
 
 def _split_first(text: str) -> tuple[str, str]:
@@ -139,10 +140,25 @@ async def _on_incident(inv: Invocation, sub: str, incident: Incident, text: str)
         return await _followup(inv, incident, text)
     if sub == "escalate":
         return await lifecycle.escalate(bot, incident, user, text)
+    if sub == "rootcause":
+        return await review.root_cause(bot, incident, user, text)
+    return await _content(inv, sub, incident)
+
+
+async def _content(inv: Invocation, sub: str, incident: Incident) -> Reply:
+    """/incident show and postmortem: refused to whoever cannot read a private incident channel;
+    for one who can, asked elsewhere, answered to them alone."""
+    bot, user, asked_in = inv.bot, inv.request.user_id, inv.request.channel_id
+    allowed = await access.check(bot, incident, user, asked_in)
+    if allowed.refusal is not None:
+        return allowed.refusal
     if sub == "postmortem":
-        return await review.postmortem(bot, incident, user)
-    entries, total = await service.recent(bot.db, incident.id, MAX_SHOWN_ENTRIES)
-    return show(incident, entries, total, await service.followups(bot.db, incident.id), bot.config)
+        reply = await review.postmortem(bot, incident, user, asked_in)
+    else:
+        entries, total = await service.recent(bot.db, incident.id, MAX_SHOWN_ENTRIES)
+        reply = show(incident, entries, total, await service.followups(bot.db, incident.id), bot.config)
+    reply.ephemeral = reply.ephemeral or allowed.only_for_asker
+    return reply
 
 
 async def handle(inv: Invocation) -> Reply:

@@ -5,10 +5,12 @@
     /maintenance end [ID]                                         the active one, or that one
     /maintenance list                                             active and upcoming
 
-No service named: every service. The length is a duration (2h, 90m, 1d; at most 7 days) or the
-end time. Times are read in calendar.timezone, or as ISO 8601 with an offset. The reason is
-required, in quotes, at most 200 characters, and stored redacted. Any role may run it; the
-pipeline checks that and puts every call on record first.
+No service named: every service. The length is a duration (2h, 90m) or the end time, at most
+maintenance.max_duration (4 h), and so are windows on one service less than an hour apart. Times
+are read in calendar.timezone, or as ISO 8601 with an offset. The reason is required, in quotes,
+at most 200 characters, and stored redacted. Any role may run it (the pipeline checks that and
+puts every call on record first); opening or ending a window needs a role owning each of its
+services, or one of maintenance.all_services_roles for every service (bot.maintenance.scope).
 """
 from __future__ import annotations
 
@@ -17,18 +19,17 @@ import re
 from zoneinfo import ZoneInfo
 
 from bot.config.types import parse_duration
-from bot.maintenance import service, views
+from bot.maintenance import scope, service, views
 from bot.maintenance.scheduled import channel_of
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.parse import Grammar, split_words
 from bot.pipeline.parse import _show as _shown  # user input echoed back: short, printable
-from bot.pipeline.reply import Reply
+from bot.pipeline.reply import Outcome, Reply
 from bot.redaction import redact, redact_cut
 
 USAGE = ('/maintenance start <duration> [service ...] "reason" | schedule <YYYY-MM-DDTHH:MM> <duration|end> [service ...] "reason" | '
          "end [ID] | list")
 GRAMMAR = Grammar(usage=USAGE, free_text=True)
-MAX_LENGTH = dt.timedelta(days=7)
 MAX_AHEAD = dt.timedelta(days=366)
 MAX_REASON = 200
 EXAMPLE = '/maintenance start 2h backend "database upgrade"'
@@ -44,6 +45,14 @@ _ID = re.compile(r"^#?(\d{1,9})$")
 class Refused(ValueError):
     """The sentence to answer with."""
 
+    outcome = Outcome.usage_error
+
+
+class Denied(Refused):
+    """Not this user's to do (scope.py): the sentence says whose it is."""
+
+    outcome = Outcome.denied
+
 
 async def handle(inv: Invocation) -> Reply:
     text = inv.args.positionals["text"]
@@ -58,7 +67,7 @@ async def handle(inv: Invocation) -> Reply:
             now = inv.bot.clock.now()
             return views.listing(await service.active(inv.bot.db, now), await service.upcoming(inv.bot.db, now), inv.bot.config, now)
     except Refused as exc:
-        return Reply.refusal(str(exc))
+        return Reply.refusal(str(exc), exc.outcome)
     return Reply.refusal(f"Usage: {USAGE}")
 
 
@@ -88,10 +97,17 @@ async def _create(inv: Invocation, rest: str, *, ahead: bool) -> Reply:
     if ends_at <= starts_at:
         raise Refused(f"That window ends ({views.time_of(ends_at, bot.config)}) before it starts "
                       f"({views.time_of(starts_at, bot.config)}); give a later end or a duration such as 2h.")
-    if ends_at - starts_at > MAX_LENGTH:
-        raise Refused(f"A maintenance window can last at most {MAX_LENGTH.days} days; give a shorter one, or schedule another after it.")
     services = _services(bot.config, services)
-    window = await service.create(bot, services, reason, starts_at, ends_at, inv.request.user_id)
+    denied = await scope.refusal(bot.roles, bot.config, services, inv.request.user_id, "open")
+    if denied:
+        raise Denied(denied)
+    longest = dt.timedelta(seconds=bot.config.maintenance.max_duration)
+    if ends_at - starts_at > longest:
+        raise Refused(f"A maintenance window can last at most {views.length(longest)} (maintenance.max_duration); give a shorter one.")
+    try:
+        window = await service.create(bot, services, reason, starts_at, ends_at, inv.request.user_id)
+    except service.TooLong as exc:
+        raise Refused(views.too_long(exc.chain, longest, bot.config, now)) from None
     announce_before = dt.timedelta(seconds=bot.config.maintenance.announce_before)
     announce_at = max(now, starts_at - announce_before) if starts_at > now else None
     return views.created(window, bot.config, now, announce_at=announce_at, channel=channel_of(bot.config))
@@ -117,6 +133,9 @@ async def _end(inv: Invocation, rest: str) -> Reply:
             numbers = ", ".join(f"#{w.id}" for w in sorted(windows, key=lambda w: w.id))
             raise Refused(f"Several windows are active ({numbers}); say which, e.g. /maintenance end {windows[0].id}.")
         window = windows[0]
+    denied = await scope.refusal(bot.roles, bot.config, window.services, inv.request.user_id, "end")
+    if denied:
+        raise Denied(denied)
     ended = await service.end(bot, window, inv.request.user_id)
     if ended is None:
         raise Refused(f"Maintenance window #{window.id} is already over.")

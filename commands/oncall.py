@@ -1,8 +1,10 @@
-"""/oncall [rotation]: who is on call now and next; /oncall override <rotation> <@user> until <time>: someone covers.
+"""/oncall [rotation]: who is on call now and next; /oncall override <rotation> <@user> until <time>: a member covers.
 
-Viewing is open to everyone; an override needs a role (any configured one: the pipeline checks
-it and puts the request on record first, as for every role-gated command), and starts now. Times are shown and read in
-the rotation's time zone.
+Viewing is open to everyone. An override needs the rotation's override_roles, or else
+membership of the rotation (bot/oncall/policy.py): the pipeline checks it and puts the
+request on record first, as for every guarded command. It starts now, and is audited,
+announced and told to those it displaces (bot/oncall/overriding.py). Times are shown and
+read in the rotation's time zone.
 """
 from __future__ import annotations
 
@@ -11,12 +13,16 @@ import re
 from zoneinfo import ZoneInfo
 
 from bot.config.types import parse_duration
-from bot.oncall.service import OnCall, add_override, next_on_call, on_call
+from bot.oncall.overriding import make_override
+from bot.oncall.policy import override_permission
+from bot.oncall.service import OnCall, next_on_call, on_call
+from bot.oncall.views import shown_time as _time
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.markup import Mention, Text
-from bot.pipeline.parse import Grammar
+from bot.pipeline.parse import Grammar, ParsedArgs
 from bot.pipeline.parse import _show as _shown  # user input echoed back: short, printable
 from bot.pipeline.reply import Header, Reply, Section
+from bot.pipeline.roles import role_needed
 
 OVERRIDE_USAGE = "/oncall override <rotation> <@user> until <time>"
 GRAMMAR = Grammar(usage=f"/oncall [rotation] | {OVERRIDE_USAGE}", rest="words", max_rest=8)
@@ -77,12 +83,7 @@ async def _override(inv: Invocation, rest: list[str]) -> Reply:
         return Reply.refusal(f"{_time(until, zone)} ({zone.key}) is already past; give a later time, or a duration such as 8h.")
     if until - now > MAX_OVERRIDE:
         return Reply.refusal(f"An override can last at most {MAX_OVERRIDE.days} days; give an earlier end, such as 7d.")
-    row = await add_override(inv.bot.db, name, user.user_id, now, until, inv.request.user_id, now)
-    sentence = Text(
-        Mention(row.user_id), f" is on call for {name} until {_time(row.ends_at, zone)} ({zone.key}), instead of the rotation; set by ",
-        Mention(inv.request.user_id), ".",
-    )
-    return Reply(text=sentence, blocks=[Section(sentence)])
+    return await make_override(inv.bot, inv.request, name, user.user_id, until)
 
 
 def parse_until(words: list[str], zone: ZoneInfo, now: dt.datetime) -> dt.datetime:
@@ -125,9 +126,16 @@ def _joined(parts: list[Text]) -> list[str | Text]:
     return out
 
 
-def _time(at: dt.datetime, zone: ZoneInfo) -> str:
-    local = at.astimezone(zone)
-    return f"{local:%a %Y-%m-%d %H:%M} {local.tzname()}"
+async def may_override(bot, user_id: str, args: ParsedArgs) -> str | None:
+    """The pipeline's check of /oncall override: the named rotation says who may override it. Words that
+    name no rotation need a role, as before; the handler then says what is wrong with them."""
+    words = args.positionals["words"]
+    name = words[1] if len(words) > 1 else ""
+    held = await bot.roles.roles_of(user_id)
+    rotation = bot.config.oncall.get(name)
+    if rotation is None:
+        return role_needed(held, (ANY_ROLE,))
+    return override_permission(name, rotation, user_id, held)
 
 
 COMMAND = CommandSpec(
@@ -136,5 +144,5 @@ COMMAND = CommandSpec(
     grammar=GRAMMAR,
     handler=handle,
     public=True,  # viewing is open to everyone
-    guarded=(("override", (ANY_ROLE,)),),  # an override needs a role: checked and put on record first by the pipeline
+    guarded=(("override", may_override),),  # checked and put on record first by the pipeline
 )

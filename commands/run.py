@@ -1,14 +1,19 @@
-"""/run <action> name=value ...: any action app.yaml declares, through the same guarded flow as /restart."""
+"""/run <action> name=value ...: any action app.yaml declares, through the same guarded flow as /restart.
+
+/run cancel ID withdraws a pending request (bot/action/withdrawal.py). An action may itself be
+named cancel: its parameters are name=value words, so `/run cancel 12` still means request #12.
+"""
 from __future__ import annotations
 
 from bot.action.flow import request_action
 from bot.action.kinds import kind_of
+from bot.action.withdrawal import CANCEL_USAGE, withdraw_command
 from bot.config.action_models import DEFAULT_ACTIONS
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.parse import Grammar, UsageError
 from bot.pipeline.reply import Context, Header, Reply, Section
 
-GRAMMAR = Grammar(usage="/run <action> [name=value ...]   (/run alone lists the actions)", rest="words", max_rest=20)
+GRAMMAR = Grammar(usage=f"/run <action> [name=value ...] | {CANCEL_USAGE}   (/run alone lists the actions)", rest="words", max_rest=20)
 _NAME = "abcdefghijklmnopqrstuvwxyz0123456789_-"
 
 
@@ -48,6 +53,8 @@ async def handle(inv: Invocation) -> Reply:
     if not words:
         return _listing(config)
     name = words[0].lower()
+    if name == "cancel" and (name not in _actions(config) or (len(words) == 2 and "=" not in words[1])):
+        return await withdraw_command(inv.bot, inv.request, words[1:])
     if name not in _actions(config):
         known = ", ".join(sorted(_actions(config)))
         return Reply.refusal(f"There is no action '{words[0][:40]}'. Actions: {known}.")
@@ -60,7 +67,7 @@ async def handle(inv: Invocation) -> Reply:
 
 COMMAND = CommandSpec(
     name="run",
-    summary="Run any declared action with typed parameters (/run alone lists them); each keeps its own guard.",
+    summary="Run any declared action with typed parameters (/run alone lists them); each keeps its own guard. /run cancel ID withdraws a request.",
     grammar=GRAMMAR,
     handler=handle,
     roles=(ANY_ROLE,),  # each action's policy decides per target

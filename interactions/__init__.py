@@ -5,6 +5,6 @@ versions to the interaction that now answers them.
 """
 from interactions import action, incident, schedule
 
-ALL = [action.APPROVE, action.DENY, action.CONFIRM, *incident.ALL, schedule.DETAILS_BUTTON, schedule.TICK_BUTTON]
+ALL = [action.APPROVE, action.DENY, action.WITHDRAW, action.CONFIRM, *incident.ALL, schedule.DETAILS_BUTTON, schedule.TICK_BUTTON]
 
 LEGACY = {"approve": action.APPROVE.id, "deny": action.DENY.id}

@@ -1,7 +1,7 @@
-"""Approve and Deny on an action request's message (bot/action/views.py draws them)."""
+"""Approve, Deny and Withdraw on an action request's message (bot/action/views.py draws them)."""
 from __future__ import annotations
 
-from bot.action import confirmation, decisions
+from bot.action import confirmation, decisions, withdrawal
 from bot.pipeline.interactions import InteractionSpec, Press
 from bot.pipeline.reply import Reply
 from bot.pipeline.roles import ANY_ROLE
@@ -28,6 +28,19 @@ DENY = InteractionSpec(
     id="action.deny",
     summary="Deny a pending action request, or withdraw your own.",
     handler=deny,
+    roles=(ANY_ROLE,),
+    audits_itself=True,
+)
+
+
+async def withdraw(press: Press) -> Reply:
+    return await withdrawal.withdraw_press(press.bot, press.click)
+
+
+WITHDRAW = InteractionSpec(
+    id="action.withdraw",
+    summary="Withdraw a pending action request: its requester or an approver; its locks are released at once.",
+    handler=withdraw,
     roles=(ANY_ROLE,),
     audits_itself=True,
 )

@@ -156,7 +156,7 @@ def request_id_of(reply: Reply) -> int:
         match = re.fullmatch(r"Request #(\d+) is posted and waits for approval\.", reply.text)
         assert match, reply.text
         return int(match.group(1))
-    assert [b.action_id for b in found] == ["action.approve", "action.deny"], reply.text
+    assert [b.action_id for b in found] == ["action.approve", "action.deny", "action.withdraw"], reply.text
     assert len({b.value for b in found}) == 1
     return int(found[0].value)
 

@@ -102,8 +102,17 @@ async def slack():
 
 @pytest.fixture(autouse=True)
 def _fresh_slack_recordings(request):
-    if "slack" in request.fixturenames:
-        request.getfixturevalue("slack").reset()
+    """A clean double for each test that uses it; after the test (its bots and their background
+    work stopped first: this fixture is torn down last), any live markup the bot sent Slack but
+    did not place itself fails the test (SlackDouble.violations)."""
+    if "slack" not in request.fixturenames:
+        yield
+        return
+    double = request.getfixturevalue("slack")
+    double.reset()
+    yield
+    found, double.violations[:] = list(double.violations), []
+    assert not found, "the bot sent Slack live markup it did not place:\n" + "\n".join(found[:40])
 
 
 def settings_for(database_url: str, *, redis_url: str | None = None, api_url: str = "http://127.0.0.1:9/api/", **extra) -> Settings:

@@ -57,7 +57,12 @@ def _readable_mrkdwn(mrkdwn: str) -> str:
     parts = mrkdwn.split("```")
     for i in range(0, len(parts), 2):  # outside code fences
         parts[i] = _BOLD.sub(r"\1", _MENTION.sub(r"@\1", parts[i]))
-    return html.unescape("\n".join(parts))
+    return _shown("\n".join(parts))
+
+
+def _shown(text: str) -> str:
+    """Slack's entities decoded, and the invisible word joiner the renderer puts after `<` in plain_text dropped."""
+    return html.unescape(text).replace("\u2060", "")
 
 
 @dataclass
@@ -92,7 +97,7 @@ class Seen:
     def from_post(cls, post: ResponsePost) -> "Seen":
         body = post.body or {}
         blocks = post.blocks or []
-        words = html.unescape((post.text or "") + "\n" + block_texts(blocks))
+        words = _shown((post.text or "") + "\n" + block_texts(blocks))
         screen = block_texts(blocks) if blocks else post.text or ""
         return cls(words, body.get("response_type") == "ephemeral", post, _slack_buttons(blocks), True, screen)
 
@@ -100,7 +105,7 @@ class Seen:
     def from_message(cls, text: str, blocks: list[dict]) -> "Seen":
         """A channel message (chat.postMessage / chat.update arguments)."""
         screen = block_texts(blocks) if blocks else text
-        return cls(html.unescape(text + "\n" + block_texts(blocks)), False, None, _slack_buttons(blocks), True, screen)
+        return cls(_shown(text + "\n" + block_texts(blocks)), False, None, _slack_buttons(blocks), True, screen)
 
 
 def _slack_buttons(blocks: list[dict]) -> list[tuple[str, str]]:
@@ -176,6 +181,7 @@ class SlackDriver:
 
     async def settle(self) -> None:
         await self.edge.work.drain(30)
+        await self.bot.activity.drain(30)  # timeline entries are written in the background
 
 
 class HttpDriver(SlackDriver):
@@ -300,7 +306,8 @@ class ConsoleDriver:
         return found
 
     async def settle(self) -> None:
-        return None  # the console does everything before it prints the answer
+        # The console does everything before it prints the answer, but the timeline's entries (in the background).
+        await self.bot.activity.drain(30)
 
 
 @pytest_asyncio.fixture(params=TRANSPORTS)

@@ -19,8 +19,10 @@ green test means the real Slack would accept the same traffic:
 * ``chat.update`` only on messages the bot previously posted in that channel;
 * channels: ``conversations.create`` (Slack's name rules, a fresh id), ``conversations.invite``,
   ``conversations.setTopic`` (at most 250 characters), ``pins.add`` (of a message posted in
-  that channel), ``conversations.open`` (one D id per user) and ``conversations.history``
-  (newest first, ``latest``/``oldest``/``inclusive``/``limit``), recorded in ``channels``;
+  that channel), ``conversations.open`` (one D id per user), ``conversations.history``
+  (newest first, ``latest``/``oldest``/``inclusive``/``limit``) and ``conversations.members``
+  (paginated with ``cursor``; a private channel, made with ``conversations.create(is_private)``,
+  is ``channel_not_found`` unless the bot is in it), recorded in ``channels``;
   ids the double never created (configured ones such as C0INCIDENTS) are taken as existing
   public channels and recorded on first use; ``add_message`` puts a person's message in one;
 * ``views.open`` (a ``trigger_id`` is required) and ``views.update`` (of an opened
@@ -28,7 +30,14 @@ green test means the real Slack would accept the same traffic:
   most 24 characters, at most 100 blocks, ``private_metadata`` at most 3,000 characters;
 * file upload v2 (get URL -> POST bytes without auth -> complete);
 * ``response_url``: at most 5 posts within 30 minutes, then 404 ``used_url``;
-* rate limiting (HTTP 429 + ``Retry-After``) and error injection on demand.
+* rate limiting (HTTP 429 + ``Retry-After``) and error injection on demand, and
+  ``chat.postMessage``'s per-channel limit always (about 1 a second, bursts allowed;
+  ``limit_channel_posts`` tightens it, ``posts_refused`` lists the 429s);
+* escaping: no string the bot sends (message text, blocks, modals, topics, file titles and
+  comments, bookmarks) holds a live ``<!channel>``-style special, a link, or a mention the bot
+  did not place (see :func:`live_markup`; ``expect_mentions`` names the ones it may place).
+  Slack would accept such a call, so the double answers as Slack does and records the breach
+  in ``violations``; tests/conftest.py fails any test that leaves one.
 
 Every call is recorded (``calls``, ``response_posts``, ``uploaded_files``) and
 tests can await traffic produced by background tasks with ``wait_for``.
@@ -37,9 +46,11 @@ tests can await traffic produced by background tasks with ``wait_for``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import re
+import math
 import time
 import uuid
 from collections import defaultdict, deque
@@ -62,6 +73,8 @@ __all__ = [
     "ResponsePost",
     "SlackDouble",
     "UploadedFile",
+    "live_markup",
+    "outbound_texts",
     "validate_blocks",
     "validate_view",
 ]
@@ -125,6 +138,7 @@ INPUT_ELEMENT_TYPES = frozenset(
 MAX_CHANNEL_NAME = 80
 MAX_TOPIC = 250
 MAX_HISTORY_LIMIT = 999
+MAX_MEMBERS_LIMIT, DEFAULT_MEMBERS_LIMIT = 1000, 100  # conversations.members
 DEFAULT_HISTORY_LIMIT = 100
 _CHANNEL_NAME_CHARS = re.compile(r"^[a-z0-9_-]+$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{1,31}$")
@@ -505,9 +519,34 @@ class UploadedFile:
     thread_ts: str | None = None
 
 
+# Slack grants "generous burst behavior" above one post per second per channel; its size is not
+# documented. Tests post in bursts of up to a few dozen to one channel.
+DEFAULT_POST_BURST = 40
+
+
 @dataclass
 class _RateLimit:
     retry_after: int
+
+
+class ChannelPostBucket:
+    """chat.postMessage's documented limit: about one message per second per channel, with bursts
+    allowed. A token bucket per channel: `burst` posts at once, then one per `1 / per_second`; a
+    post with no token is answered 429 with Retry-After, the whole seconds until the next token."""
+
+    def __init__(self, per_second: float, burst: int):
+        self.per_second, self.burst = per_second, burst
+        self._tokens: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
+
+    def take(self, channel: str, now: float) -> int | None:
+        """None when the post may go; otherwise its Retry-After in whole seconds (at least 1)."""
+        tokens, at = self._tokens.get(channel, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.per_second)
+        if tokens >= 1.0:
+            self._tokens[channel] = (tokens - 1.0, now)
+            return None
+        self._tokens[channel] = (tokens, now)
+        return max(1, math.ceil((1.0 - tokens) / self.per_second))
 
 
 Handler = Callable[[dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
@@ -542,6 +581,109 @@ def _ts_key(ts: str) -> tuple[int, int]:
 def _present(args: Mapping[str, Any], key: str) -> bool:
     value = args.get(key)
     return value is not None and value != ""
+
+
+# =============================================================================
+# Outbound text: nothing live that the bot did not place
+# =============================================================================
+#
+# Every string the bot sends Slack is read as Slack would read it. Three kinds of field:
+# MESSAGE (chat.* text, mrkdwn objects, a file's initial_comment): parsed for mentions and
+# links; the bot places its own mentions here, nothing else. PARSED (a channel's topic and
+# purpose, which Slack announces in the channel as a message): parsed, and the bot places no
+# mention in them. PLAIN (plain_text objects, file titles, bookmark titles): Slack shows them as
+# given, but nothing that would be live if parsed may be there either, so no field needs
+# knowing which surfaces parse what.
+
+MESSAGE, PARSED, PLAIN = "message", "parsed", "plain"
+_BRACKETED = re.compile(r"<([^<>]*)>")  # each match stops at the next < or >: linear
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_MENTION_ID = {"@": re.compile(r"[UW][A-Z0-9]{1,31}"), "#": re.compile(r"[CG][A-Z0-9]{1,31}"),
+               "subteam": re.compile(r"S[A-Z0-9]{1,31}")}
+_MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral", "chat.scheduleMessage", "response_url"})
+_PARSED_ARGS = {"conversations.setTopic": "topic", "conversations.setPurpose": "purpose"}
+
+
+def _mention_problem(inner: str, targets: frozenset[str] | None) -> str | None:
+    """Why `<inner>` (a `<@…>`, `<#…>` or `<!…>`) in message text is not a mention the bot placed; None if it may be."""
+    if "|" in inner:
+        return "a labelled mention (the bot's own carry no label)"
+    sigil, body = inner[0], inner[1:]
+    if sigil == "!":
+        if body == "here":
+            target, shape = "here", None
+        elif body.startswith("subteam^"):
+            target, shape = body[len("subteam^"):], _MENTION_ID["subteam"]
+        else:
+            return "a <!…> the bot never sends (@channel, @everyone, a date)"
+    else:
+        target, shape = body, _MENTION_ID[sigil]
+    if shape is not None and not shape.fullmatch(target):
+        return "not a well-formed id"
+    if targets is not None and target not in targets:
+        return "a mention the test did not expect the bot to place"
+    return None
+
+
+def live_markup(text: str, kind: str, targets: frozenset[str] | None = None) -> list[str]:
+    """What in `text` (a field of `kind`) Slack would make a ping or a link that the bot did not place.
+
+    `targets`: the ids (and "here") the bot may mention in MESSAGE fields; None takes any
+    well-formed `<@U…>`, `<#C…>`, `<!subteam^S…>` and `<!here>` there as the bot's.
+    """
+    found = []
+    for match in _BRACKETED.finditer(text):
+        inner = match.group(1)
+        if inner[:1] in ("!", "@", "#"):
+            problem = _mention_problem(inner, targets) if kind == MESSAGE else "a mention where the bot places none"
+        elif _SCHEME.match(inner):
+            problem = "a link (the bot places none in text)"
+        elif kind != PLAIN:
+            problem = "unescaped < and > (Slack reads them as markup)"
+        else:
+            continue
+        if problem:
+            found.append(f"{problem}: {match.group(0)[:80]!r}")
+    return found
+
+
+def _text_objects(pointer: str, node: Any) -> list[tuple[str, str, str]]:
+    """(pointer, kind, text) of every Block Kit text object under `node` (a modal's title and options included)."""
+    if isinstance(node, list):
+        return [found for i, item in enumerate(node) for found in _text_objects(f"{pointer}/{i}", item)]
+    if not isinstance(node, dict):
+        return []
+    found = []
+    if node.get("type") in TEXT_OBJECT_TYPES and isinstance(node.get("text"), str):
+        found.append((f"{pointer}/text", MESSAGE if node["type"] == "mrkdwn" else PLAIN, node["text"]))
+    for key, value in node.items():
+        if isinstance(value, (dict, list)):
+            found += _text_objects(f"{pointer}/{key}", value)
+    return found
+
+
+def outbound_texts(method: str, args: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(field, kind, text) of every string in a call that Slack shows to people."""
+    found: list[tuple[str, str, str]] = []
+    if method in _MESSAGE_METHODS and isinstance(args.get("text"), str):
+        found.append(("text", MESSAGE, args["text"]))
+    for key in ("blocks", "view"):
+        if args.get(key) not in (None, ""):
+            value, _ = _decoded(args[key], f"/{key}")
+            found += _text_objects(f"/{key}", value)
+    if method in _PARSED_ARGS and isinstance(args.get(_PARSED_ARGS[method]), str):
+        found.append((_PARSED_ARGS[method], PARSED, args[_PARSED_ARGS[method]]))
+    if isinstance(args.get("initial_comment"), str):
+        found.append(("initial_comment", MESSAGE, args["initial_comment"]))
+    if method.startswith(("files.", "bookmarks.")):
+        for key in ("title", "filename", "alt_txt"):
+            if isinstance(args.get(key), str):
+                found.append((key, PLAIN, args[key]))
+        files, _ = _decoded(args.get("files"), "/files")
+        for i, item in enumerate(files if isinstance(files, list) else []):
+            if isinstance(item, dict) and isinstance(item.get("title"), str):
+                found.append((f"files/{i}/title", PLAIN, item["title"]))
+    return found
 
 
 # =============================================================================
@@ -581,8 +723,15 @@ class SlackDouble:
         self._users: dict[str, dict[str, Any]] = {}
         self._response_urls: dict[str, float] = {}  # token -> created (monotonic)
         self._rate_limits: dict[str, deque[_RateLimit]] = defaultdict(deque)
+        self._channel_rate_limits: dict[str, deque[_RateLimit]] = defaultdict(deque)  # chat.postMessage, by channel
+        # Enforced always, as Slack does; generous by default so a test's burst of posts to one
+        # channel goes through, and tightened by limit_channel_posts where the limit is the subject.
+        self.post_limit = ChannelPostBucket(per_second=1.0, burst=DEFAULT_POST_BURST)
+        self.posts_refused: list[tuple[str, int]] = []  # (channel, Retry-After) of every post answered 429
         self._failures: dict[str, deque[str]] = defaultdict(deque)
         self._custom_handlers: dict[str, Handler] = {}
+        self.violations: list[str] = []  # live markup the bot did not place (live_markup), one line each
+        self.mention_targets: frozenset[str] | None = None  # expect_mentions; None: any well-formed mention
         # Slack ts values look like "1700000000.000100" and grow per message.
         self._ts_counter = itertools.count(100, 100)
         self._file_counter = itertools.count(1)
@@ -674,6 +823,15 @@ class SlackDouble:
         """
         self._rate_limits[method].extend(_RateLimit(int(retry_after)) for _ in range(times))
 
+    def rate_limit_channel_posts(self, channel: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next ``times`` chat.postMessage calls to ``channel`` with HTTP 429 and
+        ``Retry-After``; posts to other channels go through (one slow conversation among many)."""
+        self._channel_rate_limits[channel].extend(_RateLimit(int(retry_after)) for _ in range(times))
+
+    def limit_channel_posts(self, per_second: float = 1.0, burst: int = DEFAULT_POST_BURST) -> None:
+        """Set chat.postMessage's per-channel limit (see ChannelPostBucket); reset() restores the default."""
+        self.post_limit = ChannelPostBucket(per_second, burst)
+
     def fail_next(self, method: str, error: str = "internal_error") -> None:
         """Answer the next call to ``method`` with ``{"ok": false, "error": error}``."""
         self._failures[method].append(error)
@@ -686,11 +844,21 @@ class SlackDouble:
         """
         self._custom_handlers[method] = handler
 
+    def expect_mentions(self, *targets: str) -> None:
+        """The only mentions the bot may place in message text from now on: user ids, user-group ids
+        (S…), channel ids (besides those in ``channels``), and "here" for ``<!here>``. Any other
+        ``<@…>``, ``<#…>``, ``<!subteam^…>`` or ``<!here>`` is then a violation: text a person or a
+        service supplied, left live."""
+        self.mention_targets = frozenset(targets)
+
     def reset(self) -> None:
-        """Clear recordings, posted messages, channels, uploads and pending injections.
+        """Clear recordings, posted messages, channels, uploads, pending injections, violations and
+        expected mentions.
 
         Configured usergroups, users (known and unknown) and custom handlers are kept.
         """
+        self.violations.clear()
+        self.mention_targets = None
         self.calls.clear()
         self.messages.clear()
         self.views.clear()
@@ -700,6 +868,9 @@ class SlackDouble:
         self._uploads.clear()
         self._response_urls.clear()
         self._rate_limits.clear()
+        self._channel_rate_limits.clear()
+        self.post_limit = ChannelPostBucket(per_second=1.0, burst=DEFAULT_POST_BURST)
+        self.posts_refused.clear()
         self._failures.clear()
         self.socket.reset()
 
@@ -748,6 +919,7 @@ class SlackDouble:
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await self._read_args(request)
+        self._judge_text(method, args)
         status, body, headers = await self._dispatch(method, args, request)
         self.calls.append(
             Call(
@@ -779,9 +951,17 @@ class SlackDouble:
             return 200, {"ok": False, "error": "not_allowed_token_type" if known else "invalid_auth"}, {}
 
         limits = self._rate_limits.get(method)
+        if not limits and method == "chat.postMessage":
+            limits = self._channel_rate_limits.get(str(args.get("channel", "")))
         if limits:
             limit = limits.popleft()
             return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(limit.retry_after)}
+        if method == "chat.postMessage":
+            channel = str(args.get("channel", ""))
+            retry_after = self.post_limit.take(channel, time.monotonic())
+            if retry_after is not None:
+                self.posts_refused.append((channel, retry_after))
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
 
         failures = self._failures.get(method)
         if failures:
@@ -849,6 +1029,7 @@ class SlackDouble:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raw = None
         body: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        self._judge_text("response_url", body)
         status, text = self._judge_response_post(token, url, body, valid_json=isinstance(raw, dict))
         self._response_posts.append(ResponsePost(url=url, body=body, at=time.time(), status=status))
         await self._notify()
@@ -878,6 +1059,14 @@ class SlackDouble:
             return 400, f"{exc.error}\n{detail}".rstrip()
         return 200, "ok"
 
+    def _judge_text(self, method: str, args: Mapping[str, Any]) -> None:
+        """Record in ``violations`` every live special, link or foreign mention in what the bot sent.
+        A channel the bot created or addressed (``channels``) is its own to link as ``<#C…>``."""
+        targets = None if self.mention_targets is None else self.mention_targets | set(self.channels)
+        for where, kind, text in outbound_texts(method, args):
+            for problem in live_markup(text, kind, targets):
+                self.violations.append(f"{method} {where}: {problem}")
+
     # -- Web API methods ------------------------------------------------------
 
     def _builtin_handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
@@ -895,6 +1084,7 @@ class SlackDouble:
             "conversations.invite": self._conversations_invite,
             "conversations.setTopic": self._conversations_set_topic,
             "conversations.open": self._conversations_open,
+            "conversations.members": self._conversations_members,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "pins.add": self._pins_add,
@@ -1165,6 +1355,34 @@ class SlackDouble:
             # One user: a DM (D...); several: a group DM (G...). The same users get the same id.
             self._dms[users] = f"{'D' if len(users) == 1 else 'G'}0{len(self._dms) + 1:08d}"
         return {"ok": True, "no_op": already, "already_open": already, "channel": {"id": self._dms[users]}}
+
+    def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A channel's member ids, `limit` (default 100, at most 1,000) a page, continued with the
+        `next_cursor` of the page before ("" on the last). A private channel the bot is not in is
+        `channel_not_found`, as Slack answers; so is an id shaped like no channel."""
+        channel_id, record = self._channel(args)
+        if record["is_private"] and BOT_USER_ID not in record["members"]:
+            raise _ApiError("channel_not_found")
+        try:
+            limit = int(args.get("limit") or DEFAULT_MEMBERS_LIMIT)
+        except ValueError:
+            raise _ApiError("invalid_limit") from None
+        if not 1 <= limit <= MAX_MEMBERS_LIMIT:
+            raise _ApiError("invalid_limit")
+        start = 0
+        if _present(args, "cursor"):
+            try:
+                kind, _, offset = base64.b64decode(str(args["cursor"]), validate=True).decode().partition(":")
+                start = int(offset)
+            except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+                raise _ApiError("invalid_cursor") from None
+            if kind != "members" or not 0 < start <= len(record["members"]):
+                raise _ApiError("invalid_cursor")
+        members = sorted(record["members"])
+        page = members[start:start + limit]
+        more = start + limit < len(members)
+        cursor = base64.b64encode(f"members:{start + limit}".encode()).decode() if more else ""
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": cursor}}
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
         """The thread that holds message ``ts`` (its parent or any reply): the parent first, then the replies."""

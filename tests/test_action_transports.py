@@ -148,7 +148,7 @@ def test_console_restart_approved_by_a_second_user(tmp_path, service):
     assert "Requested by @UOPS1" in out and "needs 1 approval from ops" in out
     assert f"1. svc: docker restart {service.name} (" in out and "with 1 s grace" in out
     assert "Status: Waiting for approval" in out
-    assert "[1] Approve  [2] Deny   (type the number to press)" in out
+    assert "[1] Approve  [2] Deny  [3] Withdraw   (type the number to press)" in out
     assert "Request #1 is posted and waits for approval." in out
     assert "Now acting as UOPS2." in out
 
@@ -186,7 +186,7 @@ def test_console_refuses_self_approval_and_lets_the_requester_deny(tmp_path, ser
     result = shell(tmp_path, service, ["/restart svc", "1", "2", "as UOPS2", "1", "/audit svc"])
     out = result.stdout
     assert result.returncode == 0, result.stderr
-    assert "[1] Approve  [2] Deny" in out
+    assert "[1] Approve  [2] Deny  [3] Withdraw" in out
     assert "You requested this, so someone else has to approve it (two-person rule)." in out
     # Denied by the requester: the message loses its buttons and says so.
     assert "[message 1 updated]" in out
@@ -230,10 +230,11 @@ async def request_restart(slack, served: Served, user: str = "UOPS1") -> tuple[i
     assert posted.args["channel"] == "C1"
     blocks = blocks_of(posted)
     [actions] = [b for b in blocks if b["type"] == "actions"]
-    approve, deny = actions["elements"]
+    approve, deny, withdraw = actions["elements"]
     assert (approve["action_id"], approve["text"]["text"], approve["style"]) == ("action.approve", "Approve", "primary")
     assert (deny["action_id"], deny["text"]["text"], deny["style"]) == ("action.deny", "Deny", "danger")
-    assert approve["value"] == deny["value"]
+    assert (withdraw["action_id"], withdraw["text"]["text"], withdraw.get("style")) == ("action.withdraw", "Withdraw", None)
+    assert approve["value"] == deny["value"] == withdraw["value"]
     request_id = int(approve["value"])
     shown = block_texts(blocks)
     assert f"/restart svc: request #{request_id}" in shown

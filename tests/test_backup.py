@@ -178,8 +178,8 @@ async def test_backup_through_the_kind_streams_verifies_and_records(make_bot, pg
     report, recorder = await run_kind(PG_BACKUP, bot, "backup", {"database": "app", "label": "before migration 42"})
     assert report.succeeded, report.summary()
     [row] = await rows_of(bot)
-    path = Path(row.file)
-    assert re.fullmatch(r"app_\d{8}_\d{6}\.dump", path.name)
+    assert re.fullmatch(r"app_\d{8}_\d{6}\.dump", row.file), row.file  # relative to backups.directory
+    path = backups.path_of(bot.config, row)
     assert path.parent == (tmp_path / "backups").resolve()
     assert not list(path.parent.glob("*.partial"))
     data = path.read_bytes()
@@ -248,7 +248,7 @@ async def test_verify_catches_truncated_and_corrupted_files(make_bot, pg_databas
     good = await backups.verify_backup(bot, row.id)
     assert good.ok and good.backup.verified
 
-    path = Path(row.file)
+    path = backups.path_of(bot.config, row)
     original = path.read_bytes()
     # Truncated: the size and checksum no longer match; the row says so.
     path.write_bytes(original[: len(original) // 2])
@@ -276,9 +276,11 @@ async def test_verify_catches_truncated_and_corrupted_files(make_bot, pg_databas
         await session.execute(update(Backup).where(Backup.id == row.id).values(size=len(original), sha256=hashlib.sha256(original).hexdigest()))
     assert (await backups.verify_backup(bot, row.id)).ok
 
+    # A file this replica cannot see is no finding about the backup: the row stays verified.
     path.unlink()
     missing = await backups.verify_backup(bot, row.id)
-    assert not missing.ok and "missing" in missing.problem
+    assert not missing.ok and missing.problem is None and "this replica cannot see its file" in missing.unchecked
+    assert (await backups.get_backup(bot.db, row.id)).verified
 
 
 # --------------------------------------------------------------------------- retention
@@ -308,12 +310,12 @@ async def test_retention_keeps_days_weeks_and_never_the_newest_verified(make_bot
     # d35b is also week 6's newest, d33 week 6 too -> only by the daily rule. Older than 30 days: d0a, d0b, d1, d2.
     assert sorted(b.id for b in dry.keep) == sorted([ids["d33"], ids["d35b"], ids["d20"]])
     assert sorted(b.id for b in dry.delete) == sorted([ids[k] for k in ("d0a", "d0b", "d1", "d2", "d10", "d35a")])
-    assert all(Path(b.file).exists() for b in made.values()), "a dry run deletes nothing"
+    assert all(backups.path_of(bot.config, b).exists() for b in made.values()), "a dry run deletes nothing"
 
     done = await backups.apply_retention(bot, "app")
     assert sorted(b.id for b in done.delete) == sorted(b.id for b in dry.delete)
     for key, backup in made.items():
-        assert Path(backup.file).exists() == (key in ("d33", "d35b", "d20")), key
+        assert backups.path_of(bot.config, backup).exists() == (key in ("d33", "d35b", "d20")), key
     rows = {r.id: r for r in await rows_of(bot)}
     assert rows[ids["d0a"]].deleted_at == day(36) and rows[ids["d35b"]].deleted_at is None
     assert [b.id for b in await backups.list_backups(bot.db, "app")] == [ids["d35b"], ids["d33"], ids["d20"]]
@@ -326,22 +328,23 @@ async def test_retention_keeps_days_weeks_and_never_the_newest_verified(make_bot
     late = await backups.apply_retention(bot, "app")
     assert [b.id for b in late.keep] == [ids["d20"]]
     assert late.reasons[ids["d20"]] == "newest verified backup"
-    assert Path(made["d20"].file).exists()
-    assert not Path(made["d35b"].file).exists() and not Path(made["d33"].file).exists()
+    assert backups.path_of(bot.config, made["d20"]).exists()
+    assert not backups.path_of(bot.config, made["d35b"]).exists() and not backups.path_of(bot.config, made["d33"]).exists()
 
 
 async def test_retention_runs_after_each_backup_of_the_kind(make_bot, pg_databases, tmp_path):
     source = await pg_databases.create(rows=10)
     clock = ManualClock(day(0))
-    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source)}}, tmp_path / "b"), clock=clock)
+    # min_age 1h: the three hours between the two backups are past it (test_retention_never_takes_... covers min_age).
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source)}}, tmp_path / "b", retention={"min_age": "1h"}), clock=clock)
     first, _ = await run_kind(PG_BACKUP, bot, "backup", {"database": "app"})
     clock.advance(timedelta(hours=3))
     second, recorder = await run_kind(PG_BACKUP, bot, "backup", {"database": "app"})
     assert first.succeeded and second.succeeded
     older, newer = await rows_of(bot)
     # Same day: only the newest of the day is kept.
-    assert older.deleted_at is not None and not Path(older.file).exists()
-    assert newer.deleted_at is None and Path(newer.file).exists()
+    assert older.deleted_at is not None and not backups.path_of(bot.config, older).exists()
+    assert newer.deleted_at is None and backups.path_of(bot.config, newer).exists()
     assert f"retention deleted 1 (#{older.id})" in second.summary()
     assert ("retention", f"app: kept 1, deleted 1: #{older.id}") in recorder.steps
 
@@ -361,7 +364,7 @@ async def test_backup_commands_list_verify_retention_and_bad_input(make_bot, pg_
 
     verified = await command(bot, "UOPS1", "backup", f"verify {made.id}")
     assert verified.outcome == Outcome.ok and f"Backup #{made.id}" in verified.text and "verified" in verified.text
-    Path(made.file).write_bytes(Path(made.file).read_bytes()[:100])
+    backups.path_of(bot.config, made).write_bytes(backups.path_of(bot.config, made).read_bytes()[:100])
     failed = await command(bot, "UOPS1", "backup", f"verify {made.id}")
     assert failed.outcome == Outcome.critical and "FAILED verification" in failed.text
 
@@ -409,11 +412,11 @@ async def test_pg_dump_runs_in_the_database_container_through_docker_exec(make_b
     report, _ = await run_kind(PG_BACKUP, bot, "backup", {"database": "app"})
     assert report.succeeded, report.summary()
     [row] = await rows_of(bot)
-    data = Path(row.file).read_bytes()
+    data = backups.path_of(bot.config, row).read_bytes()
     assert data[:5] == b"PGDMP" and row.sha256 == hashlib.sha256(data).hexdigest() and row.verified
     # The same file read back by the container's pg_restore, streamed in through stdin.
     conn = pg.connection(bot.config, "app")
-    code, err = await bot.checks.docker.exec_stream(container, ["pg_restore", "--list"], lambda chunk: None, stdin_path=row.file)
+    code, err = await bot.checks.docker.exec_stream(container, ["pg_restore", "--list"], lambda chunk: None, stdin_path=str(backups.path_of(bot.config, row)))
     assert code == 0, err
     # A failing pg_dump in the container is reported with its exit code and stderr, and keeps nothing.
     bot.config.databases["app"] = bot.config.databases["app"].model_copy(update={"dsn": dsn_of(pg_databases.name())})
@@ -580,7 +583,7 @@ async def test_verify_that_cannot_run_leaves_the_flag_and_says_so(make_bot, pg_d
     assert reply.outcome == Outcome.error and "could not be checked" in reply.text and "stays marked verified" in reply.text
     one_sentence(reply.text)
     # A file that is bad is still found bad without pg_restore: the checksum needs no client.
-    Path(made.file).write_bytes(b"PGDMP broken")
+    backups.path_of(bot.config, made).write_bytes(b"PGDMP broken")
     bad = await backups.verify_backup(bot, made.id)
     assert bad.problem and not (await backups.get_backup(bot.db, made.id)).verified
 

@@ -1124,7 +1124,7 @@ def test_redact_key_value_pairs():
     assert redact("password=hunter2") == f"password={MASK}"
     assert redact("API_KEY: 'a b c', other=1") == f"API_KEY: {MASK}, other=1"
     assert redact('client_secret="x y"') == f"client_secret={MASK}"
-    assert redact("GITHUB_TOKEN=ghp_abc;rest") == f"GITHUB_TOKEN={MASK};rest"
+    assert redact("GITHUB_TOKEN=ghp_abc;rest next") == f"GITHUB_TOKEN={MASK} next"  # a value may hold ';' (issue 14, item 16)
     assert redact("connections 5/100 (5%)") == "connections 5/100 (5%)"
 
 

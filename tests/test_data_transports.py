@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from action_helpers import request_rows, state_of, trail
 from bot.action import service as requests
+from bot.backup import service as backups
 from bot.backup.models import Backup
 
 pytestmark = pytest.mark.parametrize("drive", ["http", "socket"], indirect=True)
@@ -217,7 +218,7 @@ async def test_db_kill_idle_terminates_exactly_the_planned_connections_once_appr
     assert "Requested by @UOPS1" in words and "needs 1 approval from ops" in words
     assert "Status: Waiting for approval" in words
     assert {int(pid) for pid in re.findall(r"terminate pid (\d+) ", words)} == victim_pids, words
-    assert plan.now.buttons == [("action.approve", str(request_id)), ("action.deny", str(request_id))]
+    assert plan.now.buttons == [(action, str(request_id)) for action in ("action.approve", "action.deny", "action.withdraw")]
     await message_ref_is(d, request_id, plan)
     [row] = await request_rows(d.bot, "main")
     assert row.id == request_id and row.state == "pending"
@@ -281,7 +282,7 @@ async def test_backup_runs_at_once_and_edits_its_message_to_succeeded(drive, scr
     assert await state_of(d.bot, request_id) == "succeeded"
 
     [row] = await rows_of(d.bot)
-    path = Path(row.file)
+    path = backups.path_of(d.bot.config, row)  # row.file is relative to backups.directory
     assert path.exists() and path.parent == directory.resolve(), row.file
     assert re.fullmatch(r"main_\d{8}_\d{6}\.dump", path.name)
     data = path.read_bytes()
@@ -342,7 +343,7 @@ async def test_cache_ratelimit_clear_deletes_one_users_keys_once_approved(drive,
     words = plan.now.words
     assert f"/clear_ratelimit main: request #{request_id}" in words, words
     assert "delete the 31 keys of user 12 matching rate:user:12:*" in words, words
-    assert plan.now.buttons == [("action.approve", str(request_id)), ("action.deny", str(request_id))]
+    assert plan.now.buttons == [(action, str(request_id)) for action in ("action.approve", "action.deny", "action.withdraw")]
     await message_ref_is(d, request_id, plan)
     assert await client.dbsize() == total  # nothing before the approval
 

@@ -689,26 +689,27 @@ async def test_vacuum_end_to_end_through_the_flow(db_bot):
 
 
 async def test_kill_idle_never_lists_opsbots_own_connections(scratch):
-    """The bot's storage engine says application_name opsbot; /db reads and dumps say opsbot...: never listed."""
-    from bot.storage import Database as Storage
+    """The bot's pooled connections are known by pid (storage.OWN_BACKENDS): never listed, whatever they are
+    called. A client that merely calls itself opsbot is listed like any other."""
+    from bot.storage import OWN_BACKENDS, Database as Storage
 
     _, dsn = scratch
     config = db_config(dsn)
     storage = Storage(dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
-    own = await opened(dsn, 1, "opsbot") + await opened(dsn, 1, "opsbot-backup")
+    impostors = await opened(dsn, 1, "opsbot") + await opened(dsn, 1, "opsbot-backup")
     other = await opened(dsn, 1, "dbtest-other")
     try:
-        await storage.ping()  # a pooled connection, idle afterwards
-        async with storage.engine.connect() as conn:
+        async with storage.engine.connect() as conn:  # a pooled connection, idle afterwards
             from sqlalchemy import text
 
-            assert (await conn.execute(text("SELECT current_setting('application_name')"))).scalar() == "opsbot"
-        await asyncio.sleep(1.2)
-        backends, _ = await idle_backends("main", config.databases["main"], 1.0, False)
+            pooled = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+            await conn.execute(text("SET application_name = 'dbtest-renamed'"))
+            await conn.commit()
+        assert pooled in {pid for pid, _ in OWN_BACKENDS.snapshot()}
+        backends, _ = await idle_backends("main", config.databases["main"], 0.001, False)
         listed = {b.pid for b in backends}
-        assert {c.get_server_pid() for c in other} <= listed
-        assert not {c.get_server_pid() for c in own} & listed
-        assert not any(b.application.startswith("opsbot") for b in backends)
+        assert {c.get_server_pid() for c in [*other, *impostors]} <= listed
+        assert pooled not in listed
     finally:
         await storage.close()
-        await close_all([*own, *other])
+        await close_all([*impostors, *other])

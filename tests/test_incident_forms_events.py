@@ -29,7 +29,7 @@ from bot.config.models import AppConfig
 from bot.incident import service as incidents
 from bot.incident.forms import FORM_REFUSED, FORM_SHOWN, NO_FORMS_OPEN
 from bot.incident.models import Incident, IncidentState
-from bot.incident.opening import channel_name
+from bot.incident.opening import channel_name, channel_names
 from bot.incident.views import playbook_checklist
 from bot.transport.blocks import to_slack
 
@@ -235,7 +235,11 @@ async def test_a_pushpin_puts_the_message_on_the_timeline_once(drive):
 @pytest.mark.parametrize("title, expected", [
     ("DB down!", "inc-42-db-down"),
     ("Zahlungen: 50% Fehler / checkout_v2 (EU)", "inc-42-zahlungen-50-fehler-checkout-v2-eu"),
-    ("Ошибка базы данных", "inc-42"),
+    # Letters transliterated to ASCII (anyascii) before the slug is made; emoji and punctuation dropped.
+    ("Café down", "inc-42-cafe-down"),
+    ("Datenbank überlastet", "inc-42-datenbank-uberlastet"),
+    ("Ошибка базы данных", "inc-42-oshibka-bazy-dannykh"),
+    ("Checkout 💥 in Åre", "inc-42-checkout-in-are"),
     ("  ...!!!  ", "inc-42"),
 ])
 def test_channel_names_follow_slacks_rules_for_any_title(title, expected):
@@ -250,6 +254,18 @@ def test_a_long_odd_title_still_gives_a_valid_channel_name():
         assert SLACK_CHANNEL_NAME.fullmatch(name) and not name.endswith("-") and "--" not in name, name
         assert name.startswith("incident-channel-123456789-")
     assert len({channel_name("inc", 7, title, attempt) for attempt in range(5)}) == 5
+
+
+def test_a_retry_after_name_taken_never_repeats_an_earlier_name():
+    # Cut to 80 characters, the first retry of this title would drop "-2" and add "-2": the same name again.
+    title = "Orders stuck in the payments queue since the database moved onto replica 2"
+    first = "inc-1-orders-stuck-in-the-payments-queue-since-the-database-moved-onto-replica-2"
+    assert channel_name("inc", 1, title) == channel_name("inc", 1, title, attempt=1) == first
+    names = channel_names("inc", 1, title, 5)
+    assert names[0] == first and len(set(names)) == 5
+    assert names[1:] == [first[:-1] + str(n) for n in (3, 4, 5, 6)]
+    assert all(SLACK_CHANNEL_NAME.fullmatch(name) for name in names)
+    assert channel_names("inc", 42, "replica 2", 3) == ["inc-42-replica-2", "inc-42-replica-2-2", "inc-42-replica-2-3"]
 
 
 def test_a_checklist_of_forty_steps_is_a_message_slack_accepts():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import html
 import re
 from zoneinfo import ZoneInfo
 
@@ -265,7 +266,8 @@ async def test_the_lifecycle_typed_with_the_incident_number(drive, database):
     assert await pending_pings(d.bot, number) > 0
 
     seen = await d.command("UOPS1", "/incident", f"postmortem {number}")
-    sentence = f"Postmortem draft for INC-{number}, from its timeline: fill in root cause, impact and lessons."
+    where = "#C0INCIDENTS" if d.name == "console" else "<#C0INCIDENTS>"
+    sentence = f"Postmortem draft for INC-{number}, from its timeline, is in {where}: fill in root cause, impact and lessons."
     row = await incidents.get(d.bot.db, number)
     assert row.postmortem.startswith(f"**Incident:** INC-{number} - Payments failing") and row.postmortem_at == START + dt.timedelta(minutes=14)
     assert "1. add a pool alarm" in row.postmortem
@@ -273,10 +275,12 @@ async def test_the_lifecycle_typed_with_the_incident_number(drive, database):
         assert sentence in seen.words and f"--- INC-{number}-postmortem.md ---" in seen.words
         assert row.postmortem.splitlines()[0] in seen.words
     else:
-        assert seen.one_line == sentence and seen.ephemeral is False  # a file is for the channel
+        # Typed in C1: the file goes to the incident's channel (with none of its own, the incidents channel);
+        # the answer says where, to the one who asked.
+        assert seen.one_line == sentence and seen.ephemeral is True
         await d.settle()  # the file goes up after the answer
         [upload] = d.slack.uploaded_files.values()
-        assert upload.filename == f"INC-{number}-postmortem.md" and upload.completed and upload.channel_id == d.channel
+        assert upload.filename == f"INC-{number}-postmortem.md" and upload.completed and upload.channel_id == "C0INCIDENTS"
         assert upload.data.decode() == row.postmortem
 
     seen = await d.command("UOPS1", "/incident", f"show {number}")
@@ -432,7 +436,9 @@ async def test_an_incident_gets_its_own_channel(drive):
     assert record["name"] == name and not record["is_private"]
     # The requester, the on-call of the first level (rotation primary) and incidents.invite.
     assert record["members"] == {"UBOT", "UOPS2", "UONC1", "UCOMMS1"}
-    assert len(record["topic"]) <= 250 and record["topic"] == f"INC-1 P1: {' '.join(title.split())}"
+    # The topic is escaped as message text (Slack announces it in the channel): it reads as the title.
+    assert len(record["topic"]) <= 250 and html.unescape(record["topic"]) == f"INC-1 P1: {' '.join(title.split())}"
+    assert "&amp; &lt;tags&gt;" in record["topic"]
     # The headline, posted there and pinned; the one in the incidents channel links to the channel.
     [copy, checklist] = [m for m in d.messages() if m.ref.startswith(channel + ":")]  # the playbook goes there too
     assert record["pins"] == [copy.ref.split(":", 1)[1]]
@@ -538,7 +544,7 @@ async def test_running_a_restart_step_still_needs_a_second_person(drive, service
     request_id = int(match.group(1))
     plan = d.messages()[-1]
     assert f"/restart svc: request #{request_id}" in plan.now.words and "Requested by @UOPS1" in plan.now.words
-    assert plan.now.buttons == [("action.approve", str(request_id)), ("action.deny", str(request_id))]
+    assert plan.now.buttons == [(action, str(request_id)) for action in ("action.approve", "action.deny", "action.withdraw")]
     seen = await d.click("UOPS1", "action.approve", str(request_id))
     assert said(d, seen) == "You requested this, so someone else has to approve it (two-person rule)."
     await d.settle()
@@ -559,6 +565,7 @@ async def test_health_and_a_guarded_restart_in_the_incident_channel_go_on_its_ti
     advance(d, 1)
     seen = await d.command("UOPS2", "/health", "svc")
     assert "Health: OK" in seen.words
+    await d.settle()  # the timeline's entry is written in the background
     [check] = [e for e in await timeline(d.bot, number) if e.kind == "check"]
     assert check.user_id == "UOPS2" and check.at == START + dt.timedelta(minutes=1)
     assert check.data["outcome"] == "ok" and check.data["summary"].startswith("Health: OK (1 ok)") and check.data["services"] == ["svc"]
@@ -580,4 +587,5 @@ async def test_health_and_a_guarded_restart_in_the_incident_channel_go_on_its_ti
     # A check elsewhere is not this incident's.
     d.channel = "C1"
     await d.command("UOPS2", "/health", "svc")
+    await d.settle()
     assert (await kinds(d.bot, number)).count("check") == 1

@@ -18,4 +18,5 @@ def test_manifest_matches_the_commands():
     assert {"commands", "chat:write", "usergroups:read", "files:write"} <= scopes
     # Incidents: their channels, pages by direct message, the pinned headline, 📌 events.
     assert {"channels:manage", "channels:history", "im:write", "pins:write", "reactions:read"} <= scopes
+    assert {"channels:read", "groups:read"} <= scopes  # conversations.members: who may read a private incident's content
     assert "reaction_added" in manifest["settings"]["event_subscriptions"]["bot_events"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import uuid
 from zoneinfo import ZoneInfo
 
@@ -21,10 +22,11 @@ from drivers import drive  # noqa: F401 (fixture)
 
 from bot.audit import service as audit
 from bot.config.incident_models import Rotation
-from bot.config.loader import parse_config
+from bot.config.loader import ConfigError, parse_config
 from bot.migrate import upgrade
 from bot.oncall.models import OncallOverride
 from bot.oncall.rotation import Shift, shift_at, shifts
+from bot.pipeline.messenger import ChatUser
 from bot.oncall.service import OnCall, OncallDirectory, UnknownRotation, add_override, next_on_call, on_call, overrides
 from bot.pipeline.roles import RoleDirectory
 from bot.schedule import ManualClock
@@ -272,6 +274,13 @@ oncall:
 """
 
 
+def test_override_roles_must_be_declared_roles():
+    with pytest.raises(ConfigError, match="rotation 'primary' lets unknown role 'leads' override it"):
+        parse_config(ROLE_CONFIG.replace("    members: [UANA, UBEN]\n", "    members: [UANA, UBEN]\n    override_roles: [leads]\n"))
+    config = parse_config(ROLE_CONFIG.replace("    members: [UANA, UBEN]\n", "    members: [UANA, UBEN]\n    override_roles: [ops]\n"))
+    assert (config.oncall["primary"].override_roles, config.oncall["secondary"].override_roles) == (["ops"], [])
+
+
 async def test_roles_ask_the_on_call_lookup_fresh_every_time_and_fail_closed(caplog):
     config = parse_config(ROLE_CONFIG)
     current = {"primary": {"UANA"}, "secondary": {"UCAL"}}
@@ -332,6 +341,7 @@ oncall:
     timezone: Europe/Berlin
     shift: 7d
     starts: 2026-01-05
+    override_roles: [ops]
   secondary-{tag}:
     members: [UDAN, UEVE]
     handoff_time: "08:00"
@@ -352,6 +362,15 @@ def one_sentence(d, seen, expected: str) -> None:
     shown_to_caller(d, seen)
     line = seen.one_line
     assert line == expected, line
+
+
+def answer(d, seen) -> str:
+    """The answer to the command alone: on the console a direct message it sent is printed before it."""
+    if d.name == "console":
+        line = d.lines[-1][-1].strip()
+        assert "\n" not in line, line
+        return line
+    return seen.one_line
 
 
 async def audit_mark(bot) -> int:
@@ -390,14 +409,14 @@ async def test_oncall_shows_who_is_on_call_and_next_and_an_override_takes_over(d
     if d.name != "console":
         assert "<@UCAL>" in seen.screen  # live mentions, placed by the bot
 
-    seen = await d.command("UOPS1", "/oncall", f"override {primary} <@UZED|zed> until 8h")
+    seen = await d.command("UOPS1", "/oncall", f"override {primary} <@UBEN|ben> until 8h")
     shown_in_channel(d, seen)
-    assert seen.one_line == f"@UZED is on call for {primary} until Wed 2026-03-04 21:00 CET (Europe/Berlin), instead of the rotation; set by @UOPS1."
+    assert answer(d, seen) == f"@UBEN is on call for {primary} until Wed 2026-03-04 21:00 CET (Europe/Berlin), instead of @UCAL; set by @UOPS1."
     [row] = await all_overrides(d.bot, tag)
-    assert (row.rotation, row.user_id, row.starts_at, row.ends_at, row.created_by) == (primary, "UZED", clock.now(), utc(2026, 3, 4, 20, 0), "UOPS1")
+    assert (row.rotation, row.user_id, row.starts_at, row.ends_at, row.created_by) == (primary, "UBEN", clock.now(), utc(2026, 3, 4, 20, 0), "UOPS1")
 
     seen = await d.command("UNOBODY", "/oncall", primary)
-    assert "On call: @UZED (override) until Wed 2026-03-04 21:00 CET" in seen.words
+    assert "On call: @UBEN (override) until Wed 2026-03-04 21:00 CET" in seen.words
     assert "Next: @UCAL from Wed 2026-03-04 21:00 CET until Mon 2026-03-09 09:00 CET" in seen.words
     assert secondary not in seen.words
 
@@ -409,18 +428,19 @@ async def test_oncall_shows_who_is_on_call_and_next_and_an_override_takes_over(d
         ("2026-03-05T20:00Z", utc(2026, 3, 5, 20, 0)),
         ("2d", utc(2026, 3, 6, 12, 0)),
     ]:
-        seen = await d.command("UOPS1", "/oncall", f"override {primary} <@UYAN> until {until}")
-        assert "@UYAN is on call for" in seen.one_line, until
+        seen = await d.command("UOPS1", "/oncall", f"override {primary} <@UANA> until {until}")
+        assert "@UANA is on call for" in answer(d, seen), until
         assert (await all_overrides(d.bot, tag))[-1].ends_at == ends, until
     seen = await d.command("UNOBODY", "/oncall", primary)
-    assert "On call: @UYAN (override) until Fri 2026-03-06 13:00 CET" in seen.words  # the newest wins
+    assert "On call: @UANA (override) until Fri 2026-03-06 13:00 CET" in seen.words  # the newest wins
 
     clock.advance(dt.timedelta(days=2))
     seen = await d.command("UNOBODY", "/oncall", primary)
     assert "On call: @UCAL until Mon 2026-03-09 09:00 CET" in seen.words
 
     rows = [row for row in await oncall_audit(d.bot, mark) if row[0] == "UOPS1"]
-    assert rows == [("UOPS1", "requested")] * 6  # on record before it ran, as every role-gated command
+    # On record before it ran, as every guarded command, then what it did.
+    assert rows == [("UOPS1", "requested"), ("UOPS1", "overridden")] * 6
 
 
 async def test_every_bad_oncall_input_is_one_sentence_and_writes_nothing(drive, database):
@@ -447,7 +467,7 @@ async def test_every_bad_oncall_input_is_one_sentence_and_writes_nothing(drive, 
         ("UOPS1", f"override {primary} <@UZED> until 8h and more", f"'8h and more' {unreadable}"),
         ("UOPS1", f"override {primary} <@UZED> until 400d", "An override can last at most 366 days; give an earlier end, such as 7d."),
         ("UOPS1", f"override {primary} <@UZED> 8h", "An override names a rotation, a user and an end time. Usage: /oncall override <rotation> <@user> until <time>"),
-        ("UNOBODY", f"override {primary} <@UNOBODY> until 8h", "You are not allowed to run /oncall override: it needs a role in app.yaml."),
+        ("UNOBODY", f"override {primary} <@UANA> until 8h", "You are not allowed to run /oncall override: it needs the ops role in app.yaml."),
     ]
     mark = await audit_mark(d.bot)
     for user, text, expected in cases:
@@ -492,9 +512,162 @@ async def test_a_role_naming_a_rotation_follows_the_handoff(drive, database):
     one_sentence(d, await d.command("UANA", "/logs", "svc"), no_container)
 
     # An override makes its user the on-call, and so the role's holder, for as long as it lasts.
-    assert "@UCAL is on call for" in (await d.command("UOPS1", "/oncall", f"override {primary} <@UCAL> until 1h")).one_line
+    assert "@UCAL is on call for" in answer(d, await d.command("UOPS1", "/oncall", f"override {primary} <@UCAL> until 1h"))
     assert "Your roles: oncallers" in (await d.command("UCAL", "/help")).words
     one_sentence(d, await d.command("UANA", "/audit"), no_role)
     clock.advance(HOUR)
     assert "Your roles: none" in (await d.command("UCAL", "/help")).words
     assert "Your roles: oncallers" in (await d.command("UANA", "/help")).words
+
+
+# --------------------------------------------------------------------------- who may override, and whom
+
+
+async def overridden_rows(bot, mark: int) -> list:
+    return [r for r in reversed(await audit.entries(bot.db, 1000)) if r.id > mark and r.outcome == "overridden"]
+
+
+async def test_a_rotation_says_who_may_override_it_and_only_members_cover(drive, database):
+    tag = uuid.uuid4().hex[:6]
+    primary, secondary = f"primary-{tag}", f"secondary-{tag}"
+    d = await drive(oncall_config(tag), database, clock=ManualClock(utc(2026, 3, 4, 12, 0)))
+    mark = await audit_mark(d.bot)
+    # primary declares override_roles: [ops]. Being one of its members is not enough, nor is being on call
+    # (UCAL holds oncallers through it right now): either would let anyone hand the role on.
+    cases = [
+        ("UANA", f"override {primary} <@UANA> until 8h", "You are not allowed to run /oncall override: it needs the ops role in app.yaml."),
+        ("UCAL", f"override {primary} <@UANA> until 8h", "You are not allowed to run /oncall override: it needs the ops role in app.yaml."),
+        # secondary declares none: only its members, and only to one another.
+        ("UOPS1", f"override {secondary} <@UDAN> until 8h",
+         f"You are not allowed to run /oncall override: it needs membership of the {secondary} rotation in app.yaml."),
+        ("UANA", f"override {secondary} <@UDAN> until 8h",
+         f"You are not allowed to run /oncall override: it needs membership of the {secondary} rotation in app.yaml."),
+        # Whoever may override can only hand the rotation to one of its members.
+        ("UOPS1", f"override {primary} <@UZED> until 8h", f"@UZED is not a member of the {primary} rotation; an override hands it to one of its members."),
+        ("UOPS1", f"override {primary} <@UOPS1> until 8h", f"@UOPS1 is not a member of the {primary} rotation; an override hands it to one of its members."),
+        ("UEVE", f"override {secondary} <@UANA> until 8h", f"@UANA is not a member of the {secondary} rotation; an override hands it to one of its members."),
+    ]
+    for user, text, expected in cases:
+        one_sentence(d, await d.command(user, "/oncall", text), expected)
+    assert await all_overrides(d.bot, tag) == []
+    assert await overridden_rows(d.bot, mark) == []
+    assert [outcome for _, outcome in await oncall_audit(d.bot, mark)] == ["denied"] * 4 + ["requested", "usage_error"] * 3
+
+    # UDAN (no role at all) swaps with UEVE, who is on call now: members swap among themselves.
+    assert "Your roles: none" in (await d.command("UDAN", "/help")).words
+    seen = await d.command("UDAN", "/oncall", f"override {secondary} <@UDAN> until 8h")
+    assert answer(d, seen) == f"@UDAN is on call for {secondary} until Wed 2026-03-04 15:00 EST (America/New_York), instead of @UEVE; set by @UDAN."
+    [row] = await all_overrides(d.bot, tag)
+    assert (row.rotation, row.user_id, row.created_by) == (secondary, "UDAN", "UDAN")
+
+
+@pytest.mark.parametrize("drive", ["http", "socket"], indirect=True)
+async def test_slack_must_know_the_covering_user_as_a_person(drive, slack):
+    tag = uuid.uuid4().hex[:6]
+    name, deleted, gone = f"primary-{tag}", f"UDEL{tag.upper()}", f"UGONE{tag.upper()}"
+    slack.set_user(deleted, deleted=True)
+    slack.unknown_user(gone)
+    config = f"""
+version: 1
+roles:
+  ops:
+    users: [UOPS1]
+oncall:
+  {name}:
+    members: [UANA, UBEN, UBOT, {deleted}, {gone}]
+    override_roles: [ops]
+"""
+    d = await drive(config, clock=ManualClock(utc(2026, 3, 4, 12, 0)))
+    for who, expected in [
+        ("UBOT", "@UBOT is a bot; an override needs a person who can answer pages."),
+        (deleted, f"@{deleted}'s account is deactivated; an override needs someone who can answer pages."),
+        (gone, f"{gone} is not a user in this workspace; nothing was changed."),
+    ]:
+        one_sentence(d, await d.command("UOPS1", "/oncall", f"override {name} <@{who}> until 8h"), expected)
+    slack.fail_next("users.info", "fatal_error")  # Slack cannot tell: nobody is put on call unchecked
+    one_sentence(d, await d.command("UOPS1", "/oncall", f"override {name} <@UBEN> until 8h"),
+                 "Slack could not say who @UBEN is (fatal_error); nothing was changed. Try again shortly.")
+    assert await all_overrides(d.bot, tag) == []
+    assert [c.args["user"] for c in slack.calls_to("users.info")] == ["UBOT", deleted, gone, "UBEN"]
+
+    seen = await d.command("UOPS1", "/oncall", f"override {name} <@UBEN> until 8h")
+    assert answer(d, seen).startswith(f"@UBEN is on call for {name} until")
+    assert [c.args["user"] for c in slack.calls_to("users.info")][-1] == "UBEN"
+    assert [row.user_id for row in await all_overrides(d.bot, tag)] == ["UBEN"]
+
+
+@pytest.mark.parametrize("drive", ["console"], indirect=True)
+async def test_the_console_knows_the_users_app_yaml_names(drive):
+    tag = uuid.uuid4().hex[:6]
+    d = await drive(oncall_config(tag), clock=ManualClock(utc(2026, 3, 4, 12, 0)))
+    directory = d.bot.messengers["console"]
+    for user in ("UOPS1", "UANA", "UEVE", "UCONSOLE"):  # a role's user, rotation members, the one at the terminal
+        assert await directory.user(user) == ChatUser(user), user
+    assert await directory.user("UZED") is None
+
+
+def sent(d, slack) -> list[tuple[str, str]]:
+    """What the bot posted besides its answers: ("ops", words) in the ops channel, ("dm:U…", words) to a person."""
+    if d.name == "console":
+        out = []
+        for message in d.messages():
+            head, _, rest = message.now.plain.partition("\n")
+            direct = re.fullmatch(r"\(direct message to @(\w+)\)", head)
+            out.append((f"dm:{direct.group(1)}", rest.strip()) if direct else ("ops", message.now.plain.strip()))
+        return out
+    dms = {c.response["channel"]["id"]: c.args["users"] for c in slack.calls_to("conversations.open") if c.ok}
+    out = []
+    for message in d.messages():
+        channel = message.ref.split(":", 1)[0]
+        where = "ops" if channel == "C0OPS" else f"dm:{dms[channel]}" if channel in dms else channel
+        out.append((where, message.now.words.strip().splitlines()[0]))
+    return out
+
+
+async def test_an_override_is_audited_announced_and_told_to_everyone_it_displaces(drive, slack, database):
+    tag = uuid.uuid4().hex[:6]
+    primary = f"primary-{tag}"
+    clock = ManualClock(utc(2026, 3, 4, 12, 0))  # UCAL's week until Monday 9 March 09:00 CET, then UANA's
+    d = await drive(oncall_config(tag) + "slack:\n  ops_channel: C0OPS\n", database, clock=clock)
+    mark = await audit_mark(d.bot)
+
+    seen = await d.command("UOPS1", "/oncall", f"override {primary} <@UBEN> until 2026-03-09 13:00")
+    expected = (f"@UBEN is on call for {primary} until Mon 2026-03-09 13:00 CET (Europe/Berlin), "
+                "instead of @UCAL and @UANA; set by @UOPS1.")
+    assert answer(d, seen) == expected
+    await d.settle()
+    assert sent(d, slack) == [
+        ("ops", expected),
+        ("dm:UCAL", f"You are off call for {primary}: @UBEN covers it instead of you "
+                    "from Wed 2026-03-04 13:00 CET until Mon 2026-03-09 09:00 CET (Europe/Berlin); set by @UOPS1."),
+        ("dm:UANA", f"You are off call for {primary}: @UBEN covers it instead of you "
+                    "from Mon 2026-03-09 09:00 CET until Mon 2026-03-09 13:00 CET (Europe/Berlin); set by @UOPS1."),
+    ]
+    [row] = await overridden_rows(d.bot, mark)
+    [override] = await all_overrides(d.bot, tag)
+    assert (row.user_id, row.command, row.target, row.transport) == ("UOPS1", "oncall", primary, "console" if d.name == "console" else "slack")
+    assert row.detail == (f"override #{override.id}: UBEN on call for {primary} until 2026-03-09T12:00:00+00:00, instead of UCAL, UANA")
+
+    # Covering for oneself displaces nobody else; typed in the ops channel itself, the answer is the announcement.
+    before = len(sent(d, slack))
+    d.channel = "C0OPS"
+    seen = await d.command("UOPS1", "/oncall", f"override {primary} <@UBEN> until 1h")
+    assert answer(d, seen) == f"@UBEN is on call for {primary} until Wed 2026-03-04 14:00 CET (Europe/Berlin), instead of the rotation; set by @UOPS1."
+    await d.settle()
+    assert len(sent(d, slack)) == before + (1 if d.name == "console" else 0)  # the console prints the answer as a line of its own
+
+
+@pytest.mark.parametrize("drive", ["http", "socket"], indirect=True)
+async def test_an_override_says_what_could_not_be_told(drive, slack):
+    tag = uuid.uuid4().hex[:6]
+    primary = f"primary-{tag}"
+    d = await drive(oncall_config(tag) + "slack:\n  ops_channel: C0OPS\n", clock=ManualClock(utc(2026, 3, 4, 12, 0)))
+    slack.fail_next("chat.postMessage", "not_in_channel")
+    slack.fail_next("conversations.open", "fatal_error")
+    seen = await d.command("UOPS1", "/oncall", f"override {primary} <@UBEN> until 8h")
+    assert seen.words.splitlines() == [
+        f"@UBEN is on call for {primary} until Wed 2026-03-04 21:00 CET (Europe/Berlin), instead of @UCAL; set by @UOPS1.",
+        "Not announced in the ops channel: Slack answered not_in_channel.",
+        "@UCAL was not told directly: Slack answered fatal_error.",
+    ]
+    assert [row.user_id for row in await all_overrides(d.bot, tag)] == ["UBEN"]  # the override itself holds

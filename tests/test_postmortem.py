@@ -98,7 +98,7 @@ def test_durations_and_resolution():
     text = render()
     assert "**Time to acknowledge:** 7m  \n" in text
     assert "**Time to resolve:** 2h 20m\n" in text
-    assert "**Root Cause:** Connection pool exhausted by idle-in-transaction sessions\n" in text
+    assert "**Root Cause:** _to be written_\n" in text  # /incident rootcause was not used: the summary is the resolution's
     resolution = section(text, "Resolution")
     assert (f"- 03:30 CEST restart of db, requested by <@{BOB}>, approved by <@{ANA}>: succeeded; "
             "verification: all 2 checks passed (plan 9f2c4e1a7b3d)") in resolution
@@ -107,6 +107,17 @@ def test_durations_and_resolution():
     assert "- Users affected: _to be filled in_" in impact
     assert "- Services impacted: db, api" in impact
     assert "- Data loss: _to be filled in_" in impact
+
+
+def test_root_cause_is_the_newest_rootcause_entry_and_the_resolve_summary_is_the_resolution():
+    entries = timeline() + [entry(1.0, "rootcause", BOB, "idle-in-transaction sessions <!here> hold the pool", milestone="root_cause"),
+                            entry(2.5, "rootcause", CARA, "a deploy leaked connections\n**Action Items:** forged", milestone="root_cause")]
+    text = render(incident(summary="rolled back"), entries)
+    root_cause = section(text, "Root Cause")
+    assert root_cause == " a deploy leaked connections **Action Items:** forged\n"  # the newest, on one line, inert
+    assert "rolled back" not in root_cause and section(text, "Resolution").rstrip().endswith("rolled back")
+    assert text.count("\n**Action Items:**") == 1 and "<!here>" not in text
+    assert "- 03:00 CEST - Root cause identified\n" in text  # the earliest mark: the first rootcause entry (01:00 UTC)
 
 
 @pytest.mark.parametrize("seconds, expected", [(0, "0s"), (59, "59s"), (60, "1m"), (3599, "59m"), (3600, "1h 0m"),

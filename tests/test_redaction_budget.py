@@ -68,6 +68,24 @@ ADVERSARIAL = {
     "ghp_ storm": fill("ghp_"),
     "xoxb- run": fill("xoxb-"),
     "registered secret storm": fill(SECRET[:-1]),
+    # the rules of issue 14, item 16
+    "curl -u storm": fill("curl -u a:"),
+    "curl on every line": fill("curl\n"),
+    "curl continued on every line": fill("curl \\\n"),
+    "curl, then -u a:b on one line": "curl " + fill("-u a:b "),
+    "a://a: without @": fill("a://a:"),
+    "://u: then a long address": fill("://u:" + "x" * 3000 + " "),
+    ":= storm": fill("token := "),
+    "=> storm": fill("key => "),
+    "subscript key storm": fill("['password'] = '"),
+    "digits:AA storm": fill("123456789:AA"),
+    "sk- storm": fill("sk-"),
+    "Discord-like storm": fill("-M1aaaaaaaaaaaaaaaaaaaaaa.bbbbbb."),
+    "Q~ storm": fill("abc1Q~"),
+    "-us storm": fill("0123456789abcdef0123456789abcdef-us"),
+    "hooks storm": fill("hooks.slack.com/services/"),
+    "?sig= storm": fill("?sig=&"),
+    "hex storm": fill("0123456789abcdef"),
     "random printable": "".join(random.Random(2).choice(string.printable) for _ in range(MEGABYTE)),
 }
 
@@ -126,6 +144,7 @@ FRAGMENTS = [
     "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----\n", "MIIEvQIBADAN\n",
     "eyJhbGciOiJIUzI1NiJ9", ".", "postgresql://app:", "redis://:", "xoxb-", "ghp_", "AKIA", "sk_live_",
     "%", "%2F", "==", "aaaaaaaa", "0123456789", MASK, "é", "\x00",
+    "curl ", "-u ", "--user=", ":=", "=>", "['", "glpat-", "sk-", "123456789:AA", "hooks.slack.com/services/", "?sig=",
 ]
 SECRET_FORMS = [
     SECRET,

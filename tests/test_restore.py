@@ -153,9 +153,9 @@ async def test_a_failed_restore_says_where_things_stand(make_bot, pg_databases, 
     made = await backups.make_backup(bot, "app", made_by="UOPS1")
     spec, plan = await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id)})
     # Approved, then the file is damaged before it runs: the checksum stops the restore at step 3.
-    data = bytearray(Path(made.file).read_bytes())
+    data = bytearray(backups.path_of(bot.config, made).read_bytes())
     data[-10] ^= 0xFF
-    Path(made.file).write_bytes(bytes(data))
+    backups.path_of(bot.config, made).write_bytes(bytes(data))
     recorder = Recorder()
     report = await PG_RESTORE.execute(recorder.context(bot), spec, plan)
     assert not report.succeeded
@@ -176,7 +176,7 @@ async def test_restore_refuses_what_cannot_be_restored(make_bot, pg_databases, t
     with pytest.raises(PlanError, match=r"There is no backup #424242; /backup list shows them\."):
         await plan_of(PG_RESTORE, bot, "restore", {"backup": "424242"})
     made = await backups.make_backup(bot, "app", made_by="UOPS1")
-    Path(made.file).write_bytes(b"PGDMP broken")
+    backups.path_of(bot.config, made).write_bytes(b"PGDMP broken")
     await backups.verify_backup(bot, made.id)
     with pytest.raises(PlanError, match=rf"Backup #{made.id} is not verified .*; run /backup verify {made.id} first\."):
         await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id)})
@@ -295,13 +295,19 @@ async def test_a_database_that_appears_after_the_plan_is_not_overwritten(make_bo
     assert await fetch(scratch, "SELECT to_regclass('orders')::text") is None
 
 
-async def test_a_backup_deleted_during_the_safety_backup_stops_nothing(make_bot, pg_databases, tmp_path, own):
+async def _planned_restore_with_a_dependent(make_bot, pg_databases, tmp_path, own, clock=None):
+    """(bot, the dependent's container, the backup, spec, plan): a restore over app, planned, not yet run."""
     source = await pg_databases.create(rows=10)
     backend = own.service()
     services = {"backend": {"container": backend, "owners": ["ops"], "checks": [{"kind": "container"}]}}
-    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source), "dependents": ["backend"]}}, tmp_path / "b", services=services))
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source), "dependents": ["backend"]}}, tmp_path / "b", services=services), clock=clock)
     made = await backups.make_backup(bot, "app", made_by="UOPS1")
     spec, plan = await plan_of(PG_RESTORE, bot, "restore", {"backup": str(made.id)})
+    return bot, backend, made, spec, plan
+
+
+async def test_a_backup_deleted_during_the_safety_backup_stops_nothing(make_bot, pg_databases, tmp_path, own):
+    bot, backend, made, spec, plan = await _planned_restore_with_a_dependent(make_bot, pg_databases, tmp_path, own)
     from datetime import datetime, timezone
     from sqlalchemy import update
 
@@ -311,3 +317,21 @@ async def test_a_backup_deleted_during_the_safety_backup_stops_nothing(make_bot,
     assert [step.ok for step in report.steps] == [True, False]
     assert "deleted by retention meanwhile, so nothing was stopped" in report.steps[-1].summary
     assert own.inspect(backend)["State"]["Running"]
+
+
+async def test_a_replica_that_cannot_see_the_backup_stops_nothing_and_keeps_it_verified(make_bot, pg_databases, tmp_path, own):
+    from datetime import datetime, timedelta, timezone
+
+    from bot.schedule.clock import ManualClock
+
+    clock = ManualClock(datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc))
+    bot, backend, made, spec, plan = await _planned_restore_with_a_dependent(make_bot, pg_databases, tmp_path, own, clock)
+    # The run lands on a replica where the file is not to be seen (its directory is not the shared one).
+    backups.path_of(bot.config, made).rename(tmp_path / "on-another-volume.dump")
+    clock.advance(timedelta(minutes=1))  # the safety backup's file gets a name of its own
+    report = await PG_RESTORE.execute(Recorder().context(bot), spec, plan)
+    assert [step.ok for step in report.steps] == [True, False]
+    assert f"backup #{made.id}: this replica cannot see its file {made.file_name}" in report.steps[-1].summary
+    assert "so nothing was stopped" in report.steps[-1].summary
+    assert own.inspect(backend)["State"]["Running"]
+    assert (await backups.get_backup(bot.db, made.id)).verified

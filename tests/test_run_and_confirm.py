@@ -441,7 +441,7 @@ async def test_cache_flush_needs_the_cache_name_typed_by_the_approver(drive, pg_
     assert f"/flush_cache {cache}: request #{request_id}" in plan.now.words
     assert f"{cache}: FLUSHDB database {db} on " in plan.now.words and "every key in it goes" in plan.now.words
     assert "It held 25 keys when this was planned." in plan.now.words
-    assert plan.now.buttons == [("action.approve", str(request_id)), ("action.deny", str(request_id))]
+    assert plan.now.buttons == [(action, str(request_id)) for action in ("action.approve", "action.deny", "action.withdraw")]
     [row] = [r for r in await request_rows(d.bot, cache) if r.id == request_id]
     assert row.plan["confirm"] == cache and row.state == "pending"
 
@@ -540,7 +540,7 @@ async def test_console_run_console_prompts_for_the_name(make_bot, pg_database_ur
     await run_console(bot, "UOPS1", stdin, stdout, allow_impersonation=True)
     out = stdout.getvalue()
     request_id = int(re.search(rf"/flush_cache {cache}: request #(\d+)", out).group(1))
-    assert "[1] Approve  [2] Deny   (type the number to press)" in out
+    assert "[1] Approve  [2] Deny  [3] Withdraw   (type the number to press)" in out
     first, second = out.split(f"Type {cache} to approve request #{request_id}:")[1:]
     assert f"That is not {cache}: request #{request_id} was not approved. Press Approve again to retry." in first
     assert "[message 1 updated]" not in first

@@ -467,3 +467,29 @@ async def test_a_handler_is_stopped_at_its_lease_and_the_job_failed(db, clock):
     assert await scheduler.run_due() == 1
     job = await jobs.get(db, f"{kind}:1")
     assert job.state is JobState.failed and "did not finish within its lease" in job.error
+
+
+async def test_a_slow_job_holds_back_neither_a_wake_nor_a_job_falling_due(db, clock):
+    """While one job hangs (a Slack call waiting out a 429), the loop still starts what enqueue()
+    announces, at once, and what falls due, at its due time: each before the slow one ends."""
+    kind = kind_of("fair")
+    slow, announced, later = f"{kind}:slow", f"{kind}:announced", f"{kind}:later"
+    calls = Calls(block={slow})
+    # No polling: only an enqueue, a job ending or the next due time may move the loop.
+    scheduler = Scheduler(db, [JobType(kind, calls)], None, clock=clock, poll=timedelta(days=7).total_seconds())
+    async with looping(scheduler):
+        await idle(clock)
+        await scheduler.enqueue(kind, slow, clock.now())
+        await wait_until(lambda: calls.started[slow] == 1)
+
+        await scheduler.enqueue(kind, announced, clock.now())  # the clock does not move
+        await wait_until(lambda: calls.finished[announced] == 1)
+
+        await scheduler.enqueue(kind, later, clock.now() + timedelta(minutes=5))
+        await asyncio.sleep(0.05)
+        assert not calls.started[later]  # not early
+        clock.advance(timedelta(minutes=5))
+        await wait_until(lambda: calls.finished[later] == 1)
+        assert calls.started[slow] == 1 and not calls.finished[slow]  # still hanging all along
+    assert [job.key for _, job in calls.jobs] == [slow, announced, later]
+    assert not any(job.late for _, job in calls.jobs)

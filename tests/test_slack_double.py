@@ -483,6 +483,34 @@ async def test_conversations_invite_adds_members_once(double: SlackDouble, clien
 
 
 @pytest.mark.asyncio
+async def test_conversations_members_pages_with_a_cursor(double: SlackDouble, client: AsyncWebClient) -> None:
+    channel = (await client.conversations_create(name="inc-3", is_private=True))["channel"]["id"]
+    users = [f"U{n:04d}" for n in range(250)]
+    await client.conversations_invite(channel=channel, users=users)
+    first = await client.conversations_members(channel=channel)  # 100 a page unless asked
+    assert first["members"] == sorted(["UBOT", *users])[:100] and first["response_metadata"]["next_cursor"]
+    seen, cursor = list(first["members"]), first["response_metadata"]["next_cursor"]
+    while cursor:
+        page = await client.conversations_members(channel=channel, cursor=cursor, limit=120)
+        seen += page["members"]
+        cursor = page["response_metadata"]["next_cursor"]
+    assert seen == sorted(["UBOT", *users])  # every member once, in pages
+    assert double.calls_to("conversations.members")[0].args["channel"] == channel
+
+    for args, error in [({"channel": channel, "cursor": "not-a-cursor"}, "invalid_cursor"),
+                        ({"channel": channel, "limit": "0"}, "invalid_limit"),
+                        ({"channel": channel, "limit": "1001"}, "invalid_limit"),
+                        ({"channel": "#inc-3"}, "channel_not_found"), ({}, "channel_not_found")]:
+        err = await slack_error(client.api_call("conversations.members", http_verb="GET", params=args))
+        assert err.response["error"] == error, args
+    # A private channel the bot is not in cannot be read; a configured public one can.
+    double.channels[channel]["members"].discard("UBOT")
+    err = await slack_error(client.conversations_members(channel=channel))
+    assert err.response["error"] == "channel_not_found"
+    assert (await client.conversations_members(channel="C0INCIDENTS"))["members"] == ["UBOT"]
+
+
+@pytest.mark.asyncio
 async def test_set_topic_takes_at_most_250_characters(double: SlackDouble, client: AsyncWebClient) -> None:
     channel = (await client.conversations_create(name="inc-2"))["channel"]["id"]
     answered = await client.conversations_setTopic(channel=channel, topic="t" * 250)

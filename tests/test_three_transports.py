@@ -59,7 +59,7 @@ async def audit_rows(bot) -> list[tuple[str, str, str, str]]:
 
 
 async def request_restart(d, user: str = "UOPS1") -> tuple[int, str]:
-    """/restart svc as `user`: the plan is posted with Approve and Deny; returns (request id, message ref)."""
+    """/restart svc as `user`: the plan is posted with Approve, Deny and Withdraw; returns (request id, message ref)."""
     seen = await d.command(user, "/restart", "svc")
     match = re.search(r"Request #(\d+) is posted and waits for approval\.", seen.words)
     assert match, seen.words
@@ -72,7 +72,7 @@ async def request_restart(d, user: str = "UOPS1") -> tuple[int, str]:
     assert f"/restart svc: request #{request_id}" in words
     assert f"Requested by @{user}" in words and "needs 1 approval from ops" in words
     assert "Status: Waiting for approval" in words
-    assert plan.now.buttons == [("action.approve", str(request_id)), ("action.deny", str(request_id))]
+    assert plan.now.buttons == [(action, str(request_id)) for action in ("action.approve", "action.deny", "action.withdraw")]
     [row] = [r for r in await request_rows(d.bot, "svc") if r.id == request_id]
     assert (row.state, row.requested_by, row.message_ref) == ("pending", user, plan.ref)
     return request_id, plan.ref

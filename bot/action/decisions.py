@@ -16,15 +16,20 @@ from bot.pipeline.messenger import Click
 from bot.pipeline.reply import Outcome, Reply
 
 
+def request_id_of(value: str) -> int | None:
+    """A button's value or a typed number as a request id; None when it cannot be one."""
+    # Request ids are the database's integers: anything else (or too big for the column) is not ours.
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
+
+
 async def _decidable(bot, click: Click, verb: str):
     """What approve and deny both check first: the button's request, pressed where it was made, not expired.
 
     Returns (request, spec, targets), or the Reply that ends the press.
     """
-    # Request ids are the database's integers: anything else (or too big for the column) is not ours.
-    if not (click.value.isascii() and click.value.isdigit() and len(click.value) <= 9):
+    request_id = request_id_of(click.value)
+    if request_id is None:
         return await _no_request(bot, click, verb, "That button does not belong to a request opsbot knows.")
-    request_id = int(click.value)
     request = await requests.get(bot.db, request_id)
     if request is None:
         return await _no_request(bot, click, verb, f"Request #{request_id} does not exist.")

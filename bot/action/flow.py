@@ -114,7 +114,7 @@ async def request_action(bot, req, action: str, raw_params: dict[str, str]) -> R
             Text(
                 f"{holder.service} is locked by request #{holder.request_id} (/{holder.action} by ",
                 Mention(holder.holder),
-                f") since {when(holder.since)}; wait for it to finish or be decided.",
+                f") since {when(holder.since)}; wait for it to finish or be decided (its requester or an approver can withdraw it: /run cancel {holder.request_id}).",
             ),
             Outcome.usage_error,
         )

@@ -1,6 +1,6 @@
 """Action requests as a state machine in the database, with their approvals and the per-service locks.
 
-pending -> approved -> running -> succeeded | failed, or pending -> denied | expired.
+pending -> approved -> running -> succeeded | failed, or pending -> denied | withdrawn | expired.
 Every transition is a conditional UPDATE (WHERE state = <expected>), so exactly one
 caller wins it whatever the concurrency: double clicks, two approvers, two replicas.
 """

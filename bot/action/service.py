@@ -109,6 +109,21 @@ async def _lock_holder(db: Database, key: str) -> LockHolder | None:
     return LockHolder(key.split(":", 1)[-1], lock.request_id, lock.holder, lock.acquired_at, action)
 
 
+OPEN_STATES = ("pending", "approved", "running")  # a request that may still act on what its plan names
+
+
+async def open_plan_values(db: Database, kind: str, param: str) -> set:
+    """The values of parameter `param` in the plans of open requests (pending, approved or running) of
+    action kind `kind`: e.g. the backups pg_restore requests name, which retention must keep."""
+    async with db.sessions() as session:
+        plans = (await session.execute(select(ActionRequest.plan).where(ActionRequest.state.in_(OPEN_STATES)))).scalars()
+        return {
+            plan["params"][param]
+            for plan in plans
+            if isinstance(plan, dict) and plan.get("kind") == kind and (plan.get("params") or {}).get(param) is not None
+        }
+
+
 async def get(db: Database, request_id: int) -> ActionRequest | None:
     async with db.sessions() as session:
         return await session.get(ActionRequest, request_id)
@@ -148,12 +163,22 @@ async def approve(db: Database, request_id: int, user: str) -> ActionRequest:
 
 
 async def deny(db: Database, request_id: int, user: str) -> ActionRequest:
+    """pending -> denied by `user`, locks released. Raises NotPending."""
+    return await _end_pending(db, request_id, user, "denied")
+
+
+async def withdraw(db: Database, request_id: int, user: str) -> ActionRequest:
+    """pending -> withdrawn by `user` (its requester or an approver), locks released at once. Raises NotPending."""
+    return await _end_pending(db, request_id, user, "withdrawn")
+
+
+async def _end_pending(db: Database, request_id: int, user: str, state: str) -> ActionRequest:
     async with db.sessions() as session:
         async with session.begin():
             claimed = await session.execute(
                 update(ActionRequest)
                 .where(ActionRequest.id == request_id, ActionRequest.state == "pending")
-                .values(state="denied", decided_by=user, decided_at=utcnow(), finished_at=utcnow())
+                .values(state=state, decided_by=user, decided_at=utcnow(), finished_at=utcnow())
             )
             if claimed.rowcount != 1:
                 raise NotPending()

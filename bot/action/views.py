@@ -14,6 +14,7 @@ STATE_LINE = {
     "succeeded": "Succeeded",
     "failed": "Failed",
     "denied": "Denied",
+    "withdrawn": "Withdrawn",
     "expired": "Expired",
 }
 
@@ -53,7 +54,7 @@ def request_message(
         status = Text(status, f" (expires {when(request.expires_at)})")
         if approvers:
             status = Text(status, "; approved so far by ", mentions(approvers))
-    elif request.state in ("denied",):
+    elif request.state in ("denied", "withdrawn"):
         status = Text(status, " by ", Mention(request.decided_by), f" at {when(request.decided_at)}")
     elif request.state in ("approved", "running", "succeeded", "failed") and approvers:
         status = Text(status, " · approved by ", mentions(approvers))
@@ -77,10 +78,12 @@ def request_message(
                 (
                     Button("Approve", "action.approve", str(request.id), "primary"),
                     Button("Deny", "action.deny", str(request.id), "danger"),
+                    Button("Withdraw", "action.withdraw", str(request.id), on_close=True),
                 )
             )
         )
-    outcome = {"succeeded": Outcome.ok, "failed": Outcome.critical, "denied": Outcome.denied, "expired": Outcome.warning}.get(
+    outcome = {"succeeded": Outcome.ok, "failed": Outcome.critical, "denied": Outcome.denied, "withdrawn": Outcome.warning,
+               "expired": Outcome.warning}.get(
         request.state, Outcome.ok
     )
     text = Text(f"{title}: ", status, "\n" if result else "", result)

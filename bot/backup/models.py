@@ -19,7 +19,9 @@ class Backup(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     database: Mapped[str] = mapped_column(String(64))  # the name under databases: in app.yaml
-    file: Mapped[str] = mapped_column(String(1024))  # absolute path of the .dump
+    # The .dump's path relative to backups.directory, which every replica mounts (service.path_of);
+    # rows made before migration 0012 outside that directory keep their absolute path.
+    file: Mapped[str] = mapped_column(String(1024))
     size: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes
     duration: Mapped[float] = mapped_column(Float, default=0.0)  # seconds the dump took
     sha256: Mapped[str] = mapped_column(String(64), default="")

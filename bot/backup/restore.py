@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from pathlib import Path
 
 import asyncpg
 
 from bot.backup import dump as pg
 from bot.backup.dump import BackupError, Progress
 from bot.backup.models import Backup
-from bot.backup.service import SCRATCH_PREFIX, CheckNotRun, check_file
+from bot.backup.service import SCRATCH_PREFIX, CheckNotRun, check_file, path_of
 from bot.redaction import redact_cut
 
 # At most 56 characters: its safety backups are recorded as "scratch:<name>" in a 64-character column.
@@ -156,5 +155,5 @@ async def restore_backup(
                 "overwritten; nothing was restored"
             )
         clean = not created
-    await pg.restore(bot.checks.docker, target, Path(backup.file), clean=clean, progress=progress, timeout=timeout)
+    await pg.restore(bot.checks.docker, target, path_of(bot.config, backup), clean=clean, progress=progress, timeout=timeout)
     return target

@@ -6,6 +6,11 @@ verify_backup the file again: size and SHA-256 against the row, header, pg_resto
               full read of every data block (pg_restore into /dev/null): truncation or corruption fails
 apply_retention  bot.backup.retention's plan; files deleted, rows kept with deleted_at set
 Time comes from bot.clock (a ManualClock in tests).
+
+A row records its file relative to backups.directory (rows made before 0012 may hold an absolute
+path, read as it is): every replica finds the file under its own mount of the shared directory.
+A replica that cannot see a file changes nothing about it: verify says so and leaves the row, and
+retention leaves the file's row as it is.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from bot.action.service import open_plan_values
 from bot.backup import dump as pg
 from bot.backup.dump import BackupError, CheckNotRun, Progress
 from bot.backup.models import Backup
@@ -43,6 +49,23 @@ class NoSuchBackup(LookupError):
 
 def directory(config) -> Path:
     return Path(config.backups.directory).expanduser().resolve()
+
+
+def path_of(config, backup: Backup) -> Path:
+    """Where this replica finds the backup's file: under backups.directory, or the absolute path an older row holds."""
+    recorded = Path(backup.file)
+    return recorded if recorded.is_absolute() else directory(config) / recorded
+
+
+def unseen(config, backup: Backup) -> str | None:
+    """Why this replica cannot see the backup's file (a sentence fragment), or None when it can."""
+    path = path_of(config, backup)
+    if path.is_file():
+        return None
+    return (
+        f"this replica cannot see its file {path.name} in {path.parent} "
+        "(backups.directory must be the same shared directory on every replica)"
+    )
 
 
 def file_for(config, database: str, at: datetime) -> Path:
@@ -96,7 +119,7 @@ async def make_backup(
         problem = await pg.restore_list(bot.checks.docker, conn, path)
     row = Backup(
         database=database,
-        file=str(path),
+        file=str(path.relative_to(directory(bot.config))),  # the same on every replica that mounts the directory
         size=result.size,
         duration=round(result.duration, 3),
         sha256=result.sha256,
@@ -145,14 +168,15 @@ class Verification:
 async def check_file(bot, backup: Backup, *, deep: bool, conn: pg.Connection | None = None) -> str | None:
     """None when the backup's file is what was recorded and readable; else what is wrong.
 
-    CheckNotRun when pg_restore could not run at all (no client, Docker down, a timeout): that says
-    nothing about the file.
+    CheckNotRun when pg_restore could not run at all (no client, Docker down, a timeout), or when this
+    replica cannot see the file: that says nothing about the file.
     """
-    path = Path(backup.file)
+    path = path_of(bot.config, backup)
     if backup.deleted_at is not None:
         return f"its file was deleted by retention on {backup.deleted_at:%Y-%m-%d}"
-    if not path.exists():
-        return f"its file {path.name} is missing"
+    hidden = unseen(bot.config, backup)
+    if hidden:
+        raise CheckNotRun(hidden)
     size, digest = await asyncio.to_thread(pg.file_sha256, path)
     if size != backup.size:
         return f"the file holds {size} bytes but the backup was {backup.size} bytes (truncated or replaced)"
@@ -176,8 +200,8 @@ async def check_file(bot, backup: Backup, *, deep: bool, conn: pg.Connection | N
 async def verify_backup(bot, backup_id: int, *, deep: bool = True) -> Verification:
     """/backup verify: re-hash the file, list and read the archive; the row's verified flag follows.
 
-    When the archive checks could not run (Docker down, no pg_restore), the row is left as it was and
-    Verification.unchecked says why: that is no finding about the file.
+    When the archive checks could not run (Docker down, no pg_restore), or this replica cannot see the
+    file, the row is left as it was and Verification.unchecked says why: that is no finding about the file.
     """
     backup = await get_backup(bot.db, backup_id)
     archive_read = backup.database in bot.config.databases
@@ -194,28 +218,49 @@ async def verify_backup(bot, backup_id: int, *, deep: bool = True) -> Verificati
     return Verification(backup, problem, archive_read=archive_read)
 
 
+async def backups_in_use(bot) -> set[int]:
+    """Backups an open request names (a pending, approved or running /restore of it)."""
+    return {int(value) for value in await open_plan_values(bot.db, "pg_restore", "backup")}
+
+
 async def retention_plan(bot, database: str) -> RetentionPlan:
+    """What may go of `database`'s backups now: the one decision every deleting path asks (retention module)."""
     async with bot.db.sessions() as session:
         rows = list(
             (await session.execute(select(Backup).where(Backup.database == database, Backup.deleted_at.is_(None)))).scalars()
         )
-    return plan_retention(rows, bot.config.backups.retention, _now(bot))
+    plan = plan_retention(rows, bot.config.backups.retention, _now(bot), await backups_in_use(bot))
+    # A file this replica cannot see may well be on the shared directory another replica mounts: never
+    # marked deleted from here.
+    plan.unseen = [b for b in plan.delete if unseen(bot.config, b)]
+    plan.delete = [b for b in plan.delete if b not in plan.unseen]
+    return plan
 
 
 async def apply_retention(bot, database: str, *, dry_run: bool = False) -> RetentionPlan:
-    """Delete the files retention does not keep (rows stay, marked deleted); `dry_run` only says which."""
+    """Delete the files retention does not keep (rows stay, marked deleted); `dry_run` only says which.
+
+    The pg_backup kind (after a backup), /backup retention and the backup schedules all call this.
+    Of two replicas pruning at once, the conditional UPDATE lets only one of them report each deletion.
+    """
     plan = await retention_plan(bot, database)
     if dry_run or not plan.delete:
         return plan
     now = _now(bot)
+    deleted = []
     for backup in plan.delete:
         try:
-            Path(backup.file).unlink()
+            path_of(bot.config, backup).unlink()
         except FileNotFoundError:
-            pass
+            pass  # another replica's retention took it meanwhile
         async with bot.db.sessions() as session, session.begin():
-            await session.execute(update(Backup).where(Backup.id == backup.id, Backup.deleted_at.is_(None)).values(deleted_at=now))
-        backup.deleted_at = now
+            marked = await session.execute(
+                update(Backup).where(Backup.id == backup.id, Backup.deleted_at.is_(None)).values(deleted_at=now)
+            )
+        if marked.rowcount == 1:
+            backup.deleted_at = now
+            deleted.append(backup)
+    plan.delete = deleted
     return plan
 
 
@@ -232,6 +277,9 @@ __all__ = [
     "get_backup",
     "list_backups",
     "make_backup",
+    "path_of",
+    "unseen",
+    "backups_in_use",
     "retention_plan",
     "scratch_key",
     "is_scratch_key",

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from bot.backup.models import Backup
 from bot.backup.retention import RetentionPlan
+from bot.config.types import format_duration
 
 
 def human_size(size: int) -> str:
@@ -71,6 +72,17 @@ def retention_lines(database: str, plan: RetentionPlan, dry_run: bool) -> list[s
     lines = [f"{database}: keeps {len(plan.keep)}, {verb} {len(plan.delete)}"]
     for b in plan.delete:
         lines.append(f"  {verb} #{b.id} {b.file_name} ({plan.reasons.get(b.id, '')})")
+    for b in plan.unseen:
+        lines.append(f"  left #{b.id} {b.file_name} as it is: this replica cannot see its file")
     for b in plan.keep:
         lines.append(f"  keeps #{b.id} {b.file_name} ({plan.reasons.get(b.id, '')})")
     return lines
+
+
+def retention_rules(retention) -> str:
+    """The rules of bot.backup.retention as one sentence, under /backup retention's result."""
+    return (
+        f"Keeps the newest of each day for {retention.daily_days} days and of each ISO week for {retention.weekly_weeks} weeks, "
+        f"nothing older than {retention.max_age_days} days; never deletes a backup an open /restore request names, "
+        f"the newest verified backup, or one younger than {format_duration(retention.min_age)}."
+    )

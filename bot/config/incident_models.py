@@ -63,6 +63,9 @@ class Rotation(Strict):
     timezone: str = Field("UTC", description="IANA time zone of the hand-off time; daylight saving is followed.")
     shift: Duration = Field(7 * 86400.0, description="Shift length: 1d, 7d, 12h ... Whole days hand off at the same local time.")
     starts: dt.date = Field(dt.date(2026, 1, 5), description="The first member's first shift begins at the first hand-off on or after this date.")
+    override_roles: list[RoleName] = Field(
+        [], description="Roles that may /oncall override this rotation; empty: only its members, swapping among themselves."
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from bot.config.incident_models import check_timezone
 from bot.config.literal_secrets import HttpUrl
-from bot.config.types import Duration, Name, ServiceName, SlackChannel, Strict
+from bot.config.types import Duration, Name, RoleName, ServiceName, SlackChannel, Strict
 
 ScheduleRun = Literal["daily_check", "weekly_check", "monthly_checklist", "backup", "health"]
 # Runbook 003 "Monitoring Checklist" (monthly) and runbook 004 "Preventive Measures" (monthly checks).
@@ -109,7 +109,9 @@ class Metric(Strict):
 
 class MaintenanceSettings(Strict):
     announce_before: Duration = Field(48 * 3600.0, description="A window scheduled ahead is announced this long before (runbook 001).")
-    channel: SlackChannel | None = Field(None, description="Where announcements go; default slack.ops_channel.")
+    channel: SlackChannel | None = Field(None, description="Where announcements go; default slack.ops_channel. A channel ID (C...) lets a retried post look for itself in the channel's history.")
+    max_duration: Duration = Field(4 * 3600.0, gt=0, description="The longest a window lasts; so do windows on one service that overlap or are less than an hour apart (the gap counted).")
+    all_services_roles: list[RoleName] = Field([], description="Roles that may open a window on every service; none: such windows are refused.")
 
 
 MetricName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]

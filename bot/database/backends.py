@@ -1,7 +1,8 @@
 """Idle connections (runbooks 000 and 003): listing the ones that match, and terminating exactly those.
 
-The bot's own connections (application_name opsbot..., see bot.storage and bot.database.connection)
-are never listed nor terminated. A backend is named by its pid *and* its backend_start: a pid is reused by a later
+The bot's own connections (its pools and its direct connections: bot.storage.OWN_BACKENDS, by pid and
+backend_start) are never listed nor terminated; application_name decides nothing, since any client may
+set it to "opsbot". A backend is named by its pid *and* its backend_start: a pid is reused by a later
 connection, which must never be killed in its place. Terminating checks each backend again,
 in the statement that signals it, and then waits until it is gone.
 """
@@ -17,19 +18,27 @@ import asyncpg
 from bot.config.data_models import Database
 from bot.database.connection import connect, reading
 from bot.database.display import NAME_CHARS, age, one_line
+from bot.storage import OWN_BACKENDS
 
 MAX_BACKENDS = 100  # listed in one plan; the oldest first
 GONE_WITHIN = 5.0  # seconds a terminated backend has to leave pg_stat_activity
 IDLE = ("idle",)
 IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
 
-IDLE_QUERY = """
+
+def _not_own(pids: int, starts: int) -> str:
+    """The condition that spares opsbot's own connections: parameters $pids and $starts are own_backends()."""
+    return f"""
+  AND NOT EXISTS (SELECT 1 FROM unnest(${pids}::int[], ${starts}::timestamptz[]) AS own(pid, started)
+                  WHERE own.pid = a.pid AND own.started = a.backend_start)"""
+
+
+IDLE_QUERY = f"""
 SELECT pid, usename, application_name, state, backend_start,
        EXTRACT(EPOCH FROM clock_timestamp() - state_change)::float8 AS idle_seconds,
        count(*) OVER () AS matching
-FROM pg_stat_activity
-WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-  AND coalesce(application_name, '') NOT LIKE 'opsbot%'
+FROM pg_stat_activity a
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'{_not_own(4, 5)}
   AND state = ANY($1::text[])
   AND state_change < clock_timestamp() - make_interval(secs => $2::float8)
 ORDER BY state_change, pid
@@ -42,11 +51,10 @@ SELECT backend_start, state, EXTRACT(EPOCH FROM clock_timestamp() - state_change
 FROM pg_stat_activity
 WHERE pid = $1 AND datname = current_database()
 """
-TERMINATE_QUERY = """
+TERMINATE_QUERY = f"""
 SELECT pg_terminate_backend(pid) AS signalled
-FROM pg_stat_activity
-WHERE pid = $1 AND backend_start = $2 AND datname = current_database() AND pid <> pg_backend_pid()
-  AND coalesce(application_name, '') NOT LIKE 'opsbot%'
+FROM pg_stat_activity a
+WHERE pid = $1 AND backend_start = $2 AND datname = current_database() AND pid <> pg_backend_pid(){_not_own(5, 6)}
   AND state = ANY($3::text[])
   AND state_change < clock_timestamp() - make_interval(secs => $4::float8)
 """
@@ -78,10 +86,16 @@ class Backend:
         }
 
 
+def own_backends() -> tuple[list[int], list[datetime]]:
+    """opsbot's own connections now, as the two arrays the queries take: pids, backend_starts."""
+    own = OWN_BACKENDS.snapshot()
+    return [pid for pid, _ in own], [started for _, started in own]
+
+
 async def idle_backends(name: str, database: Database, older_than: float, idle_in_transaction: bool) -> tuple[list[Backend], int]:
     """The matching backends of this database (not opsbot's own), longest idle first, and how many match in all."""
     async with reading(name, database) as conn:
-        rows = await conn.fetch(IDLE_QUERY, list(states(idle_in_transaction)), float(older_than), MAX_BACKENDS)
+        rows = await conn.fetch(IDLE_QUERY, list(states(idle_in_transaction)), float(older_than), MAX_BACKENDS, *own_backends())
     backends = [
         Backend(
             pid=row["pid"],
@@ -123,7 +137,7 @@ async def _terminate_one(conn: asyncpg.Connection, step: dict, wanted: list[str]
     started = datetime.fromisoformat(step["backend_start"])
     label = f"pid {pid} ({step.get('user') or '?'}, {step.get('application') or 'no application name'})"
     try:
-        signalled = await conn.fetchval(TERMINATE_QUERY, pid, started, wanted, float(older_than))
+        signalled = await conn.fetchval(TERMINATE_QUERY, pid, started, wanted, float(older_than), *own_backends())
     except asyncpg.InsufficientPrivilegeError as exc:
         return Termination(pid, "failed", f"{label}: not terminated, opsbot's database user may not ({one_line(str(exc), 120)}).")
     if not signalled:
@@ -142,6 +156,8 @@ async def _why_not(conn: asyncpg.Connection, pid: int, started: datetime, wanted
         return "it had already disconnected"
     if row["backend_start"] != started:
         return "the pid now belongs to a newer connection"
+    if (pid, started) in OWN_BACKENDS.snapshot():
+        return "it is one of opsbot's own connections"
     if row["state"] not in wanted:
         return f"it is {row['state'] or 'not a client'} now"
     if row["idle_seconds"] is not None and row["idle_seconds"] < older_than:

@@ -14,9 +14,11 @@ from bot.config.data_models import Database
 from bot.config.types import MissingEnvironment, expand_env, format_duration
 from bot.redaction import redact_cut
 from bot.redaction_rules import is_secret_name
+from bot.storage import OWN_BACKENDS
 
 CONNECT_TIMEOUT = 5.0  # seconds; at least this, or the database's statement_timeout when longer
 APPLICATION_NAME = "opsbot"
+OWN_BACKEND_START_QUERY = "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
 # Past the server's statement_timeout the client gives up too, in case the server cannot answer at all.
 CLIENT_MARGIN = 5.0
 
@@ -126,6 +128,9 @@ async def connect(name: str, database: Database, statement_timeout: float | None
         raise DatabaseUnavailable(f"Cannot connect to database {name}: {reason(exc)}.") from None
     clean = False
     try:
+        # Known by pid while open, so a kill-idle running meanwhile never takes it (storage.OWN_BACKENDS).
+        started = await conn.fetchval(OWN_BACKEND_START_QUERY)
+        OWN_BACKENDS.add(conn, conn.get_server_pid(), started)
         yield conn
         clean = True
     except asyncpg.QueryCanceledError:
@@ -139,6 +144,7 @@ async def connect(name: str, database: Database, statement_timeout: float | None
     except (OSError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"Lost the connection to database {name}: {reason(exc)}.") from None
     finally:
+        OWN_BACKENDS.discard(conn)
         if clean:
             try:
                 await asyncio.wait_for(conn.close(), CONNECT_TIMEOUT)

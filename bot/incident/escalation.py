@@ -25,7 +25,8 @@ from bot.incident.views import ping_message, reminder_message
 from bot.maintenance.service import covering_in
 from bot.oncall.rotation import shift_at
 from bot.pipeline.markup import HERE, Mention, group
-from bot.pipeline.messenger import ChannelAdmin, MessagePostFailed
+from bot.pipeline.markers import already_posted, marker
+from bot.pipeline.messenger import ChannelAdmin, MessagePostFailed, urgent
 from bot.schedule import Job, JobType
 from bot.schedule import service as jobs
 
@@ -100,7 +101,9 @@ async def run_ping(bot, job: Job) -> None:
         if found is None or payload["level"] >= len(found[1].escalation):
             return  # app.yaml changed under a planned ping: nothing left to page at that level
         level = found[1].escalation[payload["level"]]
-        windows = await covering_in(session, incident.services, now)
+        # Only automated detection is silenced: someone who opened an incident during a window wants it paged.
+        automated = await service.origin_in(session, incident.id) != service.PERSON
+        windows = await covering_in(session, incident.services, now) if automated else []
         if windows:  # every service of the incident is in maintenance: on the timeline, not paged
             text = f"Page to {level.label} silenced by maintenance window " + ", ".join(f"#{w.id}" for w in windows)
             data = {"level": payload["level"], "repeat": payload["repeat"], "skipped": True, "maintenance": [w.id for w in windows]}
@@ -120,7 +123,10 @@ async def run_ping(bot, job: Job) -> None:
     marker = page_marker(entry_key)
     reply = ping_message(incident, level.label, mentions, payload["repeat"], late=data["late"], config=bot.config, marker=marker)
     channel = channel_of(incident)
-    sent, failures = await _send(bot, messenger, reply, marker, [channel] if channel else [], direct, retry=retry)
+    if payload["repeat"] == 0 and (payload["level"], payload["plan"]) != (0, 1):  # the level's first page in this plan
+        await _invite(messenger, incident, direct, data)
+    with urgent(severity_rank(bot.config, incident.severity)):  # queued behind Slack's limit, P0 goes first
+        sent, failures = await _send(bot, messenger, reply, marker, [channel] if channel else [], direct, retry=retry)
     if not sent:
         await _failed(bot, job, entry_key, incident.id, text, data, failures)
         return
@@ -132,12 +138,18 @@ async def run_ping(bot, job: Job) -> None:
                                   .values(escalation_level=payload["level"], updated_at=now))
 
 
+def severity_rank(config, severity: str) -> int:
+    """Where the severity stands in app.yaml's list: the first (P0) is the most urgent."""
+    found = config.severity(severity)
+    return list(config.severities).index(found[0]) if found else len(config.severities)
+
+
 async def _send(bot, messenger, reply, marker: str, channels: list[str], users: list[str], *, retry: bool) -> tuple[int, list[str]]:
     """The page in the incident's channel and to each user, each on its own: one refusal does not
     keep the on-call's direct message from going out. (how many arrived, what failed and why)."""
     sent, failures = 0, []
     for target in [*channels, *users]:
-        if retry and await _already_sent(messenger, target, marker):
+        if retry and await already_posted(messenger, target, marker):
             sent += 1
             continue
         try:
@@ -170,22 +182,24 @@ async def _failed(bot, job: Job, entry_key: str, incident_id: int, text: str, da
     bot.scheduler.wake()
 
 
+async def _invite(messenger, incident: Incident, users: list[str], data: dict) -> None:
+    """A level is invited to the incident's own channel with its first page (of each plan: after a
+    reopen, a re-grade or an escalation too), so the page's mention there reaches them. The first
+    plan's first level is not: it was invited when the channel was made. Those already in it are no
+    error. A refusal is on the page's entry and costs no page: the direct message still goes. The
+    console has no channels: nothing to do."""
+    if not users or not incident.channel_id or not isinstance(messenger, ChannelAdmin):
+        return
+    try:
+        await messenger.invite(incident.channel_id, users)
+    except Exception as exc:  # Slack's refusal, the network
+        data["not_invited"] = str(exc)[:40] if isinstance(exc, MessagePostFailed) else exc.__class__.__name__
+        log.warning("%s: paged users not invited to its channel (%s)", incident.ref, data["not_invited"])
+
+
 def page_marker(job_key: str) -> str:
     """"(page 42.3.1.0)" for incident.ping:42:3:1:0: shown on the page, looked for before a retry sends it again."""
-    return "(page " + ".".join(job_key.split(":")[1:]) + ")"
-
-
-async def _already_sent(messenger, channel: str, marker: str) -> bool:
-    """A retried page looks for itself first (Slack's history), so a run that died between Slack's
-    answer and the delivered mark is not paged twice. Where history cannot be read (the console,
-    a refusal), it is sent again: a page twice beats a page lost."""
-    if not isinstance(messenger, ChannelAdmin):
-        return False
-    try:
-        return await messenger.posted(channel, marker)
-    except Exception as exc:  # Slack's refusal, the network: the look-up must not cost the page
-        log.info("page history unreadable (%s): sending again", exc.__class__.__name__)
-        return False
+    return marker("page", job_key)
 
 
 async def run_reminder(bot, job: Job) -> None:
@@ -207,11 +221,21 @@ async def run_reminder(bot, job: Job) -> None:
     await bot.scheduler.enqueue(REMIND, next_key, (now if due else last_update) + every, {**payload, "n": payload["n"] + 1})
     if not due:
         return
-    created = await service.add_entry(bot.db, incident.id, service.Entry("reminder", "", "Update reminder", {}, key=job.key), now)
-    if created:
+    # Once, as a page: the entry (undelivered) before the post, marked delivered after; a run that finds it
+    # undelivered (the earlier one died or ran out of lease mid-post) looks for the reminder's marker first.
+    entry = service.Entry("reminder", "", "Update reminder", {"delivered": False}, key=job.key)
+    async with bot.db.sessions() as session, session.begin():
+        retry = not await service._add(session, incident.id, entry, now)
+        if retry:
+            earlier = await session.scalar(select(TimelineEntry.data).where(TimelineEntry.key == job.key))
+            if earlier is None or earlier.get("delivered", True):  # an entry without the flag predates it: it was sent
+                return
+    messenger, channel, mark = messenger_for(bot, incident), channel_of(incident), marker("update reminder", job.key)
+    if not (retry and await already_posted(messenger, channel, mark)):
         who = incident.commander or incident.opened_by
-        await messenger_for(bot, incident).post(channel_of(incident),
-                                                 reminder_message(incident, who, now - last_update))
+        await messenger.post(channel, reminder_message(incident, who, now - last_update, marker=mark))
+    async with bot.db.sessions() as session, session.begin():
+        await session.execute(update(TimelineEntry).where(TimelineEntry.key == job.key).values(data={"delivered": True}))
 
 
 JOBS = [

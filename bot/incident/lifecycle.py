@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
+from sqlalchemy.exc import IntegrityError
+
 from bot.incident import planning, playbooks, service
 from bot.incident.models import MAX_TEXT, Incident, IncidentState
 from bot.incident.notify import channel_of, messenger_for
@@ -113,9 +115,15 @@ async def reopen(bot, incident: Incident, user: str) -> Reply:
     now = bot.clock.now()
     values = {"state": IncidentState.open, "acknowledged_by": None, "acknowledged_at": None, "resolved_by": None,
               "resolved_at": None, "escalation_level": 0}
-    result = await service.transition(bot.db, incident.id, states=(IncidentState.resolved,), values=values,
-                                      entry=service.Entry("reopened", user), now=now, extra=service.next_plan(),
-                                      then=lambda session, changed: planning.plan_in(session, bot, changed, now))
+    try:
+        result = await service.transition(bot.db, incident.id, states=(IncidentState.resolved,), values=values,
+                                          entry=service.Entry("reopened", user), now=now, extra=service.next_plan(),
+                                          then=lambda session, changed: planning.plan_in(session, bot, changed, now))
+    except IntegrityError:  # the unique index on open dedup keys: a newer incident holds this one's key
+        holder = await service.open_with_key(bot.db, incident.dedup_key) if incident.dedup_key else None
+        if holder is None:
+            raise
+        return Reply.refusal(f"{incident.ref} cannot be reopened while {holder.ref} is open for the same thing; follow that one.")
     if not result.won:
         return Reply.refusal(f"{incident.ref} is not resolved ({result.incident.state.value}); there is nothing to reopen.")
     bot.scheduler.wake()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage import Base, UtcDateTime
@@ -29,13 +29,22 @@ class IncidentState(str, enum.Enum):
 # A VARCHAR holding the value, not a native PostgreSQL ENUM: a new state is no DDL.
 STATE_TYPE = Enum(IncidentState, native_enum=False, length=16, values_callable=lambda states: [s.value for s in states])
 
+# An incident is open until resolved. Written out (not bound parameters) and identical in the
+# index and in ON CONFLICT ... WHERE: PostgreSQL and SQLite match a partial index by its predicate.
+OPEN_PREDICATE = "state IN ('open', 'acknowledged')"
+
 MAX_TITLE = 150  # a Slack header block holds 150 characters
 MAX_TEXT = 3000  # one section of text: an update, a note, a summary
 
 
 class Incident(Base):
     __tablename__ = "incidents"
-    __table_args__ = (Index("ix_incidents_state", "state"),)
+    __table_args__ = (
+        Index("ix_incidents_state", "state"),
+        # One open incident per de-duplication key: the database decides between racing openers.
+        Index("uq_incidents_dedup_key_open", "dedup_key", unique=True,
+              postgresql_where=text(OPEN_PREDICATE), sqlite_where=text(OPEN_PREDICATE)),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # INC-<id>
     title: Mapped[str] = mapped_column(String(MAX_TITLE))
@@ -66,6 +75,9 @@ class Incident(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     postmortem: Mapped[str | None] = mapped_column(Text, nullable=True)
     postmortem_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # What this incident is about, for openers that repeat themselves (a schedule's reading, an alert):
+    # while it is open, opening with the same key adds to its timeline instead (migration 0011).
+    dedup_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     @property
     def ref(self) -> str:
@@ -80,7 +92,7 @@ class TimelineEntry(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     # opened, acknowledged, severity, role, update, note, ping, reminder, escalated, check,
-    # action, pin, step, resolved, reopened, followup, postmortem
+    # action, pin, step, resolved, reopened, followup, postmortem, repeated (an opening with an open dedup key)
     kind: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[str] = mapped_column(String(32), default="")
     text: Mapped[str] = mapped_column(Text, default="")

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
+
+from anyascii import anyascii
 
 from bot.config.incident_models import Playbook
 from bot.config.models import AppConfig
@@ -48,6 +51,19 @@ class OpenRequest:
     channel_id: str
     transport: str
     team_id: str
+    # What the incident is about (a schedule's reading, an alert's key): while one is open with this
+    # key, opening again adds to its timeline and pages nobody (models.Incident.dedup_key).
+    dedup_key: str | None = None
+    # Who opened it: a person (/incident open), or automated detection ("schedule"; alerts later),
+    # whose incidents alone a maintenance window keeps from paging (service.PERSON, service.origin_in).
+    origin: str = "person"
+
+
+@dataclass(frozen=True)
+class Opened:
+    incident: Incident | None  # None when refused
+    reply: Reply
+    joined: bool = False  # the key's incident was open already: the request went on its timeline instead
 
 
 def validate(config: AppConfig, severity: str, title: str, services: list[str], playbook: str | None) -> tuple[str, str, str | None]:
@@ -82,14 +98,33 @@ def suggested_playbook(config: AppConfig, services: list[str], severity: str) ->
     return matching[0] if matching else None
 
 
+def ascii_letters(title: str) -> str:
+    """Letters and digits transliterated to ASCII by anyascii ("Café" -> "Cafe", "Ошибка" -> "Oshibka");
+    anything else (punctuation, emoji, which anyascii would spell out as ":boom:") becomes a space."""
+    return "".join(anyascii(ch) if unicodedata.category(ch)[0] in "LN" else " " for ch in title)
+
+
 def channel_name(prefix: str, number: int, title: str, attempt: int = 0) -> str:
     """`inc-42-db-down`: Slack's rules (lowercase letters, digits, - and _, at most 80) for any title."""
-    slug = "-".join(SLUG_WORDS.findall(title.lower()))
+    slug = "-".join(SLUG_WORDS.findall(ascii_letters(title).lower()))
     head = f"{prefix}-{number}"
     tail = f"-{attempt + 1}" if attempt else ""
     room = MAX_CHANNEL_NAME - len(head) - len(tail) - 1
     slug = slug[:room].rstrip("-")
     return f"{head}-{slug}{tail}" if slug else f"{head}{tail}"
+
+
+def channel_names(prefix: str, number: int, title: str, count: int) -> list[str]:
+    """`count` different names to try in turn after `name_taken`: a suffix that only repeats an earlier
+    name (a title ending in "replica 2", cut to fit 80 characters) is skipped, not tried again."""
+    names: list[str] = []
+    for attempt in range(count * 3):
+        name = channel_name(prefix, number, title, attempt)
+        if name not in names:
+            names.append(name)
+        if len(names) == count:
+            break
+    return names
 
 
 async def open_incident(bot, request: OpenRequest) -> Reply:
@@ -98,18 +133,21 @@ async def open_incident(bot, request: OpenRequest) -> Reply:
 
 async def open_incident_record(bot, request: OpenRequest) -> tuple[Incident | None, Reply]:
     """The incident opened (None when refused) and the answer for whoever asked."""
+    opened = await open_or_join(bot, request)
+    return opened.incident, opened.reply
+
+
+async def open_or_join(bot, request: OpenRequest) -> Opened:
+    """Open an incident, or, when its dedup key's incident is open, put the request on that one's timeline."""
     try:
         severity, title, playbook = validate(bot.config, request.severity, request.title, request.services, request.playbook)
     except Refused as exc:
-        return None, Reply.refusal(str(exc))
+        return Opened(None, Reply.refusal(str(exc)))
     now = bot.clock.now()
-    incident = await service.open_incident(
-        bot.db, title=title, severity=severity, services=request.services, description=redact_cut(request.description, MAX_TEXT),
-        playbook=playbook, opened_by=request.user_id, transport=request.transport, team=request.team_id, now=now,
-        headline_channel=bot.config.incidents_channel or request.channel_id,
-        # No incident without its pages: planned in the same transaction, the first held until it is announced.
-        then=lambda session, opened: planning.plan_in(session, bot, opened, now, hold_first_until=now + ANNOUNCE_GRACE),
-    )
+    try:
+        incident = await _open_row(bot, request, severity, title, playbook, now)
+    except service.AlreadyOpen as taken:
+        return await _join(bot, taken.incident, request, title, now)
     problems: list[str] = []
     try:
         incident = await _announce(bot, incident, request, playbook, problems)
@@ -121,7 +159,27 @@ async def open_incident_record(bot, request: OpenRequest) -> tuple[Incident | No
     if problems:
         reply.blocks.append(Section("Not done: " + "; ".join(problems) + "."))
         reply.outcome = Outcome.warning
-    return incident, reply
+    return Opened(incident, reply)
+
+
+async def _open_row(bot, request: OpenRequest, severity: str, title: str, playbook: str | None, now) -> Incident:
+    return await service.open_incident(
+        bot.db, title=title, severity=severity, services=request.services, description=redact_cut(request.description, MAX_TEXT),
+        playbook=playbook, opened_by=request.user_id, transport=request.transport, team=request.team_id, now=now,
+        headline_channel=bot.config.incidents_channel or request.channel_id, dedup_key=request.dedup_key, origin=request.origin,
+        # No incident without its pages: planned in the same transaction, the first held until it is announced.
+        then=lambda session, opened: planning.plan_in(session, bot, opened, now, hold_first_until=now + ANNOUNCE_GRACE),
+    )
+
+
+async def _join(bot, incident: Incident, request: OpenRequest, title: str, now) -> Opened:
+    """The key's incident is open: what this opener saw goes on its timeline. No headline, no channel,
+    no pages: whoever the first opening paged is already on it."""
+    data = {"dedup_key": request.dedup_key, "severity": request.severity, "services": request.services,
+            "description": redact_cut(request.description, MAX_TEXT)}
+    await service.add_entry(bot.db, incident.id, service.Entry("repeated", request.user_id, title, data), now)
+    sentence = f"{incident.ref} is already open for this ({incident.severity}: {incident.title}); added to its timeline."
+    return Opened(incident, done(sentence, ephemeral=True), joined=True)
 
 
 async def _announce(bot, incident: Incident, request: OpenRequest, playbook: str | None, problems: list[str]) -> Incident:
@@ -147,8 +205,8 @@ async def _announce(bot, incident: Incident, request: OpenRequest, playbook: str
 async def _make_channel(bot, messenger: ChannelAdmin, incident: Incident, requester: str) -> list[str]:
     settings = bot.config.incidents
     channel_id = None
-    for attempt in range(5):  # name_taken: an older incident of the same number and title, another workspace bot
-        name = channel_name(settings.channel_prefix, incident.id, incident.title, attempt)
+    # name_taken: an older incident of the same number and title, another workspace bot
+    for name in channel_names(settings.channel_prefix, incident.id, incident.title, 5):
         try:
             channel_id = await messenger.create_channel(name, private=settings.private_channels)
             break
@@ -173,7 +231,8 @@ async def _make_channel(bot, messenger: ChannelAdmin, incident: Incident, reques
         copy = await messenger.post(channel_id, headline(await service.get(bot.db, incident.id), bot.config))
         # Kept so that the pinned copy is redrawn with the headline (no stale Acknowledge button).
         await service.add_entry(bot.db, incident.id, service.Entry("channel", "", f"Channel #{name} created",
-                                                                   {"channel": channel_id, "name": name, "ref": copy},
+                                                                   {"channel": channel_id, "name": name, "ref": copy,
+                                                                    "private": settings.private_channels},
                                                                    key=pinned_headline_key(incident.id)), bot.clock.now())
         await messenger.pin(copy)
     except MessagePostFailed as exc:

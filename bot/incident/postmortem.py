@@ -27,6 +27,7 @@ TO_BE_WRITTEN = "_to be written_"
 TO_BE_FILLED = "_to be filled in_"
 BOT_NAME = "opsbot"
 MILESTONES = (("root_cause", "Root cause identified"), ("fix_deployed", "Fix deployed"))
+MILESTONE_KINDS = ("note", "update", "rootcause")  # entries that may mark a milestone (data["milestone"])
 # What a template may name; load_template refuses others before the first review is due.
 CONTEXT_NAMES = frozenset({
     "incident", "date", "duration", "timezone", "tz", "milestones", "timeline", "time_to_acknowledge",
@@ -113,7 +114,7 @@ def _milestones(incident: Incident, timeline: list[TimelineEntry], clock: Clock)
     rows = [{"time": clock.stamp(incident.opened_at), "label": "Issue detected"},
             {"time": clock.stamp(notified.at if notified else None), "label": "Team notified"}]
     for key, label in MILESTONES:
-        found = _first(timeline, lambda e, key=key: e.kind in ("note", "update") and _data(e).get("milestone") == key)
+        found = _first(timeline, lambda e, key=key: e.kind in MILESTONE_KINDS and _data(e).get("milestone") == key)
         rows.append({"time": clock.stamp(found.at if found else None), "label": label})
     resolved = _resolved_at(incident)
     rows.append({"time": clock.stamp(resolved) if resolved else "_ongoing_", "label": "Incident resolved"})
@@ -158,6 +159,12 @@ def _action(entry: TimelineEntry, clock: Clock) -> dict:
 
 def _resolved_at(incident: Incident) -> datetime | None:
     return incident.resolved_at if incident.state == IncidentState.resolved else None
+
+
+def _root_cause(timeline: list[TimelineEntry]) -> str:
+    """What /incident rootcause said last (entries oldest first): the newest wins."""
+    said = [entry.text for entry in timeline if entry.kind == "rootcause" and entry.text]
+    return said[-1] if said else ""
 
 
 def _summary(incident: Incident, timeline: list[TimelineEntry]) -> str:
@@ -215,7 +222,7 @@ def build_context(incident: Incident, timeline: list[TimelineEntry], followups: 
         "milestones": _milestones(incident, entries, clock), "timeline": _timeline(entries, clock),
         "time_to_acknowledge": _since_open(incident, _acknowledged_at(incident, entries), "not acknowledged"),
         "time_to_resolve": _since_open(incident, _resolved_at(incident), "not resolved"),
-        "root_cause": inert(summary).strip() or TO_BE_WRITTEN,
+        "root_cause": _line(_root_cause(entries)) or TO_BE_WRITTEN,
         "impact": {"users_affected": TO_BE_FILLED, "services": info["services_text"], "data_loss": TO_BE_FILLED},
         "actions": [_action(entry, clock) for entry in entries if entry.kind == "action"],
         "resolution_summary": inert(summary).strip(), "followups": _followups(followups),

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.incident.models import FollowUp, Incident, IncidentState, TimelineEntry
+from bot.incident.models import OPEN_PREDICATE, FollowUp, Incident, IncidentState, TimelineEntry
 from bot.storage import Database
 
 OPEN_STATES = (IncidentState.open, IncidentState.acknowledged)
+PERSON = "person"  # an incident's origin when someone opened it; automated detection names itself ("schedule")
 MAX_ENTRY_TEXT = 4000
 
 
@@ -26,6 +27,14 @@ Then = Callable[[AsyncSession, Incident], Awaitable[None]]
 
 class NoSuchIncident(LookupError):
     pass
+
+
+class AlreadyOpen(Exception):
+    """An incident with this de-duplication key is open: nothing was written."""
+
+    def __init__(self, incident: Incident):
+        super().__init__(incident.ref)
+        self.incident = incident
 
 
 @dataclass(frozen=True)
@@ -47,21 +56,68 @@ class Entry:
 
 async def open_incident(db: Database, *, title: str, severity: str, services: list[str], description: str, playbook: str | None,
                         opened_by: str, transport: str, team: str, now: datetime, headline_channel: str | None = None,
-                        then: Then | None = None) -> Incident:
-    """INC-N with its "opened" entry, and `then` (its escalation plan) in the same transaction."""
-    incident = Incident(
-        title=title, severity=severity, state=IncidentState.open, services=services, description=description, playbook=playbook,
-        opened_by=opened_by, opened_at=now, transport=transport, team=team, summary="", escalation_plan=1,
-        escalation_level=0, updated_at=now, headline_channel=headline_channel,
-    )
-    async with db.sessions() as session, session.begin():
-        session.add(incident)
-        await session.flush()
-        data = {"severity": severity, "services": services, "playbook": playbook}
-        await _add(session, incident.id, Entry("opened", opened_by, title, data), now)
-        if then is not None:
-            await then(session, incident)
-    return incident
+                        then: Then | None = None, dedup_key: str | None = None, origin: str = PERSON) -> Incident:
+    """INC-N with its "opened" entry (which keeps its `origin`), and `then` (its escalation plan) in the same transaction.
+
+    With a `dedup_key` that an open incident holds already, AlreadyOpen(that incident) and nothing
+    written: the insert loses inside the database (ON CONFLICT on the partial unique index), so two
+    replicas opening for the same reading at once open one incident and plan one set of pages.
+    """
+    values = {
+        "title": title, "severity": severity, "state": IncidentState.open, "services": services, "description": description,
+        "playbook": playbook, "opened_by": opened_by, "opened_at": now, "transport": transport, "team": team, "summary": "",
+        "escalation_plan": 1, "escalation_level": 0, "updated_at": now, "headline_channel": headline_channel, "dedup_key": dedup_key,
+    }
+    # A second turn only when the holder was resolved between our insert and our look at it.
+    for _ in range(3):
+        holder = None
+        async with db.sessions() as session, session.begin():
+            statement = _insert(session)(Incident.__table__).values(**values)
+            if dedup_key is not None:
+                statement = statement.on_conflict_do_nothing(index_elements=["dedup_key"], index_where=text(OPEN_PREDICATE))
+            incident_id = (await session.execute(statement.returning(Incident.id))).scalar()
+            if incident_id is None:  # lost: nothing was written, and the block ends without raising
+                holder = await _open_with_key(session, dedup_key)
+            else:
+                incident = await session.get(Incident, incident_id)
+                data = {"severity": severity, "services": services, "playbook": playbook, "origin": origin}
+                await _add(session, incident.id, Entry("opened", opened_by, title, data), now)
+                if then is not None:
+                    await then(session, incident)
+        if incident_id is not None:
+            return incident
+        if holder is not None:  # raised out here: inside, the rollback would expire it
+            raise AlreadyOpen(holder)
+    raise RuntimeError(f"incident key {dedup_key!r} kept changing hands while opening")
+
+
+async def _open_with_key(session: AsyncSession, dedup_key: str) -> Incident | None:
+    # A fresh statement: on PostgreSQL (READ COMMITTED) it sees the row whose commit our insert waited for.
+    query = select(Incident).where(Incident.dedup_key == dedup_key, Incident.state.in_(OPEN_STATES))
+    return (await session.execute(query.execution_options(populate_existing=True))).scalar_one_or_none()
+
+
+async def open_with_key(db: Database, dedup_key: str) -> Incident | None:
+    """The open incident holding this de-duplication key, if any."""
+    async with db.sessions() as session:
+        return await _open_with_key(session, dedup_key)
+
+
+def _insert(session: AsyncSession):
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+async def origin_in(session: AsyncSession, incident_id: int) -> str:
+    """Who opened the incident, from its "opened" entry: PERSON, or the automated detection that did.
+    An incident opened before origins were kept counts as a person's: its pages are never silenced."""
+    data = await session.scalar(select(TimelineEntry.data).where(TimelineEntry.incident_id == incident_id, TimelineEntry.kind == "opened")
+                                .order_by(TimelineEntry.id).limit(1))
+    return (data or {}).get("origin") or PERSON
 
 
 async def get(db: Database, incident_id: int) -> Incident:
@@ -127,11 +183,7 @@ async def _add(session: AsyncSession, incident_id: int, entry: Entry, at: dateti
     if entry.key is None:
         await session.execute(table.insert().values(**values))
         return True
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    result = await session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+    result = await session.execute(_insert(session)(table).values(**values).on_conflict_do_nothing(index_elements=["key"]))
     return result.rowcount == 1
 
 

@@ -109,9 +109,11 @@ def _joined(targets: list[Mention]) -> list:
     return parts
 
 
-def reminder_message(incident: Incident, who: str, since: timedelta) -> Reply:
+def reminder_message(incident: Incident, who: str, since: timedelta, *, marker: str) -> Reply:
+    """`marker` names this one reminder ("update reminder 42.1.3"): a retried reminder looks for it before sending again."""
     line = Text(Mention(who), f" {incident.ref} has had no update for {span(since)}. Post one with /incident update {incident.id} <text>.")
-    return Reply(text=line, blocks=[Section(line), Actions((Button("Post update", "incident.update", str(incident.id)),))])
+    return Reply(text=Text(line, f" {marker}"), blocks=[
+        Section(line), Context(marker), Actions((Button("Post update", "incident.update", str(incident.id)),))])
 
 
 def update_message(incident: Incident, user: str, text: str, config: AppConfig) -> Reply:

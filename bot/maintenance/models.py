@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage import Base, UtcDateTime
@@ -27,3 +27,16 @@ class MaintenanceWindow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     ended_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class MaintenancePost(Base):
+    """A window's post (announcement, start, end), keyed like its job (`maintenance.announce:3`): written
+    before the message goes out, marked delivered after, so a retried job sends it once (scheduled.py)."""
+
+    __tablename__ = "maintenance_posts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("maintenance_windows.id"))
+    written_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -4,7 +4,9 @@ The public questions (window_for, active, silenced, notes_for) answer with `Wind
 dataclass, never an ORM row. Times are the caller's (the bot's injected clock), never the database's.
 
 A window's announcement, start and end are scheduled jobs (scheduled.py), enqueued in the
-transaction that stores the window, keyed by its id, so each is posted once.
+transaction that stores the window, keyed by its id, so each is posted once. A window lasts at
+most maintenance.max_duration, and so does each chain of windows on one service that overlap or
+are less than CHAIN_GAP (an hour) apart, the gaps counted (create refuses with TooLong); who may open one is scope.py's question.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import false, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.maintenance.models import MaintenanceWindow
@@ -140,11 +142,76 @@ async def notes_for(bot, services: list[str]) -> list[str]:
     return [note(service, window, bot.config, now) for service, window in found if window is not None]
 
 
+@dataclass(frozen=True)
+class Chain:
+    """Windows on one service less than CHAIN_GAP apart, a new one among them: how long they hold it in a row."""
+    service: str  # "" when the windows are on every service and no service is configured
+    starts_at: datetime
+    ends_at: datetime
+    windows: tuple[int, ...]  # the stored windows in it, besides the new one
+
+    @property
+    def length(self) -> timedelta:
+        return self.ends_at - self.starts_at
+
+
+class TooLong(ValueError):
+    """A new window would make a chain longer than maintenance.max_duration: the chain."""
+
+    def __init__(self, chain: Chain):
+        super().__init__(chain)
+        self.chain = chain
+
+
+# Windows on one service less than this apart are one chain, the gap counted in its length: a
+# minute of detection between two 4-hour windows must not make eight hours of silence pass.
+CHAIN_GAP = timedelta(hours=1)
+
+
+def chain_through(windows: list[Window], service: str, starts_at: datetime, ends_at: datetime) -> Chain:
+    """The chain a new window from `starts_at` to `ends_at` on `service` makes with `windows` (not cancelled)."""
+    lo, hi, used = starts_at, ends_at, set()
+    grew = True
+    while grew:
+        grew = False
+        for window in windows:
+            if window.id not in used and window.covers(service) and window.starts_at < hi + CHAIN_GAP and window.until > lo - CHAIN_GAP:
+                lo, hi, grew = min(lo, window.starts_at), max(hi, window.until), True
+                used.add(window.id)
+    return Chain(service, lo, hi, tuple(sorted(used)))
+
+
+async def _longest_chain(session: AsyncSession, services: list[str], every: list[str], starts_at: datetime, ends_at: datetime,
+                         longest: timedelta) -> Chain:
+    """The longest chain the new window makes on any service it covers (`every` configured one when it names none).
+    Windows further than `longest` away can only join through one nearer, which already makes it too long."""
+    reach = longest + CHAIN_GAP
+    rows = await session.scalars(select(W).where(W.ends_at >= starts_at - reach, W.starts_at <= ends_at + reach))
+    nearby = [w for w in map(_window, rows) if not w.cancelled]
+    chains = [chain_through(nearby, service, starts_at, ends_at) for service in (services or every or [""])]
+    return max(chains, key=lambda chain: chain.length)
+
+
+async def _one_at_a_time(session: AsyncSession) -> None:
+    """Each new window is checked against the others (its chain): two created at once must not both pass on
+    what the other has not yet written, so creating takes the table's write lock until commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("LOCK TABLE maintenance_windows IN SHARE ROW EXCLUSIVE MODE"))
+    else:  # SQLite: any write takes the database's one write lock, held until commit
+        await session.execute(update(W).where(false()).values(reason=W.reason))
+
+
 async def create(bot, services: list[str], reason: str, starts_at: datetime, ends_at: datetime, created_by: str) -> Window:
-    """Store a window and its posts (announcement when it is far enough ahead, start, end), in one transaction."""
+    """Store a window and its posts (announcement when it is far enough ahead, start, end), in one transaction.
+    TooLong, with nothing stored, when it would hold a service longer than maintenance.max_duration in a row."""
     now = bot.clock.now()
     announce_before = timedelta(seconds=bot.config.maintenance.announce_before)
+    longest = timedelta(seconds=bot.config.maintenance.max_duration)
     async with bot.db.sessions() as session, session.begin():
+        await _one_at_a_time(session)
+        chain = await _longest_chain(session, list(services), list(bot.config.services), starts_at, ends_at, longest)
+        if chain.length > longest:
+            raise TooLong(chain)
         row = W(services=list(services), reason=reason, starts_at=starts_at, ends_at=ends_at, created_by=created_by, created_at=now)
         session.add(row)
         await session.flush()

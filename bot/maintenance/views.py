@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.config.models import AppConfig
-from bot.maintenance.service import Window
+from bot.maintenance.service import Chain, Window
 from bot.pipeline.markup import Mention, Text
 from bot.pipeline.reply import Context, Header, Outcome, Reply, Section
 
@@ -50,8 +50,17 @@ def note(service: str, window: Window, config: AppConfig, now: datetime) -> str:
 
 
 def held(window: Window) -> str:
-    return (f"Until it ends, incidents on {services_of(window)} alone are not paged, and their red checks open none; "
-            f"/maintenance end {window.id} ends it early.")
+    return (f"Until it ends, red checks on {services_of(window)} open no incident, and incidents they opened on them alone are "
+            f"not paged; incidents people open are paged as always. /maintenance end {window.id} ends it early.")
+
+
+def too_long(chain: Chain, longest: timedelta, config: AppConfig, now: datetime) -> str:
+    """Why a window that would chain with others past maintenance.max_duration is refused."""
+    what = chain.service or "every service"
+    span = f"{time_of(chain.starts_at, config, now)} to {time_of(chain.ends_at, config, chain.starts_at)}"
+    others = ", ".join(f"#{number}" for number in chain.windows)
+    return (f"With window{'s' if len(chain.windows) > 1 else ''} {others} this keeps {what} in maintenance for {length(chain.length)} in a row ({span}); "
+            f"windows less than an hour apart can last at most {length(longest)} together (maintenance.max_duration).")
 
 
 def created(window: Window, config: AppConfig, now: datetime, *, announce_at: datetime | None, channel: str) -> Reply:
@@ -68,29 +77,37 @@ def created(window: Window, config: AppConfig, now: datetime, *, announce_at: da
     return Reply(text=sentence, blocks=[Header(f"Maintenance window #{window.id}"), *lines])
 
 
-def announcement(window: Window, config: AppConfig, now: datetime) -> Reply:
+def _marked(reply: Reply, marker: str) -> Reply:
+    """A channel post names itself ("(maintenance announce 3)"): a retried job looks for it before posting again."""
+    if marker:
+        reply.text = Text(reply.text, f" {marker}")
+        reply.blocks.append(Context(marker))
+    return reply
+
+
+def announcement(window: Window, config: AppConfig, now: datetime, *, marker: str = "") -> Reply:
     ahead = length(window.starts_at - now)
     sentence = f"Scheduled maintenance #{window.id} in {ahead}: {span_of(window, config, now)}: {window.reason}"
-    return Reply(text=sentence, blocks=[Header(f"Scheduled maintenance #{window.id}"), Section(sentence), Context(BEFORE)])
+    return _marked(Reply(text=sentence, blocks=[Header(f"Scheduled maintenance #{window.id}"), Section(sentence), Context(BEFORE)]), marker)
 
 
-def started(window: Window, config: AppConfig, now: datetime) -> Reply:
+def started(window: Window, config: AppConfig, now: datetime, *, marker: str = "") -> Reply:
     sentence = (f"Maintenance window #{window.id} started: {services_of(window)} until {time_of(window.ends_at, config, now)}: "
                 f"{window.reason}")
-    return Reply(text=sentence, blocks=[Section(sentence), Context(held(window))])
+    return _marked(Reply(text=sentence, blocks=[Section(sentence), Context(held(window))]), marker)
 
 
-def ended(window: Window, config: AppConfig, now: datetime) -> Reply:
+def ended(window: Window, config: AppConfig, now: datetime, *, marker: str = "") -> Reply:
     if window.cancelled:
         planned = f"{services_of(window)}, {time_of(window.starts_at, config, now)}"
         sentence = Text(f"Maintenance window #{window.id} ({planned}) is cancelled by ",
                         Mention(window.ended_by or "?"), ".")
-        return Reply(text=sentence, blocks=[Section(sentence)])
+        return _marked(Reply(text=sentence, blocks=[Section(sentence)]), marker)
     sentence = Text(f"Maintenance window #{window.id} ended: {services_of(window)}")
     if window.ended_at is not None and window.ended_at < window.ends_at:
         sentence = Text(sentence, ", ended early by ", Mention(window.ended_by or "?"))
     sentence = Text(sentence, ".")
-    return Reply(text=sentence, blocks=[Section(sentence), Context(AFTER)])
+    return _marked(Reply(text=sentence, blocks=[Section(sentence), Context(AFTER)]), marker)
 
 
 def listing(active: list[Window], upcoming: list[Window], config: AppConfig, now: datetime) -> Reply:

@@ -17,11 +17,12 @@ from sqlalchemy import select
 from bot.config.incident_models import Rotation
 from bot.config.models import AppConfig
 from bot.oncall.models import OncallOverride
-from bot.oncall.rotation import shift_at
+from bot.oncall.rotation import Shift, shift_at
 from bot.schedule.business_hours import as_utc
 from bot.schedule.clock import Clock
 from bot.storage import Database
 
+MAX_PIECES = 10_000
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")  # as Slack writes a user id (bot/pipeline/markup.py)
 
 
@@ -76,6 +77,20 @@ async def next_on_call(db: Database, config: AppConfig, rotation: str, at: dt.da
     pending = await overrides(db, rotation, at)
     current = _resolve(spec, pending, at)
     return _resolve(spec, [o for o in pending if o.ends_at > current.until], current.until)
+
+
+async def on_call_between(db: Database, config: AppConfig, rotation: str, starts: dt.datetime, ends: dt.datetime) -> list[Shift]:
+    """Who is on call from `starts` until `ends`, in order, one piece per answer (overrides included);
+    at most MAX_PIECES pieces (a year of hourly shifts)."""
+    at, ends = as_utc(starts), as_utc(ends)
+    spec = _rotation(config, rotation)
+    pending = await overrides(db, rotation, at)
+    pieces: list[Shift] = []
+    while at < ends and len(pieces) < MAX_PIECES:
+        answer = _resolve(spec, pending, at)
+        pieces.append(Shift(answer.user, at, min(answer.until, ends)))
+        at = answer.until
+    return pieces
 
 
 def _rotation(config: AppConfig, name: str) -> Rotation:

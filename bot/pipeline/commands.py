@@ -23,6 +23,10 @@ class Invocation:
 
 
 Handler = Callable[[Invocation], Awaitable[Reply]]
+# A permission that depends on the call's arguments (the rotation an override names says who may
+# override it): (bot, user_id, args) -> what is missing, for "it needs ... in app.yaml", or None.
+PermissionCheck = Callable[[object, str, ParsedArgs], Awaitable[str | None]]
+Permission = tuple[str, ...] | PermissionCheck
 
 
 @dataclass(frozen=True)
@@ -34,12 +38,12 @@ class CommandSpec:
     # Deny by default: a command is open to everyone only when it says so.
     public: bool = False
     roles: tuple[str, ...] = ()
-    # Subcommands (the first word) of a public command that need roles of their own, checked by
-    # the same central middleware: (("override", (ANY_ROLE,)),) for /oncall.
-    guarded: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Subcommands (the first word) of a public command that need roles, or a PermissionCheck, of
+    # their own, checked by the same central middleware: (("run", (ANY_ROLE,)),) for /schedule.
+    guarded: tuple[tuple[str, Permission], ...] = ()
 
-    def roles_for(self, args: ParsedArgs) -> tuple[str, ...] | None:
-        """The roles this call needs; None when it is open to everyone."""
+    def roles_for(self, args: ParsedArgs) -> Permission | None:
+        """The roles (or the check) this call needs; None when it is open to everyone."""
         if not self.public:
             return self.roles
         word = self.subcommand(args)

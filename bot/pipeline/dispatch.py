@@ -153,7 +153,10 @@ async def authorize(call: Call, call_next: Next) -> Reply:
     spec = call.spec
     roles = spec.roles_for(call.args)
     if roles is not None:
-        needed = role_needed(await call.bot.roles.roles_of(call.request.user_id), roles)
+        if callable(roles):  # a PermissionCheck: the arguments decide which roles or people
+            needed = await roles(call.bot, call.request.user_id, call.args)
+        else:
+            needed = role_needed(await call.bot.roles.roles_of(call.request.user_id), roles)
         if needed:
             return Reply.refusal(f"You are not allowed to run {spec.title_for(call.args)}: it needs {needed} in app.yaml.", Outcome.denied)
     return await call_next(call)

@@ -9,11 +9,30 @@ there and the handler answers with a sentence saying what to type instead.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bot.pipeline.forms import Form
 from bot.pipeline.reply import Reply
+
+
+UNRANKED = 1000
+
+# How urgent the posts made in this task are, lower first: a page carries its severity's rank
+# (P0 is 0). A transport that must queue posts to one channel (Slack's per-channel limit) sends
+# the most urgent first. Set with `urgent(rank)`; posts nobody ranked come after every page.
+urgency: ContextVar[int] = ContextVar("urgency", default=UNRANKED)
+
+
+@contextmanager
+def urgent(rank: int):
+    token = urgency.set(rank)
+    try:
+        yield
+    finally:
+        urgency.reset(token)
 
 
 class MessagePostFailed(Exception):
@@ -49,6 +68,10 @@ class ChannelAdmin(Protocol):
     async def invite(self, channel: str, users: list[str]) -> None:
         """Invite users; those already in it are not an error."""
 
+    async def members(self, channel: str) -> set[str]:
+        """Who is in `channel` (conversations.members, every page); Slack's channel_not_found for a
+        private channel the bot is not in."""
+
     async def set_topic(self, channel: str, topic: str) -> None: ...
 
     async def pin(self, ref: str) -> None:
@@ -60,6 +83,27 @@ class ChannelAdmin(Protocol):
     async def posted(self, channel: str, marker: str) -> bool:
         """Whether one of the newest messages in `channel` (a user id: their direct messages with
         the bot) contains `marker`: a retried page checks before sending twice."""
+
+
+class UserLookupFailed(Exception):
+    """The workspace could not say who a user is (Slack unreachable, rate-limited); str() is its reason."""
+
+
+@dataclass(frozen=True)
+class ChatUser:
+    """A user as the workspace knows them: what a handler checks before giving someone a duty."""
+
+    id: str
+    deleted: bool = False
+    is_bot: bool = False
+
+
+@runtime_checkable
+class UserDirectory(Protocol):
+    """Who a user id is (Slack: users.info; the console: the users app.yaml names)."""
+
+    async def user(self, user_id: str) -> ChatUser | None:
+        """The user, deleted or not; None when the workspace has no such user. UserLookupFailed when it cannot tell."""
 
 
 @dataclass(frozen=True)

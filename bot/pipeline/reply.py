@@ -53,6 +53,9 @@ class Button:
     action_id: str  # which declared interaction runs: "action.approve" (interactions/)
     value: str  # what it acts on: a request id
     style: str | None = None  # "primary" or "danger"
+    # Pressed by a console as it closes, as whoever sits at it: nobody can press the message's
+    # buttons afterwards, so what it holds (a request's locks) would wait for its expiry.
+    on_close: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class FileAttachment:
 
     filename: str
     content: str
+    # Slack: the channel the file is shared in (an incident's postmortem goes to the incident's channel,
+    # even when the answer is only for the one who asked); None: where the command was typed.
+    channel: str | None = None
 
 
 @dataclass

@@ -14,14 +14,16 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """Timezone-aware UTC."""
 
-    async def sleep(self, seconds: float) -> None: ...
+    async def sleep(self, seconds: float, *, busy: bool = False) -> None:
+        """`busy`: the sleeper waits while work it started still runs (the scheduler's loop waiting
+        for its jobs, or for the next one to fall due): not idle, so ManualClock.sleepers leaves it out."""
 
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, *, busy: bool = False) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
 
@@ -33,17 +35,17 @@ class ManualClock:
         if start.tzinfo is None:
             raise ValueError("ManualClock needs a timezone-aware start")
         self._now = start.astimezone(timezone.utc)
-        self._sleepers: list[tuple[datetime, asyncio.Future]] = []
+        self._sleepers: list[tuple[datetime, asyncio.Future, bool]] = []  # (deadline, future, busy)
 
     def now(self) -> datetime:
         return self._now
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, *, busy: bool = False) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)  # still a scheduling point, as asyncio.sleep(0) is
             return
         future = asyncio.get_running_loop().create_future()
-        entry = (self._now + timedelta(seconds=seconds), future)
+        entry = (self._now + timedelta(seconds=seconds), future, busy)
         self._sleepers.append(entry)
         try:
             await future
@@ -54,12 +56,13 @@ class ManualClock:
     def advance(self, delta: timedelta | float) -> datetime:
         """Move time forward and wake every sleeper whose deadline is now passed."""
         self._now += delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
-        for deadline, future in list(self._sleepers):
+        for deadline, future, _ in list(self._sleepers):
             if deadline <= self._now and not future.done():
                 future.set_result(None)
         return self._now
 
     @property
     def sleepers(self) -> int:
-        """How many coroutines wait on this clock: a test knows the loop is idle when it is one."""
-        return sum(1 for _, future in self._sleepers if not future.done())
+        """How many coroutines wait on this clock with nothing of theirs running (busy sleepers are
+        left out): a test knows the loop is idle when it is one."""
+        return sum(1 for _, future, busy in self._sleepers if not future.done() and not busy)

@@ -5,6 +5,10 @@ On the day clocks go forward, a slot inside the skipped hour runs at the first m
 the gap (once); on the day they go back, a slot in the repeated hour runs at its first
 occurrence only. So a daylight-saving day neither skips nor doubles a post.
 
+Fields read as Vixie cron reads them: a step may be larger than its field (`*/60` is minute 0),
+numbers may carry leading zeros (`007`), and a day field that starts with `*` keeps its values
+(`*/2` is the odd days) but makes the two day fields AND instead of OR.
+
 Parsing is bounded: at most 200 characters, each field a comma list of at most 60 items.
 """
 from __future__ import annotations
@@ -32,30 +36,29 @@ class Cron:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]  # 0 = Sunday
-    any_day: bool  # day-of-month was *
-    any_weekday: bool  # day-of-week was *
+    day_starred: bool  # the day-of-month field starts with * (*, */2, */100,1-7)
+    weekday_starred: bool  # the day-of-week field starts with *
 
     def matches_date(self, year: int, month: int, day: int) -> bool:
         if month not in self.months:
             return False
         weekday = (datetime(year, month, day).weekday() + 1) % 7
         day_ok, weekday_ok = day in self.days, weekday in self.weekdays
-        if self.any_day and self.any_weekday:
-            return True
-        if self.any_day:
-            return weekday_ok
-        if self.any_weekday:
-            return day_ok
-        return day_ok or weekday_ok  # cron's rule when both are restricted
+        # Vixie cron's rule: a day field starting with * (its DOM_STAR / DOW_STAR flag) makes the two
+        # AND; only when both are written out does either one suffice. A bare * holds every value,
+        # so AND with it is the other field alone; */2 keeps its odd days.
+        if self.day_starred or self.weekday_starred:
+            return day_ok and weekday_ok
+        return day_ok or weekday_ok
 
 
 def _value(text: str, name: str, low: int, high: int) -> int:
     names = _NAMES.get(name, {})
     if text.lower() in names:
         return names[text.lower()]
-    if not text.isascii() or not text.isdigit() or len(text) > 2:
+    if not text.isascii() or not text.isdigit():
         raise CronError(f"the {name} field has '{text[:10]}', expected a number from {low} to {high}")
-    value = int(text)
+    value = int(text)  # leading zeros are fine (007), as in cron; the length is bounded by MAX_CRON
     if not low <= value <= high:
         raise CronError(f"the {name} field has {value}, expected {low} to {high}")
     return value
@@ -70,7 +73,8 @@ def _field(text: str, name: str, low: int, high: int) -> frozenset[int]:
         base, slash, step_text = item.partition("/")
         step = 1
         if slash:
-            if not step_text.isascii() or not step_text.isdigit() or not 1 <= int(step_text) <= high:
+            # A step larger than the field is fine (*/60 is the first value only), as in cron.
+            if not step_text.isascii() or not step_text.isdigit() or int(step_text) < 1:
                 raise CronError(f"the {name} field has a bad step '/{step_text[:10]}'")
             step = int(step_text)
         if base == "*":
@@ -95,7 +99,6 @@ def parse_cron(expression: str) -> Cron:
         raise CronError(f"'{expression[:60]}' has {len(fields)} fields; cron takes five: minute hour day-of-month month day-of-week")
     parsed = [_field(text, name, low, high) for text, (name, low, high) in zip(fields, _FIELDS)]
     weekdays = frozenset(d % 7 for d in parsed[4])  # 7 is Sunday too
-    # As in Vixie cron, a day field starting with * (*/2 too) does not restrict: the other one decides.
     return Cron(parsed[0], parsed[1], parsed[2], parsed[3], weekdays, fields[2].startswith("*"), fields[4].startswith("*"))
 
 

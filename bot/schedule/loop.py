@@ -148,29 +148,36 @@ class Scheduler:
     async def run_due(self) -> int:
         """Recover expired claims, then claim and run due jobs until none is left; how many ran.
 
-        Up to `batch` jobs run at once, and a slot that frees up is filled without waiting for the
-        others: one slow job (a Slack call waiting out a 429) does not hold back every job claimed
-        with it. More is claimed once half the slots are free (or none is running), so a backlog
-        is claimed `batch / 2` rows per statement rather than one. During a long backlog expired
-        claims are still recovered, once per `poll`: a dead replica's jobs must not wait until this
-        one has caught up."""
+        Up to `batch` jobs run at once, and claiming goes on while they run: one slow job (a Slack
+        call waiting out a 429, or a hung call up to the client's timeout) holds back neither the
+        jobs claimed with it nor those falling due meanwhile. While jobs run the loop also waits for
+        `wake()` and for the next due time, and claims at once then, into whatever slots are free.
+        A finished job alone triggers a claim once half the slots are free (or none is running), so
+        a backlog is claimed `batch / 2` rows per statement rather than one. Expired claims are
+        recovered once per `poll` throughout: a dead replica's jobs must not wait until this one
+        has caught up."""
         await self.recover()
         ran = 0
         running: dict[asyncio.Task, Job] = {}
+        look = True  # claim now whatever the free slots: the first round, a wake() or a due time
+        wake_at: datetime | None = None  # the next due time (or lease to recover) as of the last claim
         try:
             while True:
                 free = self.batch - len(running)
-                if not running or free >= max(1, self.batch // 2):
-                    now = self.clock.now()
-                    if self._recover_due(now):
-                        await self.recover()
+                now = self.clock.now()
+                if self._recover_due(now):
+                    await self.recover()
+                if free > 0 and (look or not running or free >= max(1, self.batch // 2)):
+                    self._wake.clear()  # a wake() from here on may be for a row this claim does not see
                     jobs = await service.claim(self.db, self.replica, self.registry.leases(now), now, grace=self.grace, limit=free)
                     for job in jobs:
                         running[asyncio.ensure_future(self._run(job))] = job
+                    if running and len(running) < self.batch:  # asked once per claim, not per job that ends
+                        wake_at = await service.next_wake(self.db, self.registry.kinds)
                 if not running:
                     return ran
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
+                look = await self._wait_busy(running, wake_at)
+                for task in [task for task in running if task.done()]:
                     job = running.pop(task)
                     ran += 1
                     if not task.cancelled() and task.exception() is not None:  # _run contains everything else
@@ -181,6 +188,30 @@ class Scheduler:
         except Exception:  # a claim failed (the database went away): what runs ends on its own first
             await self._settle(running, cancel=False)
             raise
+
+    async def _wait_busy(self, running: dict[asyncio.Task, Job], wake_at: datetime | None) -> bool:
+        """Wait while jobs run until one ends, wake() is called, the next job falls due or a `poll`
+        passes (recovery); True when the loop should claim at once (anything but a job ending).
+
+        With every slot taken only a job ending (or the poll) is waited for. Otherwise the next due
+        time counts too; one already past, which the last claim left (another replica holds it, SKIP
+        LOCKED, or a backlog waits for half the slots), is looked at again in IDLE_RETRY, not in a
+        tight loop."""
+        delay = self.poll
+        waits: set[asyncio.Future] = set(running)
+        if len(running) < self.batch:
+            if wake_at is not None:
+                until = (wake_at - self.clock.now()).total_seconds()
+                delay = min(delay, until if until > 0 else IDLE_RETRY)
+            waits.add(asyncio.ensure_future(self._wake.wait()))
+        timer = asyncio.ensure_future(self.clock.sleep(delay, busy=True))
+        waits.add(timer)
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits - set(running):
+                waiter.cancel()
+        return not done <= set(running)
 
     async def _settle(self, running: dict[asyncio.Task, Job], *, cancel: bool) -> None:
         """No job task outlives run_due: cancelled (a stop or a kill) or waited for."""

@@ -4,6 +4,10 @@ One open row per schedule and reading (schedule_incidents): a reading red on ten
 opens one incident, not ten. The incident is opened through the incident slice like any
 other, so it escalates by its severity; a reading whose service is in a maintenance window
 is not red (its status is "maintenance") and opens nothing.
+
+The reading's key is the incident's de-duplication key, so two schedules (or two replicas)
+reading the same failing check in the same minute open one incident between them: the
+database lets one opening win, and the other reading goes on that incident's timeline.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from sqlalchemy import select, update
 
 from bot.incident import service as incidents
 from bot.incident.notify import channel_of, messenger_for
-from bot.incident.opening import OpenRequest, open_incident_record
+from bot.incident.opening import OpenRequest, open_or_join
 from bot.pipeline.reply import Actions, Button, Reply, Section
 from bot.schedules.models import ScheduleIncident
 
@@ -38,11 +42,15 @@ async def reconcile(bot, name: str, schedule, items: list, channel: str, transpo
         request = OpenRequest(
             severity=schedule.open_incident, title=title, services=[item.service] if item.service in bot.config.services else [],
             description=f"Opened by the {name} schedule: {item.label} is critical ({item.detail}).", playbook=None,
-            user_id=OPENER, channel_id=channel, transport=transport, team_id="",
+            user_id=OPENER, channel_id=channel, transport=transport, team_id="", dedup_key=item.key, origin="schedule",
         )
-        incident, reply = await open_incident_record(bot, request)
+        opened = await open_or_join(bot, request)
+        incident = opened.incident
         if incident is None:
-            log.error("schedule %s could not open an incident for %s: %s", name, item.key, reply.text[:200])
+            log.error("schedule %s could not open an incident for %s: %s", name, item.key, opened.reply.text[:200])
+            continue
+        if opened.joined:  # its opener tracks it; this reading is on its timeline
+            said.append(f"{incident.ref} is open already for {item.label}")
             continue
         async with bot.db.sessions() as session, session.begin():
             session.add(ScheduleIncident(schedule=name, item=item.key, incident_id=incident.id, opened_at=now))

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, literal, or_, select, update
+from sqlalchemy import delete, false, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.pipeline.reply import Reply
@@ -21,6 +21,10 @@ from bot.schedules.views import compare, daily_post
 log = logging.getLogger(__name__)
 
 STALE_RUN = timedelta(minutes=15)  # longer than the run job's lease
+# Backups and the weekly restore test run for as long as a dump does (their job's lease is 8 h): a
+# run of theirs left 'running' is in progress for that long, the others' for STALE_RUN.
+LONG_RUNS = ("backup", "weekly_check")
+LONG_HOLD = timedelta(hours=8)
 TITLES = {"daily_check": "Daily check", "health": "Scheduled health check", "backup": "Scheduled backup",
           "monthly_checklist": "Monthly checklist", "weekly_check": "Weekly check"}
 
@@ -49,14 +53,48 @@ async def previous_run(db, name: str, before: datetime) -> ScheduleRun | None:
         )
 
 
-async def claim(db, name: str, slot: datetime, *, late: bool, trigger: str, now: datetime, takeover: bool = False) -> ScheduleRun | None:
+class AlreadyRunning(Exception):
+    """A run by hand was asked for while a run of the same schedule is in progress."""
+
+    def __init__(self, since: datetime):
+        super().__init__(f"a run is in progress since {since.isoformat()}")
+        self.since = since
+
+
+def in_progress_for(schedule) -> timedelta:
+    """How long a run left 'running' counts as in progress (past that, its replica died)."""
+    return LONG_HOLD if schedule.run in LONG_RUNS else STALE_RUN
+
+
+async def _one_claim_at_a_time(session, name: str) -> None:
+    """A claim looks for a running run and inserts its own under this lock, held until commit: two
+    claims at once (a cron slot and a run by hand, two runs by hand) must not both see none."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"schedule_runs:{name}"})
+    else:  # SQLite: any write takes the database's one write lock, held until commit
+        await session.execute(update(ScheduleRun).where(false()).values(state=ScheduleRun.state))
+
+
+async def claim(db, name: str, slot: datetime, *, late: bool, trigger: str, now: datetime, takeover: bool = False,
+                alone_within: timedelta | None = None) -> ScheduleRun | None:
     """The run's row, or None when this slot already has one (another replica, a repeated delivery).
 
     `takeover`: the scheduler delivers this slot's job again because its holder died or stopped
-    (only one holder at a time, by the job's claim): a row it left 'running' is taken over at once."""
+    (only one holder at a time, by the job's claim): a row it left 'running' is taken over at once.
+    `alone_within` (a run by hand): AlreadyRunning, with nothing stored, when a run of the schedule
+    started within that long is still running."""
     run = ScheduleRun(schedule=name, slot=slot, late=late, trigger=trigger, state="running", started_at=now, items={}, headline="")
     try:
         async with db.sessions() as session, session.begin():
+            await _one_claim_at_a_time(session, name)
+            if alone_within is not None:
+                since = await session.scalar(
+                    select(ScheduleRun.started_at)
+                    .where(ScheduleRun.schedule == name, ScheduleRun.state == "running", ScheduleRun.started_at > now - alone_within)
+                    .order_by(ScheduleRun.started_at).limit(1)
+                )
+                if since is not None:
+                    raise AlreadyRunning(since)
             session.add(run)
             await session.flush()
             return run
@@ -120,19 +158,24 @@ async def _backups(bot, name: str, schedule) -> list:
         if not made.verified:
             items.append(readings.Item(key, f"backup of {database}", "critical", f"#{made.id} failed verification: {made.verify_error}"))
             continue
-        pruned = await apply_retention(bot, database)
+        pruned = await apply_retention(bot, database)  # the one retention decision, as /backup retention and the kind use
         detail = f"#{made.id} {made.file_name}, {made.size / 1048576:.1f} MiB in {made.duration:.1f} s, verified; retention deleted {len(pruned.delete)}"
+        if pruned.unseen:
+            detail += f", left {len(pruned.unseen)} whose file this replica cannot see"
         items.append(readings.Item(key, f"backup of {database}", "ok", detail, None, float(made.size)))
     return items
 
 
-async def run_slot(bot, name: str, slot: datetime, *, late: bool, trigger: str = "cron", takeover: bool = False) -> ScheduleRun | None:
-    """Run `name` for `slot` once: None when another replica (or an earlier delivery) has this slot."""
+async def run_slot(bot, name: str, slot: datetime, *, late: bool, trigger: str = "cron", takeover: bool = False,
+                   by_hand: bool = False) -> ScheduleRun | None:
+    """Run `name` for `slot` once: None when another replica (or an earlier delivery) has this slot.
+    `by_hand`: AlreadyRunning while another run of `name` is in progress."""
     schedule = bot.config.schedules.get(name)
     now = bot.clock.now()
     if schedule is None:
         return None
-    run = await claim(bot.db, name, slot, late=late, trigger=trigger, now=now, takeover=takeover)
+    run = await claim(bot.db, name, slot, late=late, trigger=trigger, now=now, takeover=takeover,
+                      alone_within=in_progress_for(schedule) if by_hand else None)
     if run is None:
         return None
     try:

@@ -15,14 +15,13 @@ from bot.schedule import Job, JobType
 from bot.schedule import service as jobs
 from bot.schedule.cron import next_slot, previous_slot
 from bot.schedules.models import ScheduleRun
-from bot.schedules.runner import paused, run_slot
+from bot.schedules.runner import LONG_RUNS, paused, run_slot
 
 TICK = "schedules.tick"
 RUN = "schedules.run"
 # Backups and the weekly restore test run for as long as a dump does: their job holds its claim
 # that long, so no other replica takes it back while it still runs.
 RUN_LONG = "schedules.run_long"
-LONG_RUNS = ("backup", "weekly_check")
 # A slot that passed longer ago than this without a run was missed (the bot was down): it runs late.
 LATE_AFTER = timedelta(minutes=2)
 # How far back a missed slot is still worth posting; older ones are skipped for the next.

@@ -1,12 +1,13 @@
 """Reply -> Block Kit, inside Slack's limits (docs: 50 blocks, 3,000 characters a section);
 Form -> a modal (`form_view`).
 
-This is the one place where text is escaped for Slack: every string a Reply carries in
-mrkdwn (sections, context, the message text) goes through `to_mrkdwn`, so only the bot's
-own `Mention`s become live markup. mrkdwn objects are `verbatim`, so Slack does not turn a
-plain `@channel` or a bare URL in echoed text into a mention or a link either. Headers and
-button labels are plain_text, which Slack never parses for mentions or links, so they go as
-they are.
+This is the one place where text is escaped for Slack, for every Web API argument that
+carries text; callers pass raw text and pick the field's kind (see "Outbound text by field
+kind" below). Every string a Reply carries in mrkdwn (sections, context, the message text)
+goes through `to_mrkdwn`, so only the bot's own `Mention`s become live markup. mrkdwn objects
+are `verbatim`, so Slack does not turn a plain `@channel` or a bare URL in echoed text into a
+mention or a link either. Headers, button labels and everything in a modal are plain_text
+(`plain`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,31 @@ from dataclasses import dataclass
 from bot.pipeline.forms import Form, FormField
 from bot.pipeline.markup import escape, to_mrkdwn
 from bot.pipeline.reply import Actions, Context, Header, Preformatted, Reply, Section
+
+# --- Outbound text by field kind ------------------------------------------------------------
+# Message text (chat.* `text`, mrkdwn objects, a file's initial_comment) and a channel's topic or
+# purpose: Slack parses it for mentions and links and shows &amp; &lt; &gt; as & < >, so escaping
+# once means those three entities (`to_mrkdwn`; only the bot's own Mentions stay live). The
+# topic counts as message text: Slack announces it in the channel ("set the channel topic: …").
+# plain_text objects (headers, buttons, a modal's title, labels, hints and options) and file or
+# bookmark titles: Slack shows every character as given and decodes no entity, so `&lt;` would
+# read "&lt;" (escaped twice, in effect). There escaping once means `plain`: each `<` keeps its
+# place and gets an invisible WORD JOINER after it, so no `<!…>`, `<@…>`, `<#…>` or `<http…|…>`
+# can form, whichever surface ends up parsing the string (a notification, a copy into mrkdwn).
+WORD_JOINER = "\u2060"
+MAX_TOPIC = 250  # conversations.setTopic and setPurpose refuse more (too_long)
+
+
+def plain(text: str) -> str:
+    """Text for a plain_text object, a file's or a bookmark's title: reads as typed, cannot become markup."""
+    return text.replace("<", "<" + WORD_JOINER)
+
+
+def channel_topic(text: str) -> str:
+    """A channel's topic or purpose: escaped as message text, then cut to Slack's 250 characters
+    without splitting an entity (an escaped title is longer than the title)."""
+    return _clip(to_mrkdwn(text), MAX_TOPIC)
+
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -37,7 +63,7 @@ def to_slack(reply: Reply) -> SlackMessage:
     blocks: list[dict] = []
     for block in reply.blocks:
         if isinstance(block, Header):
-            blocks.append({"type": "header", "text": {"type": "plain_text", "text": _clip(block.text, MAX_HEADER), "emoji": True}})
+            blocks.append({"type": "header", "text": {"type": "plain_text", "text": _clip(plain(block.text), MAX_HEADER), "emoji": True}})
         elif isinstance(block, Section):
             for chunk in split_text(to_mrkdwn(block.text), MAX_SECTION):
                 blocks.append({"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": chunk}})
@@ -61,7 +87,7 @@ def to_slack(reply: Reply) -> SlackMessage:
 def _button(button) -> dict:
     element = {
         "type": "button",
-        "text": {"type": "plain_text", "text": _clip(button.label, 75)},
+        "text": {"type": "plain_text", "text": _clip(plain(button.label), 75)},
         "action_id": button.action_id,
         "value": button.value[:2000],
     }
@@ -118,7 +144,7 @@ FORM_CLOSE = "Cancel"
 def form_view(form: Form) -> dict:
     """A Form as a Slack modal (views.open): one input block per field, inside Slack's limits.
 
-    Text is plain_text (Slack does not parse it for mentions or links), clipped to its limit;
+    Text is plain_text (`plain`: Slack does not parse it, and no markup can form in it), clipped to its limit;
     a select keeps its first 100 options. Each input's action_id is its block_id, so the
     submission's view.state.values[block_id] holds it.
     """
@@ -170,6 +196,6 @@ def _option(value: str, label: str) -> dict:
 
 
 def _plain(text: str, limit: int) -> dict:
-    """A plain_text object: never empty (Slack refuses that), clipped to `limit` with an ellipsis."""
-    text = text.strip() or "-"
+    """A plain_text object (`plain`): never empty (Slack refuses that), clipped to `limit` with an ellipsis."""
+    text = plain(text.strip()) or "-"
     return {"type": "plain_text", "text": text if len(text) <= limit else text[: limit - 1] + "…"}

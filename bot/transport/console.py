@@ -4,6 +4,10 @@ Buttons are numbered; typing the number presses it. `as U123` switches the user,
 terminal can play requester and approver: allowed on the embedded SQLite database, and on
 a server database only with --allow-impersonation (see bot/cli.py). Everything typed here
 is audited with transport "console".
+
+Once the console is closed nobody can press the buttons it printed, so as it closes it
+presses the `on_close` ones still shown on its messages (a pending request's Withdraw), as
+the user at it, through the same pipeline as any press.
 """
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ import sys
 from typing import TextIO
 
 from bot.pipeline.forms import Form
-from bot.pipeline.messenger import Click
-from bot.pipeline.reply import Button, Reply
+from bot.pipeline.messenger import ChatUser, Click
+from bot.pipeline.reply import Actions, Button, Reply
 from bot.pipeline.request import Request
 from bot.transport.text import to_text
 
@@ -38,14 +42,24 @@ class ConsoleMessenger:
     def __init__(self, console: "Console"):
         self._console = console
         self._count = 0
+        self._shown: dict[str, list[Button]] = {}  # each message's buttons, as its newest version shows them
 
     async def post(self, channel: str, reply: Reply) -> str:
         self._count += 1
-        self._console.write(self._console.render(reply))
-        return f"console:{self._count}"
+        ref = f"console:{self._count}"
+        self._console.write(self._render(ref, reply))
+        return ref
 
     async def update(self, ref: str, reply: Reply) -> None:
-        self._console.write(f"[message {ref.split(':', 1)[1]} updated]\n" + self._console.render(reply))
+        self._console.write(f"[message {ref.split(':', 1)[1]} updated]\n" + self._render(ref, reply))
+
+    def _render(self, ref: str, reply: Reply) -> str:
+        self._shown[ref] = [button for block in reply.blocks if isinstance(block, Actions) for button in block.buttons]
+        return self._console.render(reply)
+
+    def pressed_on_close(self) -> list[Button]:
+        """The `on_close` buttons still shown on the messages printed here, oldest message first."""
+        return [button for buttons in self._shown.values() for button in buttons if button.on_close]
 
     async def open_form(self, trigger_id: str, form: Form) -> bool:
         """The console has no forms: the caller answers with a sentence saying what to type instead."""
@@ -60,6 +74,20 @@ class ConsoleMessenger:
         self._count += 1
         self._console.write(f"(direct message to @{user_id})\n" + self._console.render(reply))
         return f"console:{self._count}"
+
+    async def user(self, user_id: str) -> ChatUser | None:
+        """The console has no workspace directory: its users are the one at the terminal and those app.yaml
+        names (roles, rotations, escalation levels, incident invites), none of them deleted or a bot."""
+        known = _named_users(self._console.bot.config) | {self._console.user_id}
+        return ChatUser(user_id) if user_id in known else None
+
+
+def _named_users(config) -> set[str]:
+    named = {user for role in config.roles.values() for user in role.users}
+    named.update(member for rotation in config.oncall.values() for member in rotation.members)
+    named.update(user for severity in config.severities.values() for level in severity.escalation for user in level.users)
+    named.update(config.incidents.invite)
+    return named
 
 
 class Console:
@@ -86,6 +114,16 @@ class Console:
     def write(self, text: str) -> None:
         self.stdout.write(text.rstrip("\n") + "\n")
         self.stdout.flush()
+
+    async def close(self) -> None:
+        """Press what its messages ask to be pressed when nobody can press them any more (see the module's docstring)."""
+        messenger = self.bot.messengers.get("console")
+        if not isinstance(messenger, ConsoleMessenger):
+            return
+        for button in messenger.pressed_on_close():
+            self.write(f"Closing the console: pressing {button.label} on what it leaves behind.")
+            click = Click(self.user_id, button.action_id, button.value, CONSOLE_CHANNEL, "console")
+            self.write(self.render(await self.bot.handle_click(click)))
 
     async def handle_line(self, line: str) -> None:
         if line.isascii() and line.isdigit():
@@ -143,5 +181,8 @@ async def run_console(
                 break
             await console.handle_line(line)
     finally:
-        await bot.scheduler.stop()
+        try:
+            await console.close()
+        finally:
+            await bot.scheduler.stop()
 

@@ -25,7 +25,7 @@ from bot.pipeline.messenger import Click
 from bot.pipeline.reply import Outcome, Reply
 from bot.pipeline.request import Request
 from bot.transport.inbound import EventCallback, Inbound, Interaction, SlashCommand, UrlVerification
-from bot.transport.blocks import to_slack
+from bot.transport.blocks import plain, to_slack
 from bot.transport.slack import BackgroundWork, deliver, responder
 from bot.transport.slack_channels import SlackWorkspaceMessenger
 
@@ -44,7 +44,7 @@ MODAL_BLOCKS = 100
 
 def sentence_modal(reply: Reply) -> dict:
     """A modal showing a reply (one sentence, usually): valid Block Kit, a Close button and no Submit."""
-    blocks = to_slack(reply).blocks[:MODAL_BLOCKS] or [{"type": "section", "text": {"type": "plain_text", "text": reply.text[:3000] or "-"}}]
+    blocks = to_slack(reply).blocks[:MODAL_BLOCKS] or [{"type": "section", "text": {"type": "plain_text", "text": plain(reply.text)[:3000] or "-"}}]
     return {
         "type": "modal",
         "title": {"type": "plain_text", "text": MODAL_TITLE},
@@ -56,7 +56,8 @@ def sentence_modal(reply: Reply) -> dict:
 def submission_ack(reply: Reply) -> dict:
     """What the pipeline's answer to a view_submission becomes in the ack body."""
     if isinstance(reply, FormErrors) and reply.errors:
-        return {"response_action": "errors", "errors": dict(reply.errors)}
+        # Shown under the fields as plain text; a sentence may quote what was submitted.
+        return {"response_action": "errors", "errors": {block: plain(sentence) for block, sentence in reply.errors.items()}}
     if reply.outcome is Outcome.ok and not reply.blocks:
         return {"response_action": "clear"}
     # A refusal, a failure, or an answer to read: shown in place of the form.

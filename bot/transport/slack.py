@@ -16,10 +16,11 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.metrics import SLACK_API_ERRORS
 from bot.pipeline.forms import Form
-from bot.pipeline.messenger import MessagePostFailed
+from bot.pipeline.messenger import ChatUser, MessagePostFailed, UserLookupFailed, urgency
 from bot.redaction import redact_cut
 from bot.settings import Settings
-from bot.transport.blocks import MAX_BLOCKS, form_view, to_slack
+from bot.transport.blocks import MAX_BLOCKS, form_view, plain, to_slack
+from bot.transport.pacing import ChannelPacer
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,14 @@ class SlackMessenger:
 
     def __init__(self, client: AsyncWebClient):
         self._client = client
+        self.pacer = ChannelPacer()  # one post in flight per channel, most urgent first (bot/transport/pacing.py)
 
     async def post(self, channel: str, reply) -> str:
         message = to_slack(reply)
         try:
-            response = await self._client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+            response = await self.pacer.send(
+                channel, urgency.get(), lambda: self._client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+            )
         except SlackApiError as exc:
             error = str(exc.response.get("error", "unknown"))
             SLACK_API_ERRORS.labels("chat.postMessage", error).inc()
@@ -92,6 +96,24 @@ class SlackMessenger:
             SLACK_API_ERRORS.labels("conversations.open", error).inc()
             raise MessagePostFailed(error) from None
         return await self.post(response["channel"]["id"], reply)
+
+    async def user(self, user_id: str) -> ChatUser | None:
+        """users.info: None for user_not_found; UserLookupFailed for any other answer, so a check fails closed."""
+        try:
+            response = await self._client.users_info(user=user_id)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown"))[:64]
+            if error == "user_not_found":
+                return None
+            SLACK_API_ERRORS.labels("users.info", error).inc()
+            raise UserLookupFailed(error) from None
+        except Exception as exc:  # the network, a timeout
+            SLACK_API_ERRORS.labels("users.info", exc.__class__.__name__).inc()
+            raise UserLookupFailed(exc.__class__.__name__) from None
+        found = response.get("user") or {}
+        user = str(found.get("id", user_id))
+        # Slackbot is a bot that users.info reports with is_bot false.
+        return ChatUser(user, bool(found.get("deleted")), bool(found.get("is_bot")) or user == "USLACKBOT")
 
 
 class BackgroundWork:
@@ -164,7 +186,8 @@ PRIVATE_FILE_NOTE = (
 
 async def deliver(reply, respond, client: AsyncWebClient, channel_id: str, command: str, **extra) -> None:
     message = to_slack(reply)
-    if message.attachment is not None and reply.ephemeral:
+    shared_in = reply.file.channel if reply.file is not None else None
+    if message.attachment is not None and reply.ephemeral and not shared_in:
         # Files cannot be ephemeral: sharing one would show the channel what only the caller may see (/audit).
         note = {"type": "context", "elements": [{"type": "mrkdwn", "text": PRIVATE_FILE_NOTE}]}
         message = replace(message, blocks=message.blocks[: MAX_BLOCKS - 1] + [note], attachment=None, filename=None)
@@ -182,10 +205,10 @@ async def deliver(reply, respond, client: AsyncWebClient, channel_id: str, comma
             log.error("could not deliver /%s reply: response_url answered %s %s", command, posted.status_code, redact_cut(error, 64))
         if message.attachment is not None:
             await client.files_upload_v2(
-                channel=channel_id,
+                channel=shared_in or channel_id,
                 content=message.attachment,
                 filename=message.filename or f"{command}.txt",
-                title=f"/{command} output",
+                title=plain(f"/{command} output"),
             )
     except SlackApiError as exc:
         error = str(exc.response.get("error", "unknown"))

@@ -9,9 +9,11 @@ from slack_sdk.errors import SlackApiError
 
 from bot.metrics import SLACK_API_ERRORS
 from bot.pipeline.messenger import MessagePostFailed
+from bot.transport.blocks import channel_topic
 from bot.transport.slack import SlackMessenger
 
 HISTORY_PAGE, HISTORY_PAGES = 200, 10  # a retried page looks through the newest 2,000 messages for itself
+MEMBERS_PAGE, MEMBERS_PAGES = 1000, 20  # who is in an incident channel: 20,000 members at most
 # Answers that mean the wanted state is already there.
 ALREADY = {"conversations.invite": "already_in_channel", "pins.add": "already_pinned"}
 
@@ -35,8 +37,23 @@ class SlackWorkspaceMessenger(SlackMessenger):
         if users:
             await self._call("conversations.invite", self._client.conversations_invite, channel=channel, users=",".join(users))
 
+    async def members(self, channel: str) -> set[str]:
+        # conversations.members, page by page (next_cursor); past MEMBERS_PAGES pages nobody further is
+        # known, so one not found there is refused: fails closed.
+        found: set[str] = set()
+        cursor = ""
+        for _ in range(MEMBERS_PAGES):
+            page = await self._call("conversations.members", self._client.conversations_members, channel=channel,
+                                    limit=MEMBERS_PAGE, **({"cursor": cursor} if cursor else {}))
+            found.update(str(member) for member in page.get("members", []))
+            cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
+        return found
+
     async def set_topic(self, channel: str, topic: str) -> None:
-        await self._call("conversations.setTopic", self._client.conversations_setTopic, channel=channel, topic=topic)
+        """`topic` as written (an incident's title in it): escaped here, once, like message text."""
+        await self._call("conversations.setTopic", self._client.conversations_setTopic, channel=channel, topic=channel_topic(topic))
 
     async def pin(self, ref: str) -> None:
         channel, ts = ref.split(":", 1)

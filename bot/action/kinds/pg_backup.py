@@ -1,4 +1,4 @@
-"""pg_backup: dump a database (custom format), verify the file, apply retention.
+"""pg_backup: dump a database (custom format), verify the file, apply retention (service.apply_retention).
 
 One plan covers one database, or every database app.yaml declares when none is named
 (/backup with no argument): three steps per database, in order: dump, verify, retention.
@@ -12,6 +12,7 @@ from bot.action.params import ParamType
 from bot.backup import service as backups
 from bot.backup import views
 from bot.backup.dump import BackupError
+from bot.config.types import format_duration
 
 MAX_LABEL = 200
 
@@ -50,6 +51,7 @@ class PgBackup(ActionKind):
                     "daily_days": retention.daily_days,
                     "weekly_weeks": retention.weekly_weeks,
                     "max_age_days": retention.max_age_days,
+                    "min_age": retention.min_age,
                 }
             )
         return Plan(
@@ -72,7 +74,8 @@ class PgBackup(ActionKind):
             else:
                 lines.append(
                     f"{db}: retention: keep the newest of each day for {step['daily_days']} days and of each week for "
-                    f"{step['weekly_weeks']} weeks, delete anything older than {step['max_age_days']} days, never the newest verified backup"
+                    f"{step['weekly_weeks']} weeks, delete anything older than {step['max_age_days']} days; never a backup an open "
+                    f"/restore request names, the newest verified backup, or one younger than {format_duration(step.get('min_age', 86400.0))}"
                 )
         return lines
 
@@ -122,6 +125,8 @@ class PgBackup(ActionKind):
         deleted = ", ".join(f"#{b.id}" for b in kept.delete)
         await ctx.audit_step("retention", f"{name}: kept {len(kept.keep)}, deleted {len(kept.delete)}{': ' + deleted if deleted else ''}")
         tail = f"; retention deleted {len(kept.delete)} ({deleted})" if kept.delete else "; retention deleted nothing"
+        if kept.unseen:
+            tail += f", and left {len(kept.unseen)} whose file this replica cannot see"
         return StepResult(name, True, views.done_line(backup) + tail)
 
 

@@ -233,6 +233,9 @@ class PgRestore(ActionKind):
         backup = await backups.get_backup(ctx.bot.db, restore_step["backup"])
         if backup.deleted_at is not None:
             return StepResult("stop dependents", False, f"backup #{backup.id}'s file was deleted by retention meanwhile, so nothing was stopped")
+        hidden = backups.unseen(ctx.config, backup)
+        if hidden:
+            return StepResult("stop dependents", False, f"backup #{backup.id}: {hidden}, so nothing was stopped")
         docker = ctx.bot.checks.docker
         for service in step["services"]:
             try:
