@@ -27,11 +27,13 @@ only so that the kill run's recovery fits in the run; the recovery takes the lea
     .venv/bin/python bench/escalation_scale.py [--incidents 10000] [--spread 60] [--batch 64] [--poll 5] [--lease 10]
         [--paced 500] [--paced-channels 50] [--paced-burst 2] [--profile FILE]
 
-The throughput runs measure the bot's own cost, not Slack's limit: every page there also goes
-to the one on-call's direct-message channel, which Slack would hold to about a message a second,
-so the double's per-channel limit is raised out of reach for them (and said so in the output).
+The throughput runs measure the bot's own cost, not Slack's limit. Their pages also go to an
+on-call's direct-message channel: with one on-call for all 10,000 the bot itself sends that
+channel's posts one at a time (bot/transport/pacing.py), and Slack would take one a second, so the
+incidents are spread over 50 identical P0 severities, each paging its own rotation's on-call, and
+the double's per-channel limit is raised out of reach for these runs (said so in the output).
 The paced run (bench/page_order.py) measures behaviour under the limit: 500 incidents of random
-severity whose first pages fall due within 5 s, posted to 50 shared incident channels by the
+severity whose first pages fall due within 1 s, posted to 50 shared incident channels by the
 same two replicas, the double holding each channel to one post a second after a small burst.
 
 `--profile FILE`: cProfile over the normal throughput run (this process: both replicas; CPU time,
@@ -64,25 +66,22 @@ from bot.incident.planning import PING, ping_key, planned_pings  # noqa: E402
 from bot.migrate import upgrade_async  # noqa: E402
 from bot.schedule.models import JobState, ScheduledJob  # noqa: E402
 
-ON_CALL = "U0ONCALL1"
+ON_CALLS = 50  # the throughput runs' pages go to 50 on-calls' direct-message channels, not one (see above)
 UNLIMITED = {"per_second": 1e9, "burst": 1_000_000}  # the throughput runs: Slack's limit out of the way (see above)
 
-# A P0 as runbook 003 has it: the on-call now and every 5 minutes, then the DevOps lead. Only the
-# first pings fall due during the run; the repeats and the lead's level wait in the table, as they would.
-CONFIG = f"""
-version: 1
-roles:
-  ops: {{users: [U0OPS0001]}}
-  devops-lead: {{users: [U0LEAD001]}}
-oncall:
-  primary: {{members: [{ON_CALL}], shift: 7d, starts: 2026-01-05}}
-severities:
-  P0:
-    respond_within: 15m
-    escalation:
-      - {{rotation: primary, repeat_every: 5m, max_repeats: 2}}
-      - {{role: devops-lead, name: DevOps lead, repeat_every: 5m, max_repeats: 3}}
-"""
+
+def throughput_config(on_calls: int) -> str:
+    """A P0 as runbook 003 has it (the on-call now and every 5 minutes, then the DevOps lead), once per
+    on-call: severity P0-07 pages rotation oncall-07. Only the first pings fall due during the run; the
+    repeats and the lead's level wait in the table, as they would."""
+    lines = ["version: 1", "roles:", "  ops: {users: [U0OPS0001]}", "  devops-lead: {users: [U0LEAD001]}", "oncall:"]
+    lines += [f"  oncall-{k:02d}: {{members: [U0ONCALL{k:02d}], shift: 7d, starts: 2026-01-05}}" for k in range(on_calls)]
+    lines.append("severities:")
+    for k in range(on_calls):
+        lines += [f"  P0-{k:02d}:", "    respond_within: 15m", "    escalation:",
+                  f"      - {{rotation: oncall-{k:02d}, repeat_every: 5m, max_repeats: 2}}",
+                  "      - {role: devops-lead, name: DevOps lead, repeat_every: 5m, max_repeats: 3}"]
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- one run
@@ -161,7 +160,7 @@ async def run_once(url: str, double: DoubleProcess, args, *, config: str, specs:
             async with monitor.db.sessions() as session:
                 killed["claimed"] = list((await session.scalars(select(ScheduledJob.key).where(
                     ScheduledJob.state == JobState.running, ScheduledJob.claimed_by == victim.replica))).all())
-        delivered = await wait_delivered(monitor, len(specs), spread + args.lead + args.lease + 90, killed)
+        delivered = await wait_delivered(monitor, len(specs), spread + args.lead + args.lease + 240, killed)
     finally:
         for replica in replicas:
             await replica.scheduler.stop()
@@ -180,6 +179,7 @@ async def run_once(url: str, double: DoubleProcess, args, *, config: str, specs:
     raw = {"job_states": dict(job_states), "errors": dict(errors.most_common(5)), "marked_late": marked_late, "calls": await double.calls(), "due": due, "entries": entries, "replicas": replicas, "killed": killed, "monitor": monitor}
     raw.update(t0=t0.timestamp(), cpu=cpu, double_cpu=double_cpu, delivered_wait=delivered,
                held=sum(r.bot.messengers["slack"].pacer.held_seconds for r in replicas),
+               handed={k: v for r in replicas for k, v in r.bot.messengers["slack"].handed.items()},
                machine=(machine_after[0] - machine_before[0]) / max(1, machine_after[1] - machine_before[1]))
     return raw
 
@@ -208,7 +208,7 @@ async def wait_delivered(bot: Bot, expected: int, timeout: float, killed: dict) 
                     killed["done_at"] = time.time()
         if delivered >= expected and not left:
             break
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.25)  # this process's CPU is the bot's: look four times a second, no more
     else:
         print(f"warning: timed out with {delivered} of {expected} pings delivered", file=sys.stderr)
     return delivered
@@ -306,7 +306,8 @@ async def main(args) -> None:
     logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
     runs = set(args.only.split(","))
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load_average()} (2 cores, shared)")
-    throughput = [{"severity": "P0", "channel_id": f"CINC{n:06d}", "headline_channel": f"CINC{n:06d}"} for n in range(1, args.incidents + 1)]
+    throughput = [{"severity": f"P0-{n % ON_CALLS:02d}", "channel_id": f"CINC{n:06d}", "headline_channel": f"CINC{n:06d}"}
+                  for n in range(1, args.incidents + 1)]
     results = {}
     double = await DoubleProcess.start(Path(__file__).resolve())
     try:
@@ -315,13 +316,13 @@ async def main(args) -> None:
             if "normal" in runs or "kill" in runs:
                 print(f"\n{args.incidents:,} incidents, first pings due over {args.spread:.0f} s; 2 replicas in this process, batch "
                       f"{args.batch}, poll {args.poll:g} s, ping lease {args.lease:g} s; Slack double in a child process, its "
-                      f"per-channel limit raised out of reach ({UNLIMITED['per_second']:g}/s, burst {UNLIMITED['burst']:,}): all "
-                      f"{args.incidents:,} direct messages go to one on-call's channel")
+                      f"per-channel limit raised out of reach ({UNLIMITED['per_second']:g}/s, burst {UNLIMITED['burst']:,}); the "
+                      f"direct messages go to {ON_CALLS} on-calls")
             for run, kill in (("normal", False), ("kill", True)):
                 if run not in runs:
                     continue
                 profile = cProfile.Profile(time.process_time) if args.profile and run == "normal" else None
-                raw = await run_once(url, double, args, config=CONFIG, specs=throughput, spread=args.spread, limit=UNLIMITED,
+                raw = await run_once(url, double, args, config=throughput_config(ON_CALLS), specs=throughput, spread=args.spread, limit=UNLIMITED,
                                      kill=kill, profile=profile)
                 await close(raw)
                 results[run] = collect(raw)
@@ -331,13 +332,14 @@ async def main(args) -> None:
                     print(f"profile of the normal run written to {args.profile} (python -m pstats {args.profile})")
             if "paced" in runs:
                 specs = page_order.incidents(args.paced, args.paced_channels, args.seed)
-                limit = {"per_second": 1.0, "burst": args.paced_burst}
-                for count in (1, 2):
+                for count, rate in ((1, 1.0), (2, 1.0), (1, args.paced_slow), (2, args.paced_slow)):
+                    label = f"{count} replica{'s' if count > 1 else ''}, {rate:g}/s burst {args.paced_burst}"
+                    limit = {"per_second": rate, "burst": args.paced_burst}
                     raw = await run_once(url, double, args, config=page_order.CONFIG, specs=specs, spread=args.paced_spread, limit=limit,
                                          replicas=count)
                     await close(raw)
-                    results[f"paced{count}"] = page_order.analyse(raw, specs)
-                    page_order.report(results[f"paced{count}"], args, count)
+                    results[label] = page_order.analyse(raw, specs)
+                    page_order.report(results[label], args, label)
     finally:
         await double.stop()
     if "normal" in results and "kill" in results:
@@ -345,8 +347,9 @@ async def main(args) -> None:
         print(f"\nstatements/tick: the scheduler's own statements per claim (claim, expired-claim look-ups, next wake-up, periodic "
               f"chains); statements/ping: everything both replicas sent, per ping (handler 4, the job's end 1, the rest). "
               f"Batch {args.batch}, poll {args.poll:g} s, ping lease {args.lease:g} s; Slack double in a child process.")
-    if "paced1" in results:
-        page_order.table({count: results[f"paced{count}"] for count in (1, 2)}, args)
+    paced = {label: stats for label, stats in results.items() if label not in ("normal", "kill")}
+    if paced:
+        page_order.table(paced, args)
 
 
 if __name__ == "__main__":
@@ -359,8 +362,10 @@ if __name__ == "__main__":
     parser.add_argument("--lease", type=float, default=10.0, help="lease of incident.ping, seconds")
     parser.add_argument("--paced", type=int, default=500, help="incidents in the run under Slack's limit")
     parser.add_argument("--paced-channels", type=int, default=50, help="incident channels they share")
-    parser.add_argument("--paced-spread", type=float, default=5.0, help="seconds over which their first pages fall due")
+    parser.add_argument("--paced-spread", type=float, default=1.0, help="seconds over which their first pages fall due")
     parser.add_argument("--paced-burst", type=int, default=2, help="posts a channel takes at once before 1 a second")
+    parser.add_argument("--paced-slow", type=float, default=0.2,
+                        help="a second limit, posts/s per channel, low enough to bind however slowly this machine pages")
     parser.add_argument("--seed", type=int, default=14, help="of the paced run's severities and channels")
     parser.add_argument("--only", default="normal,kill,paced", help="runs, comma-separated: normal, kill, paced")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the normal run into FILE")

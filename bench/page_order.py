@@ -1,7 +1,7 @@
 """bench/escalation_scale.py's paced run: pages under chat.postMessage's per-channel limit.
 
 500 open incidents (by default) with random severities P0..P3 whose first pages fall due within
-5 s, in 50 shared incident channels (their `headline_channel`: ten pages a channel), paged by the
+1 s, in 50 shared incident channels (their `headline_channel`: ten pages a channel), paged by the
 same two replicas, the double holding each channel to one post a second after a burst of 2 and
 answering the rest 429 with Retry-After. Each level pages a Slack user group (`group:`), which
 Slack notifies from the channel post: one chat.postMessage per page, no direct message, so what is
@@ -11,14 +11,14 @@ From the double's record (every call, its status and Retry-After) and the timeli
 
 - lost and doubled: first pages without a 200 post, and posts beyond one per page;
 - inversions: a page whose turn in its channel came (its first call) while a page of higher
-  severity for that channel had been waiting (its timeline entry, written just before it is
-  handed to the pacer, at least MARGIN older than that first call) and went later;
+  severity for that channel had been waiting (handed to the messenger, page_rig.RecordingMessenger,
+  at least MARGIN before that first call) and went later;
 - interleaved: another page's call between a page's first call and its 200 (one in flight per channel);
 - lateness (the 200 minus the due time) against the time its channel was held by Retry-After
   between the two: the union of [429, 429 + Retry-After] of that channel's refusals. What is
-  left, "unexplained", is the scheduler's pick-up and the round trips, plus the random 0-1 s
-  slack-sdk's retry handler adds to each Retry-After it waits out (reported as the jitter: the
-  time from a 429's Retry-After to the channel's next call).
+  left, "unexplained", is the scheduler's pick-up, the database and the round trips (the time
+  from a 429's Retry-After end to the channel's next call is reported too: slack-sdk's retry
+  handler added a random 0-1 s there before posts left their 429s to the pacer).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from page_rig import ms, percentile
 
 SEVERITIES = ("P0", "P1", "P2", "P3")
-MARGIN = 0.05  # s: an entry this much older than a turn's first call was in the pacer's queue by then
+MARGIN = 0.005  # s: a post handed to the messenger this much before a turn's first call was in the pacer's queue by then
 CONFIG = """
 version: 1
 roles:
@@ -77,7 +77,7 @@ def analyse(raw: dict, specs: list[dict]) -> dict:
     entries = defaultdict(list)
     for incident, at, data in raw["entries"]:
         entries[incident].append((at.timestamp(), data))
-    waiting_since = {n: min(at for at, _ in found) for n, found in entries.items()}
+    waiting_since = {n: raw["handed"][(channel[n], n)] for n in due if (channel[n], n) in raw["handed"]}
     entry_delivered = Counter(n for n, found in entries.items() for _, data in found if data.get("delivered"))
 
     # Holds: [429, 429 + Retry-After] per channel; jitter: from that end to the channel's next call.
@@ -103,12 +103,14 @@ def analyse(raw: dict, specs: list[dict]) -> dict:
                 inversions.append((ch, n, before))
                 inverted_pairs += len(before)
 
+    # Lateness = before the messenger (the scheduler's pick-up, the database: the bot's own pace) +
+    # in it (the channel's queue and Slack); of the latter, what the channel's Retry-After holds leave.
     lateness, unexplained, by_severity = {}, {}, defaultdict(list)
     for n, times in delivered.items():
-        went = min(times)
+        went, handed = min(times), waiting_since.get(n, due[n])
         lateness[n] = went - due[n]
-        unexplained[n] = lateness[n] - _measure(holds[channel[n]], due[n], went)
-        by_severity[SEVERITIES[rank[n]]].append((lateness[n], unexplained[n]))
+        unexplained[n] = went - handed - _measure(holds[channel[n]], handed, went)
+        by_severity[SEVERITIES[rank[n]]].append((lateness[n], handed - due[n], went - handed, unexplained[n]))
     sends = sorted(min(t) for t in delivered.values())
     refused = [p for p in posts if p[3] == 429]
     return {
@@ -119,7 +121,8 @@ def analyse(raw: dict, specs: list[dict]) -> dict:
         "channels": len(by_channel), "refused": len(refused), "retry_after": Counter(p[4] for p in refused),
         "held_by_pacer": raw["held"], "jitter": sorted(jitter),
         "lateness": sorted(lateness.values()), "unexplained": sorted(unexplained.values()),
-        "by_severity": {s: (sorted(l for l, _ in v), sorted(u for _, u in v)) for s, v in sorted(by_severity.items())},
+        "by_severity": {s: [sorted(column) for column in zip(*v)] for s, v in sorted(by_severity.items())},
+        "before": sorted(v[1] for rows in by_severity.values() for v in rows), "queued": sorted(v[2] for rows in by_severity.values() for v in rows),
         "first_due": min(due.values()), "last_due": max(due.values()), "last_sent": sends[-1] if sends else float("nan"),
         "cpu": raw["cpu"], "job_states": raw["job_states"],
     }
@@ -129,42 +132,41 @@ def _row(values: list[float]) -> str:
     return f"{ms(percentile(values, 50))} | {ms(percentile(values, 99))} | {ms(values[-1] if values else float('nan'))}"
 
 
-def report(stats: dict, args, replicas: int) -> None:
-    print(f"\n## under Slack's limit, {replicas} replica{'s' if replicas > 1 else ''}: {stats['pages']} incidents over "
-          f"{stats['channels']} channels, 1 post/s per channel after a burst of {args.paced_burst}, first pages due over "
-          f"{args.paced_spread:g} s")
+def report(stats: dict, args, label: str) -> None:
+    print(f"\n## under Slack's limit, {label}: {stats['pages']} incidents over {stats['channels']} channels, first pages due "
+          f"over {args.paced_spread:g} s")
     print(f"first pages delivered {stats['delivered']} of {stats['pages']}: lost {stats['lost']}, doubled {stats['doubled']}; "
           f"timeline entries marked delivered {stats['entries_delivered']} (twice: {stats['entries_doubled']}); first-page jobs "
           f"{stats['job_states']}; posts to another channel than the incident's {stats['wrong_channel']}")
-    print(f"429s answered {stats['refused']} (Retry-After {dict(stats['retry_after'])}); the pacer itself waited "
-          f"{stats['held_by_pacer']:.0f} s (429s left after slack-sdk's 3 retries); calls interleaved within a page's turn "
+    print(f"429s answered {stats['refused']} (Retry-After {dict(stats['retry_after'])}); the pacers waited them out, "
+          f"{stats['held_by_pacer']:.0f} s in all; calls interleaved within a page's turn "
           f"{stats['interleaved']}")
     print(f"severity inversions: {len(stats['inversions'])} pages went while a more severe page of their channel waited "
-          f"({stats['inverted_pairs']} pairs; waiting = timeline entry more than {ms(0.05)} before the turn's first call)")
+          f"({stats['inverted_pairs']} pairs; waiting = handed to the messenger more than {ms(MARGIN)} before the turn's first call)")
     for ch, n, before in stats["inversions"][:5]:
         print(f"  {ch}: INC-{n} went before {', '.join(f'INC-{m}' for m in sorted(before))}")
     lat, unx, jit = stats["lateness"], stats["unexplained"], stats["jitter"]
-    print(f"lateness p50 {ms(percentile(lat, 50))}  p99 {ms(percentile(lat, 99))}  max {ms(lat[-1])}; minus the time the "
-          f"channel was held by Retry-After: p50 {ms(percentile(unx, 50))}  p99 {ms(percentile(unx, 99))}  max {ms(unx[-1])}")
-    print(f"from a Retry-After's end to the channel's next call (slack-sdk's random 0-1 s, and the round trip): p50 "
-          f"{ms(percentile(jit, 50))}  p99 {ms(percentile(jit, 99))}  max {ms(jit[-1] if jit else float('nan'))}")
-    for severity, (late, left) in stats["by_severity"].items():
-        print(f"  {severity} ({len(late)} pages): lateness {_row(late)}; unexplained {_row(left)}")
+    print(f"lateness {_row(lat)} (p50 | p99 | max); before the messenger (scheduler, database) {_row(stats['before'])}; in it "
+          f"(the channel's queue, Slack) {_row(stats['queued'])}; of that, left once the channel's Retry-After holds are taken "
+          f"out: {_row(unx)}")
+    print(f"from a Retry-After's end to the channel's next call: {_row(jit)}")
+    for severity, (late, before, queued, left) in stats["by_severity"].items():
+        print(f"  {severity} ({len(late)} pages): lateness {_row(late)}; in the messenger {_row(queued)}; minus holds {_row(left)}")
     print(f"run: last page sent {stats['last_sent'] - stats['first_due']:.1f} s after the first fell due (the last fell due at "
           f"+{stats['last_due'] - stats['first_due']:.1f} s); bot CPU {stats['cpu'] / max(1, stats['delivered']) * 1000:.2f} ms per page")
 
 
-def table(runs: dict[int, dict], args) -> None:
-    """`runs`: the stats by number of replicas."""
-    print("\n| replicas | severity | pages | lateness p50 | p99 | max | minus Retry-After holds p50 | p99 | max |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for replicas, stats in runs.items():
-        for severity, (late, left) in stats["by_severity"].items():
-            print(f"| {replicas} | {severity} | {len(late)} | {_row(late)} | {_row(left)} |")
-        print(f"| {replicas} | all | {len(stats['lateness'])} | {_row(stats['lateness'])} | {_row(stats['unexplained'])} |")
+def table(runs: dict[str, dict], args) -> None:
+    """`runs`: the stats by a label (replicas, limit)."""
+    print("\n| run | severity | pages | lateness p50 | p99 | max | in the messenger p50 | p99 | minus Retry-After holds p50 | p99 | max |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, stats in runs.items():
+        for severity, (late, _, queued, left) in stats["by_severity"].items():
+            print(f"| {label} | {severity} | {len(late)} | {_row(late)} | {ms(percentile(queued, 50))} | {ms(percentile(queued, 99))} | "
+                  f"{_row(left)} |")
     print()
-    for replicas, stats in runs.items():
-        print(f"{replicas} replica{'s' if replicas > 1 else ''}: {stats['pages']} pages over {stats['channels']} channels (1 post/s "
-              f"each, burst {args.paced_burst}): lost {stats['lost']}, doubled {stats['doubled']}, severity inversions "
-              f"{len(stats['inversions'])}, 429s {stats['refused']}; the last page went {stats['last_sent'] - stats['first_due']:.1f} s "
-              f"after the first fell due; bot CPU {stats['cpu'] / max(1, stats['delivered']) * 1000:.2f} ms per page.")
+    for label, stats in runs.items():
+        print(f"{label}: {stats['pages']} pages over {stats['channels']} channels: lost {stats['lost']}, doubled {stats['doubled']}, "
+              f"severity inversions {len(stats['inversions'])}, 429s {stats['refused']}; the last page went "
+              f"{stats['last_sent'] - stats['first_due']:.1f} s after the first fell due; bot CPU "
+              f"{stats['cpu'] / max(1, stats['delivered']) * 1000:.2f} ms per page.")

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -216,8 +217,10 @@ class StatementCounter:
             self.counts["recover"] += 1
         elif head.startswith("select") and "min(" in head:
             self.counts["next_wake"] += 1
-        elif head.startswith("select") and "scheduled_jobs.state in" in head:
+        elif head.startswith("select") and "scheduled_jobs.state in" in head and "scheduled_jobs.kind =" in head:
             self.counts["periodic"] += 1
+        elif head.startswith("select") and "scheduled_jobs.key like" in head:  # a late page's look for a later one (later_due_in)
+            self.counts["handler"] += 1
         else:  # the purge, a periodic job's next slot
             self.counts["scheduler other"] += 1
 
@@ -234,11 +237,26 @@ class Replica:
     counter: StatementCounter
 
 
+class RecordingMessenger(SlackWorkspaceMessenger):
+    """The bot's messenger, noting when each incident's post ("INC-n" in its text) is handed to it,
+    and so to its channel's pacer: the paced run's "waiting since". Nothing else changes."""
+
+    def __init__(self, client):
+        super().__init__(client)
+        self.handed: dict[tuple[str, int], float] = {}
+
+    async def post(self, channel: str, reply) -> str:
+        found = INC.search(str(reply.text))
+        if found:
+            self.handed.setdefault((channel, int(found.group(1))), time.time())
+        return await super().post(channel, reply)
+
+
 def make_replica(name: str, url: str, api_url: str, config: str, args) -> Replica:
     """A Bot as `opsbot serve` wires it (its Slack client from web_client: Retry-After honoured), with its own engine."""
     settings = Settings.from_env({"DATABASE_URL": url, "SLACK_API_URL": api_url, "SLACK_BOT_TOKEN": BOT_TOKEN})
     bot = Bot(settings, parse_config(config))
-    bot.messengers["slack"] = SlackWorkspaceMessenger(web_client(settings))
+    bot.messengers["slack"] = RecordingMessenger(web_client(settings))
     incident_jobs = [dataclasses.replace(j, lease=timedelta(seconds=args.lease)) if j.kind == PING else j for j in INCIDENT_JOBS]
     scheduler = CountingScheduler(bot.db, [*ACTION_JOBS, *incident_jobs, *SCHEDULE_JOBS], bot, clock=bot.clock, replica=name,
                                   poll=args.poll, batch=args.batch)

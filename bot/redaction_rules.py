@@ -45,6 +45,7 @@ _QUERY_VALUE = re.compile(r"[^&#\s\"'<>]++")
 PASSWORD_MAX = 2048
 _USERINFO = re.compile(
     r"://[^\s:/@\[\]]{0,256}+:(?!\d{1,5}+(?:[/?#\s]|\Z))"
+    rf"(?=(?:(?!://)[^\s\"<>@]){{0,{PASSWORD_MAX}}}+@)"  # an '@' ahead, or no match (and no Python) at all
     rf"(?P<address>(?:(?!://)[^\s\"<>]){{1,{PASSWORD_MAX}}}+)"
 )
 # curl -u user:password (also -uuser:password, --user user:password, --user=...), on a line that runs
@@ -118,16 +119,13 @@ _TOKEN_SHAPES = (
 
 
 def _by_first_character(shapes: tuple[str, ...]) -> str:
-    """One alternative per first character (each shape starts on a literal one), which must start a word.
-
-    The literal comes first so the engine skips to the places where it stands; the boundary right
-    behind it keeps to one attempt per word start: inside a long run of word characters, an attempt
-    at every 'e' would read the run again to its end looking for a JWT's '.eyJ'.
-    """
+    """The shapes as one alternative per first character (each starts on a literal one), tried only where
+    a word starts: one attempt per word start, and inside a long run of word characters none at all
+    (an attempt at every 'e' would read the run again to its end looking for a JWT's '.eyJ')."""
     groups: dict[str, list[str]] = {}
     for shape in shapes:
         groups.setdefault(shape[0], []).append(shape[1:])
-    return "|".join(f"{first}(?<![A-Za-z0-9_]{first})(?:{'|'.join(rests)})" for first, rests in groups.items())
+    return "(?<![A-Za-z0-9_])(?:" + "|".join(f"{first}(?:{'|'.join(rests)})" for first, rests in groups.items()) + ")"
 
 
 _TOKENS = re.compile(_by_first_character(_TOKEN_SHAPES))

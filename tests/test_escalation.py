@@ -575,6 +575,10 @@ async def load_incidents(bot, count: int, now: datetime) -> list[int]:
 async def test_two_schedulers_send_each_due_ping_exactly_once(make_bot, crowd, slack):
     url, count = crowd
     clock = ManualClock(START)
+    # Exactly once under load is the subject here, not Slack's pacing (tests/test_pacing.py): every
+    # page also goes to the one on-call's DM channel, which Slack's one post a second would stretch
+    # to a quarter of an hour.
+    slack.limit_channel_posts(per_second=10_000, burst=10_000)
     first, second = [await incident_bot(make_bot, url, clock, slack) for _ in range(2)]
     ids = await load_incidents(first, count, clock.now())
     channels = {f"CINC{n:06d}" for n in range(count)}
@@ -686,6 +690,7 @@ async def test_a_dead_replicas_pings_are_taken_back_while_the_survivor_works_thr
     for expired claims once per poll even in a backlog), rather than after it has caught up."""
     clock = ManualClock(START)
     async with SlackDouble(bot_token=BOT_TOKEN) as double:
+        double.limit_channel_posts(per_second=10_000, burst=10_000)  # a backlog to one on-call's DMs: pacing is not the subject
         a = await incident_bot(make_bot, pg_url, clock, double)
         victims = [await open_incident(a, "P0", f"Primary {n} lost") for n in range(2)]
         stuck, waiting, release = blocking_posts(double)

@@ -117,25 +117,15 @@ async def test_bad_job_input_gets_one_sentence(make_bot):
 async def test_a_dry_run_printing_40_mb_keeps_the_tail_redacted_and_never_stalls_the_event_loop(make_bot):
     """Output is streamed and capped (the last 256 KiB) on a worker thread, and redacted off the
     loop: acks and pages keep moving while a job prints 40 MB."""
-    web = fleet()["OPSBOT_FLEET_WEB"]
     forty_mb = 40 * 1024 * 1024
-    bot = await make_bot(
-        f"""
-version: 1
-services:
-  web:
-    container: {web}
-    owners: [ops]
-roles:
-  ops: {{users: [UOPS1, UOPS2]}}
-jobs:
+    chatty = f"""
   chatty:
     service: web
     command: [echo, never]
     dry_run: [sh, -c, "yes 'row 0123456789 password=hunter2 done' | head -c {forty_mb}; echo; echo 'DB_PASSWORD=s3cret-tail last line'"]
     timeout: 120s
 """
-    )
+    bot = await make_bot(config().replace("jobs:\n", "jobs:" + chatty, 1))
     gaps: list[float] = []
     running = True
 

@@ -51,7 +51,7 @@ async def test_queued_posts_to_one_channel_leave_most_urgent_first_and_none_is_l
     refused = [c for c in slack.calls_to("chat.postMessage") if c.status == 429]
     assert refused and {c.args["channel"] for c in refused} == {"C0PACED"}
     assert all(retry_after == 1 for _, retry_after in slack.posts_refused)
-    assert chat.pacer.held_seconds == 0  # the client's own retries sufficed: nothing surfaced
+    assert chat.pacer.held_seconds >= 1  # the pacer waited them out (Retry-After exactly), not slack-sdk's jittered retry
 
 
 async def test_a_post_that_outlasts_the_clients_retries_waits_out_retry_after_and_goes(slack):

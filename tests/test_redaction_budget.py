@@ -1,8 +1,9 @@
 """Redaction stays linear: adversarial megabytes, bounded log records, /logs and audit input, and a
 seeded fuzz through redact() and RedactingFilter.
 
-The budgets are generous on purpose (this runs on a 2-core machine next to other suites): what they
-catch is quadratic behaviour, which on these inputs takes minutes to hours, not a slow second.
+The budgets are generous on purpose and counted in this process's CPU time, not the wall clock (this
+runs on a 2-core machine next to other suites and CPU-heavy jobs): what they catch is quadratic
+behaviour, which on these inputs takes minutes to hours, not a slow second.
 Measured on that machine: at most about 0.4 s for any of the megabytes below.
 """
 from __future__ import annotations
@@ -91,9 +92,11 @@ ADVERSARIAL = {
 
 
 def timed(function, *args):
-    started = time.perf_counter()
+    """The call's result and the CPU seconds this process spent on it: what a quadratic rule would
+    burn, and unlike the wall clock, not stretched by other suites sharing the machine's two cores."""
+    started = time.process_time()
     result = function(*args)
-    return result, time.perf_counter() - started
+    return result, time.process_time() - started
 
 
 @pytest.mark.parametrize("name", list(ADVERSARIAL))
@@ -128,9 +131,9 @@ def test_logs_tail_of_long_adversarial_lines_is_bounded():
 async def test_audit_write_redacts_a_bounded_head(make_bot):
     bot = await make_bot()
     arguments = "key" * MEGABYTE  # the old write redacted all of it: hours
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, as timed(): the budget is for redaction, not for a busy machine
     await audit.record(bot.db, user_id="U1", command="logs", arguments=arguments, channel="C1", transport="console", outcome="ok")
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     [row] = await audit.entries(bot.db, 1)
     assert row.arguments == arguments[: audit.MAX_ARGUMENTS]
 

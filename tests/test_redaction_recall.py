@@ -135,3 +135,8 @@ def test_a_long_url_password_across_a_cut_is_masked_whole():
 )
 def test_secret_names_that_identify_rather_than_unlock(name, secret):
     assert is_secret_name(name) is secret
+
+
+def test_a_curl_command_continued_over_log_lines():
+    lines = ["+ curl -sS \\", "    -u deploy:pw-9x \\", "    https://x", "docker run -u 1000:1000 alpine id"]
+    assert redact_lines(lines) == ["+ curl -sS \\", f"    -u deploy:{MASK} \\", "    https://x", lines[3]]

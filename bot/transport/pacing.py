@@ -6,7 +6,8 @@ waiting on one channel all meet the 429, all sleep the same Retry-After, all ret
 only one gets through each round: who wins is chance, and a P3 can go out before a P0. Here the
 channel's queue decides: one post in flight, then the waiting post with the lowest urgency
 number (see bot/pipeline/messenger.urgency), first come first served among equals. A post that
-still meets a 429 after the client's own retries waits out Retry-After and goes again, so a
+meets a 429 waits out Retry-After, exactly (SlackMessenger posts with a client that leaves 429s
+to this pacer: slack-sdk's own retry adds a random 0-1 s to each wait), and goes again, so a
 page's lateness is the time its channel was held by Slack, and nothing else.
 """
 from __future__ import annotations

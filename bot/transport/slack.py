@@ -6,8 +6,11 @@ server.py (HTTP) and socket_mode.py.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from dataclasses import replace
+
+import aiohttp
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, async_default_handlers
@@ -39,18 +42,52 @@ def group_lookup(client: AsyncWebClient):
     return members
 
 
+def pooled(client: AsyncWebClient, *, without: type | None = None) -> AsyncWebClient:
+    """A copy of `client` whose calls share one aiohttp session, and its kept-alive connections,
+    while any of them is in flight; the session is closed when the last one ends, so nothing is
+    left open while idle. slack-sdk otherwise opens a session and a TCP connection per call: four
+    per page, about a third of the bot's CPU per page in bench/escalation_scale.py. `without`: a
+    retry handler class the copy leaves out."""
+    if client.session is not None:  # the caller manages its own
+        return client
+    clone = copy.copy(client)
+    if without is not None:
+        clone.retry_handlers = [h for h in client.retry_handlers if not isinstance(h, without)]
+    call = clone.api_call
+    in_flight = 0
+
+    async def api_call(*args, **kwargs):
+        nonlocal in_flight
+        if clone.session is None:
+            clone.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=clone.timeout))  # as slack-sdk makes its own
+        in_flight += 1
+        try:
+            return await call(*args, **kwargs)
+        finally:
+            in_flight -= 1
+            if not in_flight:
+                session, clone.session = clone.session, None
+                await session.close()
+
+    clone.api_call = api_call
+    return clone
+
+
 class SlackMessenger:
     """Action plans are posted with chat.postMessage so that chat.update can edit them in place."""
 
     def __init__(self, client: AsyncWebClient):
-        self._client = client
+        self._client = pooled(client)
+        # chat.postMessage's 429s are the pacer's to wait out, exactly Retry-After, with the channel's
+        # queue kept in order: slack-sdk's handler adds a random 0-1 s to each wait, only delay here.
+        self._posting = pooled(client, without=AsyncRateLimitErrorRetryHandler)
         self.pacer = ChannelPacer()  # one post in flight per channel, most urgent first (bot/transport/pacing.py)
 
     async def post(self, channel: str, reply) -> str:
         message = to_slack(reply)
         try:
             response = await self.pacer.send(
-                channel, urgency.get(), lambda: self._client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+                channel, urgency.get(), lambda: self._posting.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
             )
         except SlackApiError as exc:
             error = str(exc.response.get("error", "unknown"))
