@@ -1,9 +1,10 @@
 """bench/escalation_scale.py's paced run: pages under chat.postMessage's per-channel limit.
 
 500 open incidents (by default) with random severities P0..P3 whose first pages fall due within
-1 s, in 50 shared incident channels (their `headline_channel`: ten pages a channel), paged by the
-same two replicas, the double holding each channel to one post a second after a burst of 2 and
-answering the rest 429 with Retry-After. Each level pages a Slack user group (`group:`), which
+1 s, in 50 shared incident channels (their `headline_channel`: ten pages a channel), paged by one
+replica, then two, the double holding each channel to one post a second after a burst of 2 and
+answering the rest 429 with Retry-After; then the same at 0.2 posts a second, a limit that binds
+however slowly a busy machine pages (at 1/s a channel is only held while the bot keeps up with it). Each level pages a Slack user group (`group:`), which
 Slack notifies from the channel post: one chat.postMessage per page, no direct message, so what is
 measured is the incident channels alone (the throughput runs cover direct messages).
 

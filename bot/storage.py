@@ -1,6 +1,9 @@
 """The bot's own database: one async engine, SQLite by default, PostgreSQL (asyncpg) in production."""
 from __future__ import annotations
 
+import secrets
+from contextlib import contextmanager
+
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
@@ -58,6 +61,7 @@ class OwnBackends:
 
     def __init__(self):
         self._open: dict[int, tuple[int, datetime]] = {}  # id() of the connection -> its backend
+        self._names: set[str] = set()
 
     def add(self, connection: object, pid: int, started: datetime) -> None:
         self._open[id(connection)] = (pid, started)
@@ -67,6 +71,21 @@ class OwnBackends:
 
     def snapshot(self) -> list[tuple[int, datetime]]:
         return list(self._open.values())
+
+    @contextmanager
+    def secret_name(self, prefix: str):
+        """An application_name nobody can guess, ours while the block runs: for clients whose backend
+        pid this process never learns (pg_dump and pg_restore, started by a runner, maybe in a
+        container). Not a name anyone may set: 96 random bits, never shown in a plan or a log."""
+        name = f"{prefix}-{secrets.token_hex(12)}"
+        self._names.add(name)
+        try:
+            yield name
+        finally:
+            self._names.discard(name)
+
+    def names(self) -> list[str]:
+        return list(self._names)
 
 
 OWN_BACKENDS = OwnBackends()  # one per process: every pool and connection of this replica registers here

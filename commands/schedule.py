@@ -97,7 +97,7 @@ async def handle(inv: Invocation) -> Reply:
         async with bot.db.sessions() as session, session.begin():
             if await session.get(SchedulePause, name) is None:
                 session.add(SchedulePause(schedule=name, paused_by=user, paused_at=now))
-        return Reply(text=Text(f"{name} is paused: its slots post nothing until ", Mention(user), " or anyone holding a role resumes it."))
+        return Reply(text=Text(f"{name} is paused: its slots post nothing until ", Mention(user), " or anyone who may run it resumes it."))
     schedule = bot.config.schedules[name]
     passed = previous_slot(schedule.cron, schedule.timezone, now)
     async with bot.db.sessions() as session, session.begin():
@@ -120,5 +120,6 @@ COMMAND = CommandSpec(
     grammar=GRAMMAR,
     handler=handle,
     public=True,  # the list is open to everyone
-    guarded=(("run", _run_permission), ("pause", (ANY_ROLE,)), ("resume", (ANY_ROLE,))),
+    # Pausing the nightly backup is as much a power over it as running it: the same permission.
+    guarded=(("run", _run_permission), ("pause", _run_permission), ("resume", _run_permission)),
 )

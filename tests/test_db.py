@@ -713,3 +713,31 @@ async def test_kill_idle_never_lists_opsbots_own_connections(scratch):
     finally:
         await storage.close()
         await close_all([*impostors, *other])
+
+
+async def test_kill_idle_spares_a_running_dump_or_restore_client_and_restores_admin_connection(scratch):
+    """pg_dump and pg_restore run under a secret application name registered for their run (their pid
+    is never known here), and a restore's admin connection is known by pid: none is listed, while a
+    client that calls itself opsbot-backup is."""
+    from types import SimpleNamespace
+
+    from bot.backup.restore import _admin
+    from bot.storage import OWN_BACKENDS
+
+    _, dsn = scratch
+    config = db_config(dsn)
+    impostors = await opened(dsn, 1, "opsbot-backup")
+    with OWN_BACKENDS.secret_name("opsbot-backup") as name:
+        # What pg_dump's backend looks like while it runs: PGAPPNAME is the registered name.
+        dump_client = [await asyncpg.connect(dsn, server_settings={"application_name": name})]
+        admin = await _admin(SimpleNamespace(dsn=dsn, database="main"))
+        try:
+            backends, _ = await idle_backends("main", config.databases["main"], 0.001, False)
+            listed = {b.pid for b in backends}
+            assert {c.get_server_pid() for c in impostors} <= listed
+            assert dump_client[0].get_server_pid() not in listed
+            assert admin.get_server_pid() not in listed
+        finally:
+            await admin.close()
+            await close_all([*impostors, *dump_client])
+    assert name not in OWN_BACKENDS.names()

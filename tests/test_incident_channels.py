@@ -240,3 +240,23 @@ async def test_each_level_is_invited_to_the_channel_when_it_is_first_paged(drive
     invited = Counter(c.args["users"] for c in d.slack.calls_to("conversations.invite"))
     assert invited == Counter({"UCOMMS1,UONC1,UOPS1": 3, LEAD: 4})
     assert all(re.fullmatch(r"[a-z0-9-]+", d.slack.channels[c]["name"]) for c in (channel, other))
+
+
+@pytest.mark.parametrize("drive", ["http", "socket"], indirect=True)
+async def test_an_incident_whose_headline_went_to_the_channel_it_was_opened_in_is_for_that_channels_members(drive):
+    """No incidents channel and no channel of its own: the headline goes where /incident open was
+    typed, which may be a private channel the bot cannot tell from a public one; membership decides."""
+    d = await start(drive, config().replace("slack:\n  incidents_channel: C0INCIDENTS\n", ""))
+    d.channel = "C0SECRET"
+    number = await open_incident(d, "P1 Card data exposure --service cache", user="UOPS2")
+    assert (await incidents.get(d.bot.db, number)).headline_channel == "C0SECRET"
+    await d.command("UOPS2", "/incident", f"note {number} the card vault logs show reads from 10.0.0.9")
+    # A private channel the bot is in, with one other member (the double records ids it never made as it meets them).
+    d.slack.channels["C0SECRET"] = {"name": "sec", "topic": "", "members": {"UBOT", "UOPS2"}, "pins": [], "is_private": True}
+
+    d.channel = "C1"
+    seen = await d.command("UOPS1", "/incident", f"show {number}")
+    assert seen.one_line == f"INC-{number}'s channel is private and you are not in it: only its members see its timeline and postmortem."
+    assert "10.0.0.9" not in seen.words
+    seen = await d.command("UOPS2", "/incident", f"show {number}")
+    assert seen.ephemeral is True and "10.0.0.9" in seen.words

@@ -64,6 +64,9 @@ async def test_a_backup_schedule_by_hand_needs_the_owners_and_the_requesters_and
         sentence = f"You are not allowed to run /schedule run: it needs {needed} in app.yaml."
         refused = await d.command(user, "/schedule", "run nightly")
         assert refused.words.strip() == sentence, (user, refused.words)
+        # Pausing the nightly backup is a power over it too: the same permission.
+        paused = await d.command(user, "/schedule", "pause nightly")
+        assert paused.words.strip() == sentence.replace("/schedule run", "/schedule pause"), (user, paused.words)
     assert await _runs(bot) == [] and await backups.list_backups(bot.db, "app") == []
 
     # A run left 'running' by a replica that died nine hours ago (past a backup's 8 h) holds nothing back.
@@ -81,6 +84,20 @@ async def test_a_backup_schedule_by_hand_needs_the_owners_and_the_requesters_and
     assert refused.words.startswith("nightly is already running (since ") and refused.words.strip().endswith("); try again once it has posted."), refused.words
     assert len(await backups.list_backups(bot.db, "app")) == 1
     assert [run.state for run in await _runs(bot)] == ["running", "posted", "running"]
+
+
+async def test_a_cron_slot_meeting_a_run_by_hand_in_progress_is_skipped_not_run_beside_it(make_bot, pg_databases, tmp_path):
+    from bot.schedules.runner import run_slot
+
+    source = await pg_databases.create(rows=5)
+    bot = await make_bot(backup_config(dsn_of(source), tmp_path / "backups"))
+    by_hand = await claim(bot.db, "nightly", bot.clock.now(), late=False, trigger="manual", now=bot.clock.now())
+    assert by_hand is not None  # a run by hand, still going
+    slot = bot.clock.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    assert await run_slot(bot, "nightly", slot, late=False) is None
+    [skipped] = [run for run in await _runs(bot) if run.slot.replace(tzinfo=UTC) == slot]
+    assert skipped.state == "skipped" and "by hand" in skipped.headline
+    assert await backups.list_backups(bot.db, "app") == []  # no second pg_dump beside the first
 
 
 @pytest.mark.parametrize("database", ["postgresql", "sqlite"])

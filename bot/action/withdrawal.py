@@ -44,7 +44,7 @@ async def withdraw_command(bot, req: Request, words: list[str]) -> Reply:
     request = await requests.get(bot.db, request_id)
     if request is None:
         return Reply.refusal(f"Request #{request_id} does not exist.")
-    if request.team and req.team_id and request.team != req.team_id:
+    if (request.team or "") != (req.team_id or ""):  # the console's requests stay the console's, Slack's Slack's
         return Reply.refusal(f"Request #{request_id} belongs to another Slack workspace; nothing was done.", Outcome.denied)
     return await _withdraw(bot, request, req)
 

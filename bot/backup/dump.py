@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from bot.config.types import expand_env
 from bot.database.connection import SECRET_PARAMETERS, split_dsn
 from bot.docker_engine import DockerUnavailable
+from bot.storage import OWN_BACKENDS
 from bot.redaction import redact_cut
 
 CHUNK = 1 << 20
@@ -252,7 +253,13 @@ def client_environment(conn: Connection, runner: Runner):
     """client_env(), plus the secrets libpq reads from no environment variable (sslpassword=): for the
     local client in a service file only this user can read (PGSERVICEFILE), removed afterwards. In a
     container there is no such file, and the argument list is no place for them: BackupError."""
-    env = client_env(conn)
+    with OWN_BACKENDS.secret_name("opsbot-backup") as name:  # kill-idle spares the client while it runs
+        with _with_service_file(conn, runner, {**client_env(conn), "PGAPPNAME": name}) as env:
+            yield env
+
+
+@contextmanager
+def _with_service_file(conn: Connection, runner: Runner, env: dict[str, str]):
     rest = [(k, v) for k, v in conn.secrets if not SECRET_PARAMETERS.get(k) and k in SECRET_PARAMETERS]
     if not rest:
         yield env

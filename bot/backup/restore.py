@@ -21,6 +21,7 @@ from bot.backup.dump import BackupError, Progress
 from bot.backup.models import Backup
 from bot.backup.service import SCRATCH_PREFIX, CheckNotRun, check_file, path_of
 from bot.redaction import redact_cut
+from bot.storage import OWN_BACKENDS
 
 # At most 56 characters: its safety backups are recorded as "scratch:<name>" in a 64-character column.
 MAX_SCRATCH_NAME = 64 - len(SCRATCH_PREFIX)
@@ -59,10 +60,15 @@ def quote_ident(name: str) -> str:
 
 async def _admin(conn: pg.Connection):
     try:
-        return await asyncpg.connect(conn.dsn, timeout=10, server_settings={"application_name": "opsbot"})
+        admin = await asyncpg.connect(conn.dsn, timeout=10, server_settings={"application_name": "opsbot"})
     except (OSError, ValueError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise BackupError(f"cannot connect to {conn.database} ({exc.__class__.__name__}: {redact_cut(text, 200)})") from None
+    # Known by pid while open (the callers close it), so a kill-idle meanwhile never takes it.
+    started = await admin.fetchval("SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+    OWN_BACKENDS.add(admin, admin.get_server_pid(), started)
+    admin.add_termination_listener(lambda closed: OWN_BACKENDS.discard(closed))
+    return admin
 
 
 # Set on every database a --into creates: only those may be restored into again, so --into can

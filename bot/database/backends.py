@@ -27,10 +27,12 @@ IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
 
 
 def _not_own(pids: int, starts: int) -> str:
-    """The condition that spares opsbot's own connections: parameters $pids and $starts are own_backends()."""
+    """The condition that spares opsbot's own connections: parameters $pids, $starts and the one after
+    (the secret application names of its running dump and restore clients) are own_backends()."""
     return f"""
   AND NOT EXISTS (SELECT 1 FROM unnest(${pids}::int[], ${starts}::timestamptz[]) AS own(pid, started)
-                  WHERE own.pid = a.pid AND own.started = a.backend_start)"""
+                  WHERE own.pid = a.pid AND own.started = a.backend_start)
+  AND NOT (a.application_name = ANY(${starts + 1}::text[]))"""
 
 
 IDLE_QUERY = f"""
@@ -86,10 +88,11 @@ class Backend:
         }
 
 
-def own_backends() -> tuple[list[int], list[datetime]]:
-    """opsbot's own connections now, as the two arrays the queries take: pids, backend_starts."""
+def own_backends() -> tuple[list[int], list[datetime], list[str]]:
+    """opsbot's own connections now, as the arrays the queries take: pids, backend_starts, and the
+    secret application names of the dump and restore clients running now."""
     own = OWN_BACKENDS.snapshot()
-    return [pid for pid, _ in own], [started for _, started in own]
+    return [pid for pid, _ in own], [started for _, started in own], OWN_BACKENDS.names()
 
 
 async def idle_backends(name: str, database: Database, older_than: float, idle_in_transaction: bool) -> tuple[list[Backend], int]:

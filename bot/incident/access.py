@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bot.incident import service
 from bot.incident.lifecycle import pinned_headline_key
 from bot.incident.models import Incident
-from bot.incident.notify import messenger_for
+from bot.incident.notify import channel_of, messenger_for
 from bot.pipeline.messenger import ChannelAdmin, MessagePostFailed
 from bot.pipeline.reply import Outcome, Reply
 
@@ -25,10 +25,15 @@ class Access:
 
 
 async def private_channel(bot, incident: Incident) -> bool:
-    """Whether the incident's own channel is private: as recorded when it was made (its "channel"
-    entry), else as incidents.private_channels says now."""
+    """Whether the channel holding the incident's content may be private: its own channel as recorded
+    when it was made (its "channel" entry), else as incidents.private_channels says now. An incident
+    with no channel of its own lives in its headline's channel: the configured incidents channel is
+    the operator's choice of a shared place, but a headline posted wherever /incident open was typed
+    (no incidents channel configured, or its own channel could not be made) may be a private
+    channel, which cannot be told from here: that counts as private, so membership decides."""
     if not incident.channel_id:
-        return False
+        headline = incident.headline_channel or ""
+        return bool(headline) and headline != (bot.config.incidents_channel or "")
     made = await service.entry_by_key(bot.db, pinned_headline_key(incident.id))
     recorded = (made.data or {}).get("private") if made is not None else None
     return bot.config.incidents.private_channels if recorded is None else bool(recorded)
@@ -36,7 +41,8 @@ async def private_channel(bot, incident: Incident) -> bool:
 
 async def check(bot, incident: Incident, user_id: str, asked_in: str) -> Access:
     """May `user_id`, asking in `asked_in`, see `incident`'s timeline and postmortem?"""
-    if asked_in == incident.channel_id or not await private_channel(bot, incident):
+    channel = channel_of(incident)
+    if asked_in == channel or not await private_channel(bot, incident):
         return Access(None)
     ref = incident.ref
     try:
@@ -44,7 +50,7 @@ async def check(bot, incident: Incident, user_id: str, asked_in: str) -> Access:
         if not isinstance(messenger, ChannelAdmin):
             return _refused(f"{ref}'s channel is private, and who is in it cannot be checked here (no Slack connection); "
                             "ask in its channel.")
-        members = await messenger.members(incident.channel_id)
+        members = await messenger.members(channel)
     except MessagePostFailed as exc:
         return _refused(f"{ref}'s channel is private, and Slack did not say who is in it ({str(exc)[:40]}); nothing is shown.")
     if user_id not in members:

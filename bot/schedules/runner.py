@@ -90,7 +90,8 @@ async def claim(db, name: str, slot: datetime, *, late: bool, trigger: str, now:
             if alone_within is not None:
                 since = await session.scalar(
                     select(ScheduleRun.started_at)
-                    .where(ScheduleRun.schedule == name, ScheduleRun.state == "running", ScheduleRun.started_at > now - alone_within)
+                    .where(ScheduleRun.schedule == name, ScheduleRun.slot != slot, ScheduleRun.state == "running",
+                           ScheduleRun.started_at > now - alone_within)
                     .order_by(ScheduleRun.started_at).limit(1)
                 )
                 if since is not None:
@@ -169,13 +170,21 @@ async def _backups(bot, name: str, schedule) -> list:
 async def run_slot(bot, name: str, slot: datetime, *, late: bool, trigger: str = "cron", takeover: bool = False,
                    by_hand: bool = False) -> ScheduleRun | None:
     """Run `name` for `slot` once: None when another replica (or an earlier delivery) has this slot.
-    `by_hand`: AlreadyRunning while another run of `name` is in progress."""
+    `by_hand`: AlreadyRunning while another run of `name` is in progress; a cron slot meeting such a
+    run is recorded as skipped, so a manual backup and the nightly one never run side by side."""
     schedule = bot.config.schedules.get(name)
     now = bot.clock.now()
     if schedule is None:
         return None
-    run = await claim(bot.db, name, slot, late=late, trigger=trigger, now=now, takeover=takeover,
-                      alone_within=in_progress_for(schedule) if by_hand else None)
+    try:
+        run = await claim(bot.db, name, slot, late=late, trigger=trigger, now=now, takeover=takeover,
+                          alone_within=in_progress_for(schedule))
+    except AlreadyRunning:
+        if by_hand:
+            raise
+        # A run by hand is still at it (a backup, say): the slot does not start a second one beside it.
+        await _skipped(bot.db, name, slot, late, trigger, now, "skipped: a run started by hand was still in progress")
+        return None
     if run is None:
         return None
     try:
@@ -188,6 +197,15 @@ async def run_slot(bot, name: str, slot: datetime, *, late: bool, trigger: str =
         log.exception("schedule %s failed at %s", name, slot)
         await _say_failed(bot, name, schedule, run, slot, exc)
         raise
+
+
+async def _skipped(db, name: str, slot: datetime, late: bool, trigger: str, now: datetime, headline: str) -> None:
+    try:
+        async with db.sessions() as session, session.begin():
+            session.add(ScheduleRun(schedule=name, slot=slot, late=late, trigger=trigger, state="skipped", started_at=now,
+                                    finished_at=now, items={}, headline=headline))
+    except IntegrityError:
+        pass  # the slot is on record already (another replica, a repeated delivery)
 
 
 async def _forget(db, run_id: int) -> None:
