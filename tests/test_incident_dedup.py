@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 
 from health_service import health_service
+from test_escalation import pg_template, pg_url  # noqa: F401 (fixtures: a migrated database of the test's own)
 from test_schedules import Channel
 
 from bot.incident import service as incidents
@@ -115,7 +116,10 @@ async def test_a_resolved_incident_frees_its_key_and_is_not_reopened_over_a_newe
     assert not any(p.joined for p in plain) and plain[0].incident.id != plain[1].incident.id
 
 
-async def test_two_schedules_reading_the_same_failing_check_in_one_minute_open_one_incident(make_bot, pg_database_url):
+async def test_two_schedules_reading_the_same_failing_check_in_one_minute_open_one_incident(make_bot, pg_url):  # noqa: F811
+    # A database of its own: schedule ticks are keyed by time, and the session's shared database would
+    # hand this test's 07:00 tick to another test's replicas at the same instant (and theirs to these).
+    pg_database_url = pg_url
     async with health_service(500) as url:
         # Names of this test's own: the session's PostgreSQL database is shared with other tests.
         nonce = uuid.uuid4().hex[:8]
