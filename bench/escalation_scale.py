@@ -37,6 +37,9 @@ severity whose first pages fall due within 1 s, posted to 50 shared incident cha
 replica and then two, the double holding each channel to one post a second after a small burst
 (and again at 0.2 a second: see bench/page_order.py).
 
+`calls` first measures this process's CPU per post through SlackMessenger with its calls sharing
+one aiohttp session, against slack-sdk's session and connection per call, in the same run.
+
 `--profile FILE`: cProfile over the normal throughput run (this process: both replicas; CPU time,
 not wall time, so a busy machine's waits do not count), for `python -m pstats FILE`; the figures
 of a profiled run are the profiler's, not the bot's.
@@ -57,9 +60,9 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select, text
 
-from page_rig import (BOT_TOKEN, DoubleProcess, Replica, cpu_seconds, fresh_database, load_average, machine_busy, make_replica,
-                      monitor_bot, ms, percentile, reset_tables, serve_double)
-import page_order
+from page_rig import (DoubleProcess, cpu_seconds, fresh_database, load_average, machine_busy, make_replica, monitor_bot, ms,
+                      percentile, post_cost, reset_tables, serve_double)
+import page_order  # noqa: E402
 
 from bot.app import Bot  # noqa: E402
 from bot.incident.models import Incident, IncidentState, TimelineEntry  # noqa: E402
@@ -312,6 +315,8 @@ async def main(args) -> None:
     results = {}
     double = await DoubleProcess.start(Path(__file__).resolve())
     try:
+        if "calls" in runs:
+            await post_cost(double)
         async with fresh_database() as url:
             await upgrade_async(url)
             if "normal" in runs or "kill" in runs:
@@ -369,7 +374,7 @@ if __name__ == "__main__":
     parser.add_argument("--paced-slow", type=float, default=0.2,
                         help="a second limit, posts/s per channel, low enough to bind however slowly this machine pages")
     parser.add_argument("--seed", type=int, default=14, help="of the paced run's severities and channels")
-    parser.add_argument("--only", default="normal,kill,paced", help="runs, comma-separated: normal, kill, paced")
+    parser.add_argument("--only", default="calls,normal,kill,paced", help="runs, comma-separated: calls, normal, kill, paced")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the normal run into FILE")
     parser.add_argument("--slack-double", metavar="READY_FILE", help=argparse.SUPPRESS)
     arguments = parser.parse_args()

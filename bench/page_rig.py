@@ -267,3 +267,35 @@ def make_replica(name: str, url: str, api_url: str, config: str, args) -> Replic
 def monitor_bot(url: str, config: str) -> Bot:
     """A Bot that loads and watches the tables; its statements are not counted, it sends nothing."""
     return Bot(Settings.from_env({"DATABASE_URL": url, "SLACK_BOT_TOKEN": BOT_TOKEN}), parse_config(config))
+
+
+async def post_cost(double: "DoubleProcess", rounds: int = 3, posts: int = 1000, at_once: int = 64, channels: int = 100) -> None:
+    """This process's CPU per chat.postMessage through SlackMessenger, as the bot wires it (calls in
+    flight share one aiohttp session) against the same messenger on slack-sdk's own session and TCP
+    connection per call, alternating in one run; the double's limit out of the way."""
+    from bot.pipeline.reply import Reply
+    from bot.transport.slack import SlackMessenger
+
+    await double.reset(per_second=1e9, burst=1_000_000)
+    settings = Settings.from_env({"SLACK_API_URL": double.api_url, "SLACK_BOT_TOKEN": BOT_TOKEN})
+    figures: dict[str, list[float]] = {"session per call": [], "shared session": []}
+    for _ in range(rounds):
+        for label in figures:
+            client = web_client(settings)
+            messenger = SlackMessenger(client)
+            if label == "session per call":
+                messenger._client = messenger._posting = client
+            gate = asyncio.Semaphore(at_once)
+
+            async def one(i: int) -> None:
+                async with gate:
+                    await messenger.post(f"CCOST{i % channels:04d}", Reply(f"post {i}"))
+
+            started = time.process_time()
+            await asyncio.gather(*(one(i) for i in range(posts)))
+            figures[label].append((time.process_time() - started) / posts * 1000)
+    before, after = sorted(figures["session per call"]), sorted(figures["shared session"])
+    print(f"\n## CPU per post ({posts:,} posts over {channels} channels, {at_once} at once, {rounds} rounds, medians)")
+    print(f"slack-sdk's session per call {before[len(before) // 2]:.3f} ms; shared while in flight {after[len(after) // 2]:.3f} ms; "
+          f"ratio {after[len(after) // 2] / before[len(before) // 2]:.2f}x (rounds: {', '.join(f'{v:.2f}' for v in figures['session per call'])} "
+          f"vs {', '.join(f'{v:.2f}' for v in figures['shared session'])})")

@@ -493,3 +493,21 @@ async def test_a_slow_job_holds_back_neither_a_wake_nor_a_job_falling_due(db, cl
         assert calls.started[slow] == 1 and not calls.finished[slow]  # still hanging all along
     assert [job.key for _, job in calls.jobs] == [slow, announced, later]
     assert not any(job.late for _, job in calls.jobs)
+
+
+async def test_among_due_jobs_the_most_urgent_is_claimed_first(db, clock):
+    """A backlog of pages: the P0's is claimed before a P3's that fell due earlier (priority, then due time)."""
+    kind = kind_of("urgency")
+    now = clock.now()
+    async with db.sessions() as session, session.begin():
+        await jobs.add(session, kind, f"{kind}:p3-early", now - timedelta(minutes=5), priority=3)
+        await jobs.add(session, kind, f"{kind}:p0", now - timedelta(minutes=1), priority=0)
+        await jobs.add(session, kind, f"{kind}:p2", now - timedelta(minutes=3), priority=2)
+        await jobs.add(session, kind, f"{kind}:p0-earlier", now - timedelta(minutes=2), priority=0)
+    order = []
+    for _ in range(4):
+        claimed = await jobs.claim(db, "r1", {kind: now + timedelta(minutes=1)}, now, grace=timedelta(seconds=60), limit=1)
+        assert len(claimed) == 1, [j.key for j in claimed]
+        [job] = claimed
+        order.append(job.key.split(":", 1)[1])
+    assert order == ["p0-earlier", "p0", "p2", "p3-early"]

@@ -20,7 +20,7 @@ from bot.config.incident_models import EscalationLevel
 from bot.incident import service
 from bot.incident.models import Incident, IncidentState, TimelineEntry
 from bot.incident.notify import channel_of, messenger_for
-from bot.incident.planning import PING, REMIND
+from bot.incident.planning import PING, REMIND, severity_rank
 from bot.incident.views import ping_message, reminder_message
 from bot.maintenance.service import covering_in
 from bot.oncall.rotation import shift_at
@@ -138,12 +138,6 @@ async def run_ping(bot, job: Job) -> None:
                                   .values(escalation_level=payload["level"], updated_at=now))
 
 
-def severity_rank(config, severity: str) -> int:
-    """Where the severity stands in app.yaml's list: the first (P0) is the most urgent."""
-    found = config.severity(severity)
-    return list(config.severities).index(found[0]) if found else len(config.severities)
-
-
 async def _send(bot, messenger, reply, marker: str, channels: list[str], users: list[str], *, retry: bool) -> tuple[int, list[str]]:
     """The page in the incident's channel and to each user, each on its own: one refusal does not
     keep the on-call's direct message from going out. (how many arrived, what failed and why)."""
@@ -176,6 +170,7 @@ async def _failed(bot, job: Job, entry_key: str, incident_id: int, text: str, da
                               .values(text=note, data=data | {"delivered": False, "failed": failures}))
         if not gave_up:
             payload = {**job.payload, "entry": entry_key, "retry": attempt}
+            # Priority 0: a page that did not arrive is tried again ahead of any first page.
             await jobs.add(session, PING, f"{entry_key}:retry{attempt}", now + timedelta(minutes=2 ** (attempt - 1)), payload)
     if gave_up:
         raise MessagePostFailed(f"page {entry_key} not delivered after {PAGE_RETRIES} retries")

@@ -23,6 +23,13 @@ PING = "incident.ping"
 REMIND = "incident.remind"
 
 
+def severity_rank(config: AppConfig, severity: str) -> int:
+    """Where the severity stands in app.yaml's list: the first (P0) is the most urgent, 0. Pages carry
+    it, so a backlog is claimed (and a busy channel is posted to) most urgent first."""
+    found = config.severity(severity)
+    return list(config.severities).index(found[0]) if found else len(config.severities)
+
+
 @dataclass(frozen=True)
 class PlannedPing:
     level: int
@@ -92,7 +99,8 @@ async def plan_in(session: AsyncSession, bot, incident: Incident, now: datetime,
     found = bot.config.severity(incident.severity)
     if found is None:
         return 0
-    _, severity = found
+    name, severity = found
+    rank = severity_rank(bot.config, name)
     planned = planned_pings(severity, bot.config, now, from_level) if pings else []
     for index, ping in enumerate(planned):
         first = forced and index == 0
@@ -100,7 +108,7 @@ async def plan_in(session: AsyncSession, bot, incident: Incident, now: datetime,
         due = now if first else ping.due
         if index == 0 and hold_first_until is not None:
             due = max(due, hold_first_until)
-        await jobs.add(session, PING, ping_key(incident.id, incident.escalation_plan, ping.level, ping.repeat), due, payload)
+        await jobs.add(session, PING, ping_key(incident.id, incident.escalation_plan, ping.level, ping.repeat), due, payload, priority=rank)
     if severity.update_reminder:
         due = now + timedelta(seconds=severity.update_reminder)
         key = f"{REMIND}:{incident.id}:{incident.escalation_plan}:1"

@@ -49,6 +49,9 @@ class ScheduledJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     late: Mapped[bool] = mapped_column(Boolean, default=False)  # ran more than the grace after due_at
+    # Among due jobs the lowest is claimed first: a page carries its severity's rank (P0 is 0), so in a
+    # backlog a P0's page is not claimed behind a P3's. Everything else is 0.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str] = mapped_column(Text, default="")
 
 

@@ -29,16 +29,17 @@ def _job(row) -> Job:
     return Job(id=row.id, kind=row.kind, key=row.key, due_at=row.due_at, attempts=row.attempts, late=row.late, payload=row.payload or {})
 
 
-async def add(session: AsyncSession, kind: str, key: str, due_at: datetime, payload: dict | None = None) -> bool:
+async def add(session: AsyncSession, kind: str, key: str, due_at: datetime, payload: dict | None = None, *, priority: int = 0) -> bool:
     """Insert-or-ignore inside the caller's transaction (so a domain row and its timers commit
-    together). True when this call created the row; an existing key is left as it is."""
+    together). True when this call created the row; an existing key is left as it is. Among due
+    jobs, a lower `priority` is claimed first."""
     if due_at.tzinfo is None:
         raise ValueError("due_at must be timezone-aware")
     if session.bind.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    values = {"kind": kind, "key": key, "due_at": due_at, "payload": payload or {}, "state": JobState.pending, "attempts": 0, "late": False, "error": ""}
+    values = {"kind": kind, "key": key, "due_at": due_at, "payload": payload or {}, "state": JobState.pending, "attempts": 0, "late": False, "error": "", "priority": priority}
     result = await session.execute(insert(JOBS).values(**values).on_conflict_do_nothing(index_elements=["key"]))
     return result.rowcount == 1
 
@@ -109,9 +110,14 @@ async def claim(db: Database, replica: str, leases: dict[str, datetime], now: da
 async def _claim_batch(db: Database, due, claimed: dict, leases: dict[str, datetime], limit: int) -> list[Job]:
     """PostgreSQL: one statement. SKIP LOCKED lets concurrent claimers pass over each other's rows
     instead of queueing on them; the outer state check holds even if the subquery is re-run."""
-    batch = select(C.id).where(*due).order_by(C.due_at, C.id).limit(limit).with_for_update(skip_locked=True)
+    # MATERIALIZED: the batch is picked once. Inlined as `id IN (subquery)`, the planner may run the
+    # subquery again per row, and with SKIP LOCKED each run skips the rows the last one locked: more
+    # than `limit` rows, not the most urgent ones.
+    batch = (select(C.id).where(*due).order_by(C.priority, C.due_at, C.id).limit(limit).with_for_update(skip_locked=True)
+             .cte("batch").prefix_with("MATERIALIZED"))
     lease_until = case({kind: literal(end, UtcDateTime()) for kind, end in leases.items()}, value=C.kind)
-    statement = update(JOBS).where(C.id.in_(batch), C.state == JobState.pending).values(lease_until=lease_until, **claimed)
+    statement = (update(JOBS).where(C.id.in_(select(batch.c.id)), C.state == JobState.pending)
+                 .values(lease_until=lease_until, **claimed))
     async with db.sessions() as session, session.begin():
         return [_job(row) for row in (await session.execute(statement.returning(*CLAIMED))).all()]
 
@@ -124,7 +130,7 @@ async def _claim_each(db: Database, due, claimed: dict, leases: dict[str, dateti
     every one, and the one a step behind would lose them all for as long as the other keeps claiming."""
     while True:
         async with db.sessions() as session:
-            candidates = (await session.execute(select(C.id, C.kind).where(*due).order_by(C.due_at, C.id).limit(2 * limit))).all()
+            candidates = (await session.execute(select(C.id, C.kind).where(*due).order_by(C.priority, C.due_at, C.id).limit(2 * limit))).all()
         if not candidates:
             return []
         jobs = []
