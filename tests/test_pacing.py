@@ -87,3 +87,26 @@ async def test_a_post_cancelled_while_waiting_gives_up_its_place_and_holds_nothi
     assert order == ["first", "later"] and cancelled.cancelled()
     assert await pacer.send("C1", 1, post("after")) == "after"  # the channel is free again, nothing left queued
     assert pacer._channels == {}
+
+
+async def test_a_hung_answer_frees_the_channel_for_the_next_post(slack):
+    """Slack (or the network) holding an answer is not Slack's limit: after SLOW_CALL the channel
+    goes to the next post, which may be this very page's retry by another job."""
+    chat = messenger(slack)
+    release = asyncio.Event()
+
+    async def post_message(args):
+        if args.get("text") == "hangs":
+            await release.wait()
+        return slack._chat_post_message(args)
+
+    slack.set_handler("chat.postMessage", post_message)
+    try:
+        hung = asyncio.create_task(chat.post("C0SLOW", Reply("hangs")))
+        await asyncio.sleep(0.1)
+        ref = await asyncio.wait_for(chat.post("C0SLOW", Reply("goes on")), timeout=30)
+        assert ref.startswith("C0SLOW:") and not hung.done()
+    finally:
+        release.set()
+        slack._custom_handlers.pop("chat.postMessage", None)  # the session's double keeps handlers across tests
+    await hung

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # How long one post may keep waiting out 429s before it fails like any refusal (the page is then
 # retried by its job): Slack's Retry-After is seconds to a minute, a channel held this long is broken.
 GIVE_UP_AFTER = 300.0
+# An answer slower than this frees the channel for the next post (see _answered).
+SLOW_CALL = 5.0
 
 
 @dataclass
@@ -58,10 +60,18 @@ class ChannelPacer:
                 raise
         else:
             state.busy = True
+        handed_on = False
+
+        def hand_on_once() -> None:
+            nonlocal handed_on
+            if not handed_on:
+                handed_on = True
+                self._hand_on(channel, state)
+
         try:
-            return await self._with_retry_after(call)
+            return await self._with_retry_after(call, hand_on_once)
         finally:
-            self._hand_on(channel, state)
+            hand_on_once()
 
     def _hand_on(self, channel: str, state: _Channel) -> None:
         """The channel to the most urgent post still waiting (it stays busy), or free."""
@@ -73,17 +83,31 @@ class ChannelPacer:
         state.busy = False
         self._channels.pop(channel, None)
 
-    async def _with_retry_after(self, call):
+    async def _with_retry_after(self, call, hand_on_once):
         started = time.monotonic()
         while True:
             try:
-                return await call()
+                return await _answered(call(), hand_on_once)
             except SlackApiError as exc:
                 wait = _retry_after(exc)
                 if wait is None or time.monotonic() - started + wait > GIVE_UP_AFTER:
                     raise
                 self.held_seconds += wait
                 await asyncio.sleep(wait)
+
+
+async def _answered(request, hand_on_once):
+    """The call's answer. One that takes longer than SLOW_CALL (Slack or the network hanging, up to the
+    client's timeout) hands the channel on meanwhile: a slow answer is not Slack's limit, and the
+    next post (a retry of this very page, by another job) must not wait for it."""
+    task = asyncio.ensure_future(request)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=SLOW_CALL)
+        if not done:
+            hand_on_once()
+        return await task
+    finally:
+        task.cancel()  # a no-op once it is done; a waiter cancelled (a lease ran out) cancels its request
 
 
 def _retry_after(exc: SlackApiError) -> float | None:
