@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from bot.output_tail import OutputTail
 
 # The docker SDK (and requests under it) is imported on first use: a bot whose
 # app.yaml has no container checks or actions never pays its memory.
@@ -40,41 +41,6 @@ class ExecResult:
     exit_code: int
     output: str
     dropped: int = 0  # bytes of output before the kept tail
-
-
-class OutputTail:
-    """The last `keep` bytes of a stream, fed chunk by chunk from one thread.
-
-    Chunks are kept whole in a deque and old ones dropped as new ones arrive, so feeding costs
-    the same per byte whatever the total: no copy of the kept bytes per chunk."""
-
-    def __init__(self, keep: int):
-        self.keep, self.dropped = keep, 0
-        self._chunks: deque[bytes] = deque()
-        self._size = 0
-
-    def add(self, chunk: bytes) -> None:
-        if len(chunk) > self.keep:
-            self.dropped += len(chunk) - self.keep
-            chunk = chunk[-self.keep :]
-        self._chunks.append(chunk)
-        self._size += len(chunk)
-        while self._size - len(self._chunks[0]) >= self.keep:
-            first = self._chunks.popleft()
-            self._size -= len(first)
-            self.dropped += len(first)
-
-    def finish(self) -> tuple[str, int]:
-        """(the kept text, the bytes before it)."""
-        data = b"".join(self._chunks)
-        dropped = self.dropped + max(0, len(data) - self.keep)
-        data = data[-self.keep :]
-        if dropped:
-            # Start at a line boundary: the cut line's head (a key, a "password=") is gone.
-            newline = data.find(b"\n")
-            cut = newline + 1 if newline >= 0 else len(data)
-            dropped, data = dropped + cut, data[cut:]
-        return data.decode("utf-8", "replace"), dropped
 
 
 class DockerGateway:

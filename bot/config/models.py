@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bot.config.action_models import DEFAULT_ACTIONS, ActionSpec, JobAction
 from bot.config.data_models import BackupSettings, Cache, Database, check_database_references
+from bot.config.graph import find_cycle
 from bot.config.schedule_models import MaintenanceSettings, Metric, MetricName, PrometheusSettings, Schedule
 from bot.config.incident_models import (
     DEFAULT_SEVERITIES,
@@ -352,7 +353,7 @@ class AppConfig(Strict):
             for i, check in enumerate(service.checks):
                 if isinstance(check, SqlCheck) and check.database not in self.databases:
                     problems.append(At(at + ("checks", i, "database"), f"service '{name}' sql check '{check.label}' names unknown database '{check.database}'"))
-        cycle = _find_cycle({n: s.depends_on for n, s in self.services.items()})
+        cycle = find_cycle({n: s.depends_on for n, s in self.services.items()})
         if cycle:
             problems.append(At(("services", cycle[0], "depends_on"), "depends_on has a cycle: " + " -> ".join(cycle)))
         return problems
@@ -386,29 +387,3 @@ def _names(severities: dict[str, Severity]) -> dict[str, str]:
         for name in [key, *severity.aliases]:
             names.setdefault(name.lower(), key)
     return names
-
-
-def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for nxt in graph.get(node, []):
-            if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
-            if nxt in graph and not state.get(nxt):
-                found = visit(nxt)
-                if found:
-                    return found
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in graph:
-        if not state.get(node):
-            found = visit(node)
-            if found:
-                return found
-    return None
