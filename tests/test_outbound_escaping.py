@@ -141,7 +141,9 @@ async def escalate_through_every_level(d, number: int, levels: int = 3) -> None:
         if level:
             d.bot.clock.advance(dt.timedelta(minutes=15))
         d.bot.scheduler.start()
-        await wait_until(lambda level=level: _at_least(d.bot, number, level + 1), timeout=20)
+        # 60 s: on SQLite a pass can meet 'database is locked' while the timeline's background writes
+        # run, and the scheduler tries again on its next pass; the page still goes out once.
+        await wait_until(lambda level=level: _at_least(d.bot, number, level + 1), timeout=60)
         await d.bot.scheduler.stop()
 
 
