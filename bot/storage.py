@@ -107,6 +107,21 @@ def _forget_pooled(dbapi_connection, connection_record=None, exception=None) -> 
     OWN_BACKENDS.discard(dbapi_connection)
 
 
+SQLITE_LOCK_WAIT = 30.0  # seconds
+
+
+def _sqlite_write_ahead(dbapi_connection, connection_record) -> None:
+    """Write-ahead logging: readers never hold up a writer's commit, nor a writer a reader. In the
+    default rollback journal a commit waits for every open read, and a busy console (a schedule's
+    run, a command's audit row, the activity feed polling) ran out of lock time. An in-memory
+    database answers "memory" and is unaffected."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
 def connection_trouble(exc: BaseException) -> bool:
     """The database could not be reached or the connection broke (or SQLite was locked): the same
     write may well succeed later. A constraint or a bad statement fails the same way every time."""
@@ -128,7 +143,9 @@ class Database:
             # (kill-idle goes by OWN_BACKENDS, not by this name: any client may set it).
             kwargs["connect_args"] = {"timeout": 5, "command_timeout": 10, "server_settings": {"application_name": APPLICATION_NAME}}
         else:
-            kwargs["connect_args"] = {"timeout": 5}
+            # SQLite's timeout is how long a writer waits for another's lock. The console runs the
+            # scheduler, the activity feed and commands on one file: a busy moment must queue, not fail.
+            kwargs["connect_args"] = {"timeout": SQLITE_LOCK_WAIT}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if url.startswith("postgresql"):
@@ -136,6 +153,8 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _remember_pooled)
             for gone in ("close", "close_detached", "invalidate"):
                 event.listen(self.engine.sync_engine, gone, _forget_pooled)
+        else:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_write_ahead)
 
     async def ping(self) -> None:
         from sqlalchemy import text
