@@ -45,6 +45,18 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config("")).get_current_head() or ""
 
 
+@functools.lru_cache(maxsize=64)
+def known_revision(revision: str) -> bool:
+    """Whether this release's scripts know `revision`. One they do not know was written by a newer
+    release: during a rolling upgrade its `opsbot migrate` runs before the old replicas stop."""
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(alembic_config("")).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 async def schema_revision(db) -> str | None:
     """The revision the database is at; None when it was never migrated (no alembic_version table)."""
     async with db.engine.connect() as conn:

@@ -61,6 +61,24 @@ async def test_postgres_below_head_names_the_revision_it_found(serve_bot, scratc
     assert doc["checks"]["audit_log"]["status"] == "healthy"
 
 
+async def test_a_schema_migrated_by_a_newer_release_keeps_the_old_replica_ready(serve_bot, scratch_pg):  # noqa: F811
+    # A rolling upgrade runs the new release's `opsbot migrate` while old replicas still serve: the
+    # database is at a revision the old release has never heard of. Failing readiness then would
+    # take every old replica out of the Service before a new one is ready.
+    name = await scratch_pg()
+    await upgrade_async(pg_url(name))
+    admin = await asyncpg.connect(f"postgresql://{PG_USER}@127.0.0.1:5432/{name}", timeout=5)
+    try:
+        await admin.execute("UPDATE alembic_version SET version_num = '9999_from_a_newer_release'")
+    finally:
+        await admin.close()
+    served = await serve_bot(database_url=pg_url(name))
+    status, doc = await served.get("/readyz")
+    assert status == 200, doc
+    assert doc["checks"]["migrations"]["status"] == "healthy"
+    assert doc["checks"]["migrations"]["message"].startswith("at revision 9999_from_a_newer_release, newer than this release's ")
+
+
 async def test_read_only_postgres_is_not_ready_because_audit_rows_cannot_be_written(serve_bot, scratch_pg):  # noqa: F811
     # What a bot pointed at a hot standby (or a database switched read-only) meets: reads work,
     # every audit write fails.
