@@ -36,9 +36,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/escalation_scale.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/k8s_logs.py
+	$(BIN)/python bench/image_build.py
 
 config-reference: $(STAMP)
 	$(BIN)/opsbot config reference > docs/config-reference.md
 
 clean:
-	rm -rf $(VENV) opsbot.db *.egg-info
+	rm -rf $(VENV) opsbot.db opsbot.db-wal opsbot.db-shm *.egg-info

@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 class Bot:
     def __init__(self, settings: Settings, config: AppConfig, group_lookup: GroupLookup | None = None, clock: Clock | None = None):
         from bot.action.scheduled import JOBS as ACTION_JOBS
+        from bot.alerts.headline import note as alerts_headline_note
+        from bot.alerts.heartbeat import jobs_for as alert_jobs
+        from bot.alerts.redraw import JOBS as ALERT_REDRAW_JOBS
+        from bot.alerts.resolution import JOBS as ALERT_RESOLUTION_JOBS
+        from bot.alerts.held import end_note as held_alerts_note
+        from bot.alerts.silences import expire_for as expire_silences
+        from bot.deploy.recovery import JOBS as DEPLOY_JOBS
         from bot.incident.activity import timeline_listener
         from bot.incident.escalation import JOBS as INCIDENT_JOBS
         from bot.schedule.retention import JOBS as SCHEDULE_JOBS
@@ -42,7 +49,7 @@ class Bot:
         self.clock = clock or SystemClock()  # "now" for every slice: a test passes a ManualClock
         self.oncall = OncallDirectory(self.db, config, self.clock)
         self.roles = RoleDirectory(config, group_lookup, oncall=self.oncall.on_call_users)
-        self.coordinator = Coordinator(settings.redis_url)
+        self.coordinator = Coordinator(settings.redis_url, self.db, self.clock)  # retried deliveries run once
         self.pipeline = Pipeline(ALL, DEFAULT_MIDDLEWARE)
         self.interactions = InteractionPipeline(INTERACTIONS, PRESS_MIDDLEWARE, aliases=LEGACY_IDS)
         # Transports register how they post and edit messages: {"slack": ..., "console": ...}.
@@ -50,10 +57,16 @@ class Bot:
         # Periodic and promised work (bot/schedule/): each slice contributes its job types.
         # Serve and the console start it; close() stops it before the database closes.
         # batch 64: 10,000 pages due within a minute go out with p99 under 1 s (bench/escalation_scale.py).
-        self.scheduler = Scheduler(self.db, [*ACTION_JOBS, *INCIDENT_JOBS, *SCHEDULE_JOBS, *SCHEDULES_JOBS, *MAINTENANCE_JOBS], self, clock=self.clock, batch=64)
+        self.scheduler = Scheduler(self.db, [*ACTION_JOBS, *INCIDENT_JOBS, *SCHEDULE_JOBS, *SCHEDULES_JOBS, *MAINTENANCE_JOBS, *alert_jobs(config), *ALERT_REDRAW_JOBS, *ALERT_RESOLUTION_JOBS, *DEPLOY_JOBS], self, clock=self.clock, batch=64)
         # Checks and actions tell what they did in a channel; the incident slice keeps it on its timeline.
         self.activity = ActivityFeed(self.clock.now)
         self.activity.subscribe(timeline_listener(self))
+        # What other slices add to a maintenance window's end post: (bot, window) -> lines (the alerts it held).
+        self.window_end_notes = [held_alerts_note]
+        # What other slices add to an incident's headline: (bot, incident) -> blocks (an alert incident's alerts).
+        self.headline_notes = [alerts_headline_note]
+        # What other slices do when an incident resolves: (bot, incident) -> None (its Alertmanager silences expire).
+        self.incident_resolved_hooks = [expire_silences]
 
     @classmethod
     def from_settings(cls, settings: Settings, config_path: str | None = None, group_lookup: GroupLookup | None = None) -> "Bot":

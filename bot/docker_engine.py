@@ -293,23 +293,9 @@ class DockerGateway:
                 raise DockerUnavailable(f"container {name} does not exist") from None
             if expected_id is not None and info["Id"] != expected_id:
                 raise DockerUnavailable(f"container {name} was replaced since the plan was made")
-            config, host_config = info["Config"], dict(info["HostConfig"])
-            networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
-            endpoints = {
-                net: {k: v for k, v in (ep or {}).items() if k in ("Aliases", "IPAMConfig", "Links")}
-                for net, ep in networks.items()
-                if net not in ("host", "none", "bridge")
-            }
-            # Like compose: the new container keeps the old one's anonymous volumes (a database's data).
-            declared = {b.split(":")[1] for b in host_config.get("Binds") or [] if ":" in b}
-            kept = [
-                f"{m['Name']}:{m['Destination']}{'' if m.get('RW', True) else ':ro'}"
-                for m in info.get("Mounts") or []
-                if m.get("Type") == "volume" and m.get("Name") and m["Destination"] not in declared
-            ]
-            host_config["Binds"] = list(host_config.get("Binds") or []) + kept
-            network_mode = host_config.get("NetworkMode") or ""
-            shares_network = network_mode == "host" or network_mode.startswith("container:")
+            from bot.docker_images import create_arguments  # shared with deploys' containers made like another
+
+            arguments = create_arguments(info, None, info["Config"]["Image"], name)
             parked = f"{name}-replaced-{info['Id'][:12]}"
             try:
                 api.stop(info["Id"], timeout=math.ceil(timeout))
@@ -318,27 +304,7 @@ class DockerGateway:
                 raise DockerUnavailable(f"stopping {name} failed ({_reason(exc)})") from None
             created = None
             try:
-                created = api.create_container(
-                    image=config["Image"],
-                    command=config.get("Cmd"),
-                    entrypoint=config.get("Entrypoint"),
-                    environment=config.get("Env"),
-                    labels=config.get("Labels"),
-                    working_dir=config.get("WorkingDir") or None,
-                    user=config.get("User") or None,
-                    # A host- or container-network container takes its hostname from there; setting one is an error.
-                    hostname=None if shares_network else config.get("Hostname") or None,
-                    domainname=None if shares_network else config.get("Domainname") or None,
-                    stop_signal=config.get("StopSignal"),
-                    tty=bool(config.get("Tty")),
-                    stdin_open=bool(config.get("OpenStdin")),
-                    ports=list((config.get("ExposedPorts") or {}).keys()) or None,
-                    volumes=list((config.get("Volumes") or {}).keys()) or None,
-                    healthcheck=config.get("Healthcheck"),
-                    name=name,
-                    host_config=host_config,
-                    networking_config={"EndpointsConfig": endpoints} if endpoints else None,
-                )
+                created = api.create_container(**arguments)
                 api.start(created["Id"])
             except docker.errors.APIError as exc:
                 restored = _restore(api, created, info["Id"], name)

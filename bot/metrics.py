@@ -1,5 +1,5 @@
 """Prometheus metrics the bot exports at GET /metrics."""
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 COMMANDS = Counter("opsbot_commands_total", "Commands handled, by name and outcome", ["command", "outcome"])
 CHECK_LATENCY = Histogram(
@@ -19,4 +19,8 @@ INTERACTIONS_HANDLED = Counter(
     "opsbot_interactions_handled_total",
     "Button presses through the interaction pipeline, by declared interaction id (unknown: not declared) and outcome",
     ["interaction", "outcome"],
+)
+# Who watches the watcher's other side: a rule on this pages when opsbot stops passing (README, docs/alerts.md).
+SCHEDULER_LAST_TICK = Gauge(
+    "opsbot_scheduler_last_tick_timestamp_seconds", "When this replica's scheduler last finished a pass (Unix time, by the bot's clock)"
 )

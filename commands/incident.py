@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from bot.action.flow import request_action
 from bot.incident import access, lifecycle, opening, review, service
 from bot.incident.forms import open_incident_form
 from bot.incident.models import Incident
@@ -18,14 +19,14 @@ from bot.pipeline.reply import Reply
 
 USAGE = ("/incident open <severity> <title> [--service S ...] [--playbook NAME] | ack | update <text> | severity <P0-P3> | "
          "role commander|comms @user | resolve [summary] | reopen | note <text> | followup <text> [@owner] | escalate [reason] | "
-         "rootcause <text> | postmortem | list [--all] | show N")
+         "rootcause <text> | silence <duration> | postmortem | list [--all] | show N")
 GRAMMAR = Grammar(usage=USAGE, free_text=True)
 NUMBER = re.compile(r"^(?:inc-)?(\d{1,9})$", re.IGNORECASE)
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 OWNER = re.compile(r"(?:<@([UW][A-Z0-9]{2,31})(?:\|[^<>]{0,255})?>|(?<!\S)@([UW][A-Z0-9]{2,31}))\s*$")
 FREE_TEXT = ("update", "note", "followup", "resolve", "escalate", "rootcause")  # text that may start with a number
 NEEDS_INCIDENT = ("ack", "update", "severity", "role", "resolve", "reopen", "note", "followup", "escalate", "rootcause",
-                  "postmortem", "show")
+                  "postmortem", "show", "silence")
 
 
 def _split_first(text: str) -> tuple[str, str]:
@@ -116,6 +117,14 @@ async def _followup(inv: Invocation, incident: Incident, text: str) -> Reply:
     return await lifecycle.followup(inv.bot, incident, inv.request.user_id, body, owner)
 
 
+async def _silence(inv: Invocation, incident: Incident, text: str) -> Reply:
+    """An Alertmanager silence of the incident's alerts: the `silence` action, requested and approved like any other."""
+    words = text.split()
+    if len(words) != 1:
+        return Reply.refusal(f"Usage: /incident silence {incident.id} <duration>, e.g. /incident silence {incident.id} 2h")
+    return await request_action(inv.bot, inv.request, "silence", {"incident": str(incident.id), "duration": words[0]})
+
+
 async def _on_incident(inv: Invocation, sub: str, incident: Incident, text: str) -> Reply:
     bot, user = inv.bot, inv.request.user_id
     if sub == "ack":
@@ -142,6 +151,8 @@ async def _on_incident(inv: Invocation, sub: str, incident: Incident, text: str)
         return await lifecycle.escalate(bot, incident, user, text)
     if sub == "rootcause":
         return await review.root_cause(bot, incident, user, text)
+    if sub == "silence":
+        return await _silence(inv, incident, text)
     return await _content(inv, sub, incident)
 
 
@@ -156,7 +167,7 @@ async def _content(inv: Invocation, sub: str, incident: Incident) -> Reply:
         reply = await review.postmortem(bot, incident, user, asked_in)
     else:
         entries, total = await service.recent(bot.db, incident.id, MAX_SHOWN_ENTRIES)
-        reply = show(incident, entries, total, await service.followups(bot.db, incident.id), bot.config)
+        reply = show(incident, entries, total, await service.followups(bot.db, incident.id), bot.config, await lifecycle.headline_notes(bot, incident))
     reply.ephemeral = reply.ephemeral or allowed.only_for_asker
     return reply
 

@@ -1,4 +1,4 @@
-"""/logs <service> [--tail N] [--since 1h] [--grep PATTERN] [--count]: container logs, filtered in process, redacted."""
+"""/logs <service> [--tail N] [--since 1h] [--grep PATTERN] [--count]: a service's logs from its platform, filtered in process, redacted."""
 from __future__ import annotations
 
 import asyncio
@@ -10,11 +10,13 @@ import regex
 from bot.action import policy
 from bot.check.service import UnknownService, resolve_services
 from bot.config.types import format_duration, parse_duration
-from bot.docker_engine import DockerUnavailable
+from bot.action.kinds.logs import target_label
+from bot.config.target_models import target_of
 from bot.pipeline.commands import ANY_ROLE, CommandSpec, Invocation
 from bot.pipeline.parse import Grammar, Option
 from bot.pipeline.reply import Context, FileAttachment, Header, Outcome, Preformatted, Reply
 from bot.redaction import redact, redact_lines
+from bot.targets import LogQuery, TargetError
 
 MAX_TAIL = 5000
 MAX_SINCE = 7 * 86400
@@ -85,12 +87,12 @@ def _pattern(raw: str) -> Pattern:
     return Pattern(raw)
 
 
-def _read_lines(raw: str, pattern: Pattern | None) -> list[str]:
+def _read_lines(raw: list[str], pattern: Pattern | None) -> list[str]:
     """Lines redacted, then cut to MAX_LINE, then filtered. Runs in a worker thread."""
     # Redacted before the cut, so a secret across it is masked whole, and before matching, so a
     # pattern cannot confirm a secret the reply hides. redact_lines reads a long line only a little
     # past MAX_LINE: the rest of it is dropped, and the line ends with a mark saying so.
-    lines = redact_lines(raw.splitlines(), MAX_LINE)
+    lines = redact_lines(raw, MAX_LINE)
     return pattern.filter(lines) if pattern is not None else lines
 
 
@@ -111,9 +113,10 @@ async def handle(inv: Invocation) -> Reply:
     refusal = await policy.request_refusal(bot.roles, bot.config, spec, policy.services([name]), inv.request.user_id, "read the logs of")
     if refusal:
         return Reply.refusal(refusal, Outcome.denied)
-    container = bot.config.services[name].container
-    if container is None:
+    found = target_of(bot.config.services[name])
+    if found is None:
         return Reply.refusal(f"{name} has no container in app.yaml, so opsbot has no logs for it.")
+    source = target_label(*found)
 
     since = options.get("since")
     tail = options.get("tail")
@@ -121,25 +124,27 @@ async def handle(inv: Invocation) -> Reply:
         # Never read a whole window: --since 7d on a chatty service would be millions of lines.
         tail = MAX_TAIL if since else 100
     try:
-        raw = await bot.checks.docker.logs(container, tail=tail, since=time.time() - since if since else None)
-    except DockerUnavailable as exc:
+        # Whatever the service runs on: its platform's adapter reads the lines (bot/targets).
+        adapter = bot.checks.targets.for_platform(bot.config, found[0])
+        read = await adapter.logs(found[1], LogQuery(tail=tail, since=since or None))
+    except TargetError as exc:
         return Reply.refusal(f"Cannot read the logs of {name}: {exc}.", Outcome.error)
 
     pattern: Pattern | None = options.get("grep")
     # In a worker thread: redaction and matching of up to MAX_TAIL lines must not stall the event loop.
     try:
-        lines = await asyncio.to_thread(_read_lines, raw, pattern)
+        lines = await asyncio.to_thread(_read_lines, read.lines, pattern)
     except (TimeoutError, MemoryError):
         return Reply.refusal(TOO_SLOW)
     window = f"last {tail} lines"
     if since:
         window = f"last {format_duration(since)}"
-        if len(raw.splitlines()) >= tail:
+        if len(read.lines) >= tail:
             window += f" (newest {tail} lines)"
     what = redact(f" matching '{pattern.text}'") if pattern is not None else ""
 
     if options.get("count"):
-        sentence = f"{len(lines)} lines{what} in the {window} of {name} ({container})."
+        sentence = f"{len(lines)} lines{what} in the {window} of {name} ({source})."
         return Reply(text=sentence, blocks=[Header(f"/logs {name}"), Preformatted(sentence)])
 
     text = "\n".join(lines)
@@ -158,7 +163,7 @@ async def handle(inv: Invocation) -> Reply:
 
 COMMAND = CommandSpec(
     name="logs",
-    summary="Show a service's container logs (redacted); --grep filters, --count counts.",
+    summary="Show a service's logs from its container, pods, unit or program (redacted); --grep filters, --count counts.",
     grammar=GRAMMAR,
     handler=handle,
     roles=(ANY_ROLE,),  # the logs action's own policy decides per service

@@ -35,7 +35,7 @@ async def handle(inv: Invocation) -> Reply:
 
 COMMAND = CommandSpec(
     name="restart",
-    summary="Restart a service's container after a second person approves, then verify it is healthy.",
+    summary="Restart a service on its platform after a second person approves, then verify it is healthy.",
     grammar=GRAMMAR,
     handler=handle,
     roles=(ANY_ROLE,),  # the restart action's own policy decides per service

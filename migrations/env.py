@@ -15,6 +15,9 @@ import bot.job.models  # noqa: F401
 import bot.backup.models  # noqa: F401
 import bot.schedules.models  # noqa: F401
 import bot.maintenance.models  # noqa: F401
+import bot.coordination  # noqa: F401  (delivery_claims)
+import bot.alerts.models  # noqa: F401
+import bot.deploy.models  # noqa: F401
 from bot.settings import DEFAULT_DATABASE_URL
 from bot.storage import Base
 

@@ -5,7 +5,8 @@
 # checkout's path>-) and, unless OPSBOT_TEST_PREFIX is set, also the one recorded
 # in tests/.fleet.env. tests/.fleet.env goes when the fleet it describes goes.
 # Other checkouts' fleets and containers the tests made are left alone.
-# The Docker Engine, PostgreSQL and Redis are left running.
+# The Docker Engine, PostgreSQL and Redis are left running; this checkout's test
+# supervisord (tests/supervisor/up.sh) and registry (tests/deploy/registry.sh) are stopped.
 #
 #   --all    remove every container labelled opsbot.test=1 instead: every
 #            checkout's fleet, leftovers of crashed test runs, and the old
@@ -42,7 +43,7 @@ fi
 # forget_fleet_env: tests/.fleet.env describes a fleet that is gone now.
 forget_fleet_env() {
     if [ "$ALL" = 1 ] || [ -z "$RECORDED" ] || [[ " ${PREFIXES[*]} " == *" $RECORDED "* ]]; then
-        rm -f "$FLEET_ENV" "$OOM_MARKER"
+        rm -f "$FLEET_ENV" "$OOM_MARKER" "$ROOT/tests/.fleet.systemd.env"  # the systemd container goes with the fleet (its prefix label)
     fi
 }
 
@@ -88,4 +89,6 @@ if [ "$REMOVE_IMAGE" = 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; the
 fi
 
 forget_fleet_env
+"$ROOT/tests/supervisor/down.sh"
+"$ROOT/tests/deploy/down.sh"
 echo "==> Test fleet removed (Docker Engine left running)."

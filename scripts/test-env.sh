@@ -380,6 +380,67 @@ ensure_prometheus() {
     info "$(prometheus --version 2>&1 | head -n 1)"
 }
 
+# tests/test_image.py and tests/test_compose.py: the opsbot image is built from a local Debian
+# base (mmdebstrap; Docker Hub is unreachable) and deploy/compose/ runs under Debian's
+# docker-compose 1.29. scripts/base-image.sh reuses the base while its label matches.
+ensure_image_tools() {
+    step "Image tools (mmdebstrap, docker-compose) and the local base image"
+    local missing=() pkg
+    for pkg in mmdebstrap docker-compose; do pkg_installed "$pkg" || missing+=("$pkg"); done
+    [ "${#missing[@]}" = 0 ] || apt_install "${missing[@]}"
+    info "$(docker-compose version --short 2>/dev/null || echo '?') docker-compose, mmdebstrap $(mmdebstrap --version 2>/dev/null | awk '{print $2}')"
+    "$ROOT/scripts/base-image.sh" >/dev/null || die "scripts/base-image.sh could not make the local base image."
+}
+
+# tests/test_alerts_alertmanager.py starts its own Alertmanager (Debian's binary, on a free port, its
+# own config and data directory) next to its own Prometheus: nothing runs here, the binary is installed.
+ensure_alertmanager() {
+    step "Alertmanager (alerts in)"
+    command -v prometheus-alertmanager >/dev/null 2>&1 || apt_install prometheus-alertmanager
+    command -v prometheus-alertmanager >/dev/null 2>&1 || die "prometheus-alertmanager is missing even after installing the prometheus-alertmanager package."
+    info "$(prometheus-alertmanager --version 2>&1 | head -n 1)"
+}
+
+# tests/test_kubernetes_manifests.py renders deploy/kubernetes with `kubectl kustomize`. kubectl comes
+# preinstalled on the CI machines; Debian's own (kubernetes-client 1.20) bundles a kustomize too old for
+# components, so it is checked, not installed.
+ensure_kubectl() {
+    step "kubectl (renders deploy/kubernetes)"
+    kubectl version --client >/dev/null 2>&1 || die "kubectl is missing (kubectl version --client fails); install kubectl, which tests/test_kubernetes_manifests.py uses to render deploy/kubernetes."
+    info "$(kubectl version --client 2>/dev/null | head -n 1)"
+}
+
+# tests/test_supervisor_target.py talks to a real supervisord (Debian's supervisor package), one
+# it starts for itself with tests/supervisor/up.sh. This starts the checkout's own with the same
+# script (idempotent; its port comes from the checkout's path) for bench/supervisor_rpc.py and
+# manual tries, and writes tests/.fleet.supervisor.env.
+ensure_supervisor() {
+    step "supervisord (supervisor targets)"
+    command -v supervisord >/dev/null 2>&1 || apt_install supervisor
+    command -v supervisord >/dev/null 2>&1 || die "supervisord is missing even after installing the supervisor package."
+    "$ROOT/tests/supervisor/up.sh" "$ROOT/tests/.fleet.supervisor.env" | sed 's/^/    /'
+}
+
+# tests/test_deploy*.py deploy images from a real registry (Debian's docker-registry package): this
+# checkout's own, on its own port, started by tests/deploy/registry.sh (idempotent), which builds and
+# pushes the app images v1, v2 and v3-broken once and writes tests/.fleet.deploy.env.
+ensure_registry() {
+    step "Docker registry (deploys)"
+    command -v docker-registry >/dev/null 2>&1 || apt_install docker-registry
+    command -v docker-registry >/dev/null 2>&1 || die "docker-registry is missing even after installing the docker-registry package."
+    OPSBOT_FLEET_IMAGE="$IMAGE" "$ROOT/tests/deploy/registry.sh" "$ROOT/tests/.fleet.deploy.env" | sed 's/^/    /'
+}
+
+# tests/test_systemd_target.py talks to a real systemd 252, booted as PID 1 in the container
+# ${PREFIX}systemd (tests/systemd/up.sh, idempotent; its image is built once with mmdebstrap by
+# tests/systemd/image.sh), over its system bus socket; journalctl reads the units' journal.
+ensure_systemd() {
+    step "systemd (systemd targets)"
+    command -v mmdebstrap >/dev/null 2>&1 || apt_install mmdebstrap
+    command -v journalctl >/dev/null 2>&1 || apt_install systemd
+    "$ROOT/tests/systemd/up.sh" "$PREFIX" "$ROOT/tests/.fleet.systemd.env" | sed 's/^/    /'
+}
+
 # The binaries plus every library ldd lists (and the loader), busybox for sh and sleep.
 ensure_pg_image() {
     step "Image $PG_IMAGE"
@@ -474,6 +535,19 @@ port_free_for() {
     fi
 }
 
+# The web containers serve like a real service: stopped on SIGTERM. As PID 1, busybox httpd (or
+# sh) ignores SIGTERM unless it traps it, so each stop or /restart waited out the whole grace
+# period and ended in SIGKILL (exit 137); trapped, a stop takes about a second and exits 0.
+# @SERVE@ in the scripts below is replaced with this (a changed script changes the spec label,
+# so an existing fleet is recreated by ensure_container).
+SERVE_HTTPD=$(cat <<'EOF'
+trap 'kill "$httpd" 2>/dev/null; exit 0' TERM INT
+httpd -f -p 127.0.0.1:@PORT@ -h /www &
+httpd=$!
+wait "$httpd"
+EOF
+)
+
 # --- ${PREFIX}web (@PORT@ is replaced with WEB_PORT)
 WEB_SCRIPT=$(cat <<'EOF'
 echo "web: starting opsbot test web server"
@@ -483,7 +557,7 @@ mkdir -p /www
 printf '%s\n' '{"status":"healthy","checks":{"database":{"status":"healthy","latency":"2ms"},"cache":{"status":"healthy"}}}' >/www/health
 printf '%s\n' '{"status":"unhealthy","checks":{"database":{"status":"healthy","latency":"2ms"},"cache":{"status":"healthy"},"migrations":{"status":"unhealthy","message":"migration pending"}}}' >/www/ready
 echo "web: listening on 127.0.0.1:@PORT@"
-exec httpd -f -p 127.0.0.1:@PORT@ -h /www
+@SERVE@
 EOF
 )
 web_ok() {
@@ -504,10 +578,17 @@ printf '%s\n' '{"status":"unhealthy","error":"internal server error"}'
 CGI
 chmod 755 /www/cgi-bin/health
 echo "web500: listening on 127.0.0.1:@PORT@"
-exec httpd -f -p 127.0.0.1:@PORT@ -h /www
+@SERVE@
 EOF
 )
 running_ok() { [ "$(ctr_field "$1" '{{.State.Status}}')" = running ]; }
+
+# web_script SCRIPT PORT: the script with its serving lines and port filled in ("..." around the
+# replacement: bash 5.2 would otherwise read the & in SERVE_HTTPD as the matched text).
+web_script() {
+    local script="${1//@SERVE@/"$SERVE_HTTPD"}"
+    printf '%s' "${script//@PORT@/$2}"
+}
 
 # --- ${PREFIX}exited
 exited_ok() {
@@ -548,12 +629,12 @@ ensure_fleet() {
         --restart unless-stopped --label "$PORT_LABEL_KEY=$WEB_PORT" \
         --health-cmd "wget -q -O /dev/null http://127.0.0.1:$WEB_PORT/health" \
         --health-interval 2s --health-timeout 2s --health-retries 3 \
-        "$IMAGE" sh -c "${WEB_SCRIPT//@PORT@/$WEB_PORT}"
+        "$IMAGE" sh -c "$(web_script "$WEB_SCRIPT" "$WEB_PORT")"
 
     port_free_for "${PREFIX}web500" "$WEB500_PORT"
     ensure_container "${PREFIX}web500" running_ok web_settle \
         --restart unless-stopped --label "$PORT_LABEL_KEY=$WEB500_PORT" \
-        "$IMAGE" sh -c "${WEB500_SCRIPT//@PORT@/$WEB500_PORT}"
+        "$IMAGE" sh -c "$(web_script "$WEB500_SCRIPT" "$WEB500_PORT")"
 
     ensure_container "${PREFIX}exited" exited_ok exited_settle \
         "$IMAGE" sh -c 'echo starting; echo ERROR fatal: config missing; exit 3'
@@ -683,9 +764,15 @@ ensure_docker
 ensure_image
 ensure_pg_client
 ensure_prometheus
+ensure_alertmanager
+ensure_kubectl
 ensure_pg_image
+ensure_image_tools
 choose_ports
 ensure_fleet
 verify_fleet
 write_fleet_env
+ensure_supervisor
+ensure_systemd
+ensure_registry
 summary

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from bot.action import service as requests
 from bot.action.models import ActionLock, ActionRequest
 from bot.audit import service as audit
+from bot.config.loader import ConfigError, parse_config
 from bot.pipeline.messenger import Click
 from bot.pipeline.reply import Actions, Context, Header, Preformatted, Reply, Section
 from bot.pipeline.request import Request
@@ -35,6 +36,19 @@ from bot.transport.slack import group_lookup, web_client
 
 IMAGE = fleet()["OPSBOT_FLEET_IMAGE"]
 ROLES = {"ops": {"users": ["UOPS1", "UOPS2", "UOPS3"]}, "dev": {"users": ["UDEV1"]}}
+# The role the target tests' app.yaml gives their requesters and approvers.
+OPS_ROLE = "roles:\n  ops:\n    users: [UOPS1, UOPS2, UOPS3]"
+
+
+def roles_and_restart(*, deadline: str = "30s", timeout: str | None = "5s") -> str:
+    """app.yaml's OPS_ROLE and an `actions:` section opening with the generic restart, verified
+    within `deadline`; the caller's own actions may follow, indented two spaces."""
+    lines = [OPS_ROLE, "actions:", "  restart:", "    kind: restart"]
+    if timeout:
+        lines.append(f"    timeout: {timeout}")
+    lines.append(f"    verify: {{deadline: {deadline}, interval: 250ms}}")
+    return "\n".join(lines)
+
 HEALTHY_VERIFY = {"deadline": "20s", "interval": "200ms"}
 
 
@@ -174,6 +188,36 @@ def assert_one_sentence(reply: Reply) -> None:
     assert reply.ephemeral
     assert "\n" not in reply.text and len(reply.text) < 600, reply.text
     assert "Traceback" not in reply.text
+
+
+def config_problems(text: str) -> list[str]:
+    """What `opsbot config check` says of `text` (read as bad.yaml): one sentence a problem."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "bad.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+async def posted_request(d, command: str, text: str, user: str = "UOPS1"):
+    """A guarded request through a `drive` transport: (request id, the posted plan message)."""
+    seen = await d.command(user, command, text)
+    match = re.search(r"Request #(\d+) is posted and waits for approval\.", seen.words)
+    assert match, seen.words
+    return int(match.group(1)), d.messages()[-1]
+
+
+async def approve_request(d, request_id: int, user: str = "UOPS2"):
+    """Approve and let it run: (the reply to the click, the request's message as it ends)."""
+    seen = await d.click(user, "action.approve", str(request_id))
+    await d.settle()
+    [message] = [m for m in d.messages() if f"request #{request_id}" in m.versions[0].words]
+    return seen, message.now.words
+
+
+async def approved(d, command: str, text: str) -> tuple[int, str, str, str]:
+    """A request by UOPS1 approved by UOPS2: (request id, the plan as approvers read it, the reply to the approval, the final message)."""
+    request_id, plan = await posted_request(d, command, text)
+    seen, final = await approve_request(d, request_id)
+    return request_id, plan.now.words, seen.words, final
 
 
 async def state_of(bot, request_id: int) -> str:

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Shared helper modules report failed asserts like test modules do; registered before anything imports them.
 pytest.register_assert_rewrite("action_helpers", "drivers")
 
+from k8s_double import K8sDouble  # noqa: E402
 from slack_double import SlackDouble  # noqa: E402
 
 from bot.app import Bot  # noqa: E402
@@ -113,6 +114,29 @@ def _fresh_slack_recordings(request):
     yield
     found, double.violations[:] = list(double.violations), []
     assert not found, "the bot sent Slack live markup it did not place:\n" + "\n".join(found[:40])
+
+
+@pytest_asyncio.fixture(scope="session")
+async def k8s():
+    """The Kubernetes API double (tests/k8s_double.py); each test gets an empty cluster."""
+    double = K8sDouble()
+    await double.start()
+    yield double
+    await double.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_k8s_cluster(request):
+    """An empty cluster for each test that uses the Kubernetes double; after it, any object the double
+    served that the official API schemas reject fails the test (K8sDouble.violations)."""
+    if "k8s" not in request.fixturenames:
+        yield
+        return
+    double = request.getfixturevalue("k8s")
+    double.reset()
+    yield
+    found, double.violations[:] = list(double.violations), []
+    assert not found, "the Kubernetes double served objects the API schemas reject:\n" + "\n".join(found[:40])
 
 
 def settings_for(database_url: str, *, redis_url: str | None = None, api_url: str = "http://127.0.0.1:9/api/", **extra) -> Settings:

@@ -461,7 +461,7 @@ async def test_a_ping_claimed_just_before_the_incident_is_resolved_sends_nothing
     clock = ManualClock(START)
     bot = await incident_bot(make_bot, url, clock, slack)  # the loop is not started: the claim is taken by hand
     incident = await open_incident(bot, "P1", "Queue backlog")
-    leases = bot.scheduler.registry.leases(clock.now())
+    leases = bot.scheduler.registry.leases()
     [claimed] = await jobs.claim(bot.db, "replica-x", {PING: leases[PING]}, clock.now(), grace=timedelta(minutes=1), limit=10)
     assert claimed.key == key(incident, 1, 0, 0)
 
@@ -481,7 +481,7 @@ async def test_a_ping_run_again_after_it_was_delivered_sends_nothing(make_bot, u
     clock = ManualClock(START)
     bot = await incident_bot(make_bot, url, clock, slack)
     incident = await open_incident(bot, "P0", "Certificates expired")
-    leases = bot.scheduler.registry.leases(clock.now())
+    leases = bot.scheduler.registry.leases()
     [job] = await jobs.claim(bot.db, "replica-x", {PING: leases[PING]}, clock.now(), grace=timedelta(minutes=1), limit=10)
     await escalation.run_ping(bot, job)
     await escalation.run_ping(bot, job)

@@ -155,7 +155,7 @@ async def test_run_alone_lists_every_action_with_its_usage(pg_bot, svc):
     assert "/run hook level=low|high [count=N] window=1h  (http, 0 approvals)" in lines
     assert "/run stop service=service  (docker_stop, 1 approval)" in lines
     assert "/run start service=service  (docker_start, 1 approval)" in lines
-    assert any(line.startswith("/run logs service=service [tail=N]  (docker_logs, read-only)") for line in lines), lines
+    assert any(line.startswith("/run logs service=service [tail=N]  (logs, read-only)") for line in lines), lines
     assert any(line.startswith("/run restart service=service [with_dependents=true|false] [force_recreate=true|false]") for line in lines)
     assert any(line.startswith("/run flush_cache cache=cache  (redis_flush, 1 approval)") for line in lines)
     assert "Actions" in shown and "Traceback" not in shown

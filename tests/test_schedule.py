@@ -506,7 +506,7 @@ async def test_among_due_jobs_the_most_urgent_is_claimed_first(db, clock):
         await jobs.add(session, kind, f"{kind}:p0-earlier", now - timedelta(minutes=2), priority=0)
     order = []
     for _ in range(4):
-        claimed = await jobs.claim(db, "r1", {kind: now + timedelta(minutes=1)}, now, grace=timedelta(seconds=60), limit=1)
+        claimed = await jobs.claim(db, "r1", {kind: timedelta(minutes=1)}, now, grace=timedelta(seconds=60), limit=1)
         assert len(claimed) == 1, [j.key for j in claimed]
         [job] = claimed
         order.append(job.key.split(":", 1)[1])

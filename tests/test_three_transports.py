@@ -130,7 +130,7 @@ async def test_help_lists_what_the_caller_may_run(drive):
 async def test_unknown_command_gets_one_sentence(drive):
     d = await drive(FLEET_CONFIG)
     seen = await d.command("UOPS1", "/nosuch", "web")
-    one_sentence(d, seen, "There is no /nosuch command. Commands: /incident, /health, /restart, /logs, /run, /job, /db, /backup, /restore, /cache, /audit, /oncall, /schedule, /maintenance, /help; /help explains them.")
+    one_sentence(d, seen, "There is no /nosuch command. Commands: /incident, /health, /restart, /deploy, /rollback, /logs, /run, /job, /db, /backup, /restore, /cache, /audit, /oncall, /schedule, /maintenance, /help; /help explains them.")
     assert await audit_rows(d.bot) == [("UOPS1", "nosuch", "web", "usage_error")]
 
 

@@ -22,7 +22,7 @@ from bot.docker_engine import DockerUnavailable
 from bot.maintenance.service import notes_for as maintenance_notes
 from bot.pipeline.markup import Mention, Text
 from bot.pipeline.messenger import MessagePostFailed
-from bot.pipeline.reply import Context, Header, Outcome, Preformatted, Reply
+from bot.pipeline.reply import Context, Header, Outcome, Preformatted, Reply, Section
 from bot.storage import utcnow
 
 log = logging.getLogger(__name__)
@@ -324,6 +324,28 @@ async def recover_stale(bot) -> int:
             await _audit(bot, request, "opsbot", "failed", reason)
             await _update(bot, request)
     return count
+
+
+async def end_interrupted(bot, request_id: int, succeeded: bool, summary: str) -> None:
+    """End a running request whose process stopped, once another process finished its work (an
+    interrupted deploy, bot/deploy/recovery.py): its locks released, on the audit trail, its message
+    edited, and the channel told in a message of its own, since nobody may be watching the old one."""
+    finished = await requests.finish(bot.db, request_id, succeeded, summary)
+    request = await requests.get(bot.db, request_id)
+    if request is None:
+        return
+    if finished:  # the sweep may have failed it already (it ran past its limit): the record keeps that
+        await _audit(bot, request, "opsbot", "succeeded" if succeeded else "failed", summary)
+        await _publish(bot, request, summary)
+        await _update(bot, request)
+    messenger = bot.messengers.get(request.transport)
+    if messenger is None:
+        return
+    sentence = f"Request #{request.id} (/{request.action} {request.service}): {summary}"
+    try:
+        await messenger.post(request.channel, Reply(text=sentence, blocks=[Section(sentence)], outcome=Outcome.ok if succeeded else Outcome.error))
+    except Exception as exc:  # the record says it; a channel that cannot be posted to must not undo it
+        log.error("could not tell the channel of request #%s how it was recovered: %s", request.id, exc)
 
 
 async def _message(bot, request, logs: str = "", progress: str = "") -> Reply:

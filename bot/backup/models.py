@@ -1,7 +1,7 @@
 """The `backups` table: one row per dump the bot made (and verified, or failed to verify).
 
-A file retention deletes keeps its row, with `deleted_at` set: the history of what existed
-(and who made it) stays; /backup list shows only the files still on disk.
+A file (or object) retention deletes keeps its row, with `deleted_at` set: the history of what existed
+(and who made it) stays; /backup list shows only the dumps still stored.
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class Backup(Base):
     # The .dump's path relative to backups.directory, which every replica mounts (service.path_of);
     # rows made before migration 0012 outside that directory keep their absolute path.
     file: Mapped[str] = mapped_column(String(1024))
+    # "local": `file` is under backups.directory; "s3": `file` is the object's key in backups.storage's bucket.
+    storage: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
     size: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes
     duration: Mapped[float] = mapped_column(Float, default=0.0)  # seconds the dump took
     sha256: Mapped[str] = mapped_column(String(64), default="")

@@ -1,6 +1,7 @@
 """Restoring a backup: into its own database (overwriting it) or into a scratch database.
 
-The checksum is verified first: a file that changed since it was made is never restored.
+The checksum is verified first: a file that changed since it was made is never restored (an object in
+S3 is hashed in one streamed pass, then restored in a second pass pinned to the version hashed).
 pg_restore runs in one transaction with --exit-on-error, so a failed restore leaves the
 target as it was; the original database gets --clean --if-exists (objects dropped, then
 recreated from the archive) and --no-owner. A scratch database is created when missing
@@ -19,7 +20,8 @@ import asyncpg
 from bot.backup import dump as pg
 from bot.backup.dump import BackupError, Progress
 from bot.backup.models import Backup
-from bot.backup.service import SCRATCH_PREFIX, CheckNotRun, check_file, path_of
+from bot.backup.service import SCRATCH_PREFIX, CheckNotRun, Pin, check_file
+from bot.backup.stores import store_for
 from bot.redaction import redact_cut
 from bot.storage import OWN_BACKENDS
 
@@ -138,8 +140,9 @@ async def restore_backup(
     if backup.deleted_at is not None:
         raise BackupError(f"backup #{backup.id}'s file was deleted by retention; nothing was restored")
     source = conn or pg.connection(bot.config, backup.database)
+    pin = Pin()
     try:
-        problem = await check_file(bot, backup, deep=False, conn=source)
+        problem = await check_file(bot, backup, deep=False, conn=source, pin=pin)
     except CheckNotRun as exc:
         raise BackupError(f"backup #{backup.id} could not be checked before restoring ({str(exc).rstrip('.')}); nothing was restored") from None
     if problem:
@@ -161,5 +164,17 @@ async def restore_backup(
                 "overwritten; nothing was restored"
             )
         clean = not created
-    await pg.restore(bot.checks.docker, target, path_of(bot.config, backup), clean=clean, progress=progress, timeout=timeout)
+    # An object streams into pg_restore's standard input (-Fc needs no seeking for a whole restore), read
+    # at the version the check above hashed (If-Match): one replaced since then is never restored.
+    archive = None
+    try:
+        async with store_for(bot.config).archive(backup, drain=False, if_match=pin.etag) as archive:
+            await pg.restore(bot.checks.docker, target, archive.path, clean=clean, progress=progress, timeout=timeout, piped=archive.piped)
+    except BackupError:
+        if archive is not None and archive.stream is not None and archive.stream.error:
+            raise BackupError(
+                f"backup #{backup.id} could not be read from the store ({archive.stream.error}); pg_restore's transaction "
+                "was rolled back, nothing was restored"
+            ) from None
+        raise
     return target

@@ -1,21 +1,20 @@
 """Making, verifying, listing and pruning backups: what the pg_backup kind and /backup call.
 
-make_backup   pg_dump -Fc streamed to <directory>/<database>_<YYYYmmdd_HHMMSS>.dump, then verified
-              (pg_dump exit 0, PGDMP header, size on disk, pg_restore --list) and recorded with its SHA-256
-verify_backup the file again: size and SHA-256 against the row, header, pg_restore --list, and a
+make_backup   pg_dump -Fc streamed to <database>_<YYYYmmdd_HHMMSS>.dump in the store (bot.backup.stores:
+              a file under backups.directory, or an S3 object), then verified (pg_dump exit 0, PGDMP
+              header, size stored, pg_restore --list) and recorded with its SHA-256
+verify_backup the dump again: size and SHA-256 against the row, header, pg_restore --list, and a
               full read of every data block (pg_restore into /dev/null): truncation or corruption fails
-apply_retention  bot.backup.retention's plan; files deleted, rows kept with deleted_at set
+apply_retention  bot.backup.retention's plan; dumps deleted by the store, rows kept with deleted_at set
 Time comes from bot.clock (a ManualClock in tests).
 
-A row records its file relative to backups.directory (rows made before 0012 may hold an absolute
-path, read as it is): every replica finds the file under its own mount of the shared directory.
-A replica that cannot see a file changes nothing about it: verify says so and leaves the row, and
-retention leaves the file's row as it is.
+A row records its store and its file there: relative to backups.directory (rows made before 0012 may
+hold an absolute path, read as it is), or the object's key. Every replica finds it under its own mount
+of the shared directory, or in the same bucket. A replica that cannot see a dump changes nothing about
+it: verify says so and leaves the row, and retention leaves the row as it is.
 """
 from __future__ import annotations
 
-import asyncio
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ from bot.backup import dump as pg
 from bot.backup.dump import BackupError, CheckNotRun, Progress
 from bot.backup.models import Backup
 from bot.backup.retention import RetentionPlan, plan_retention
+from bot.backup.stores import store_for
 
 # Safety backups of a scratch database (/restore --into) are recorded as "scratch:<name>": never one of
 # app.yaml's databases (whose keys have no ":"), so retention and /restore never take them for its backups.
@@ -51,34 +51,21 @@ def directory(config) -> Path:
     return Path(config.backups.directory).expanduser().resolve()
 
 
+def destination(config) -> str:
+    """Where new dumps go, as a plan shows it: the directory, or s3://bucket/prefix."""
+    storage = config.backups.storage
+    return f"s3://{storage.bucket}/{storage.prefix}".rstrip("/") if storage.kind == "s3" else str(directory(config))
+
+
 def path_of(config, backup: Backup) -> Path:
-    """Where this replica finds the backup's file: under backups.directory, or the absolute path an older row holds."""
+    """Where this replica finds a local backup's file: under backups.directory, or the absolute path an older row holds."""
     recorded = Path(backup.file)
     return recorded if recorded.is_absolute() else directory(config) / recorded
 
 
 def unseen(config, backup: Backup) -> str | None:
-    """Why this replica cannot see the backup's file (a sentence fragment), or None when it can."""
-    path = path_of(config, backup)
-    if path.is_file():
-        return None
-    return (
-        f"this replica cannot see its file {path.name} in {path.parent} "
-        "(backups.directory must be the same shared directory on every replica)"
-    )
-
-
-def file_for(config, database: str, at: datetime) -> Path:
-    """<directory>/<database>_<YYYYmmdd_HHMMSS>.dump (UTC); _2, _3... when that second is taken."""
-    base = directory(config)
-    stamp = at.astimezone(timezone.utc).strftime("%Y%m%d_%H%M%S")
-    stem = database.replace(":", "_")  # scratch:x -> scratch_x
-    path = base / f"{stem}_{stamp}.dump"
-    n = 2
-    while path.exists() or path.with_name(path.name + ".partial").exists():
-        path = base / f"{stem}_{stamp}_{n}.dump"
-        n += 1
-    return path
+    """Why this replica cannot see the backup's dump (a sentence fragment), or None when it can."""
+    return store_for(config).unseen(backup)
 
 
 def _now(bot) -> datetime:
@@ -107,19 +94,26 @@ async def make_backup(
     """
     conn = conn or pg.connection(bot.config, database)
     started_at = _now(bot)
-    path = file_for(bot.config, database, started_at)
-    result = await pg.dump(bot.checks.docker, conn, path, progress=progress, timeout=timeout)
+    store = store_for(bot.config)
+    file = await store.new_file(database, started_at)
+    result = await pg.dump(bot.checks.docker, conn, store.target(file), progress=progress, timeout=timeout)
+    row = Backup(database=database, file=file, storage=store.kind)
     problem = None
-    on_disk = os.stat(path).st_size
-    if on_disk != result.size:
-        problem = f"the file holds {on_disk} bytes but pg_dump wrote {result.size}"
-    elif not pg.has_header(path):
+    stored = await store.stored_size(file)
+    if stored != result.size:
+        problem = f"the store holds {stored} bytes but pg_dump wrote {result.size}"
+    elif store.kind == "local" and not pg.has_header(path_of(bot.config, row)):
         problem = "the file does not start with the PGDMP header"
     else:
-        problem = await pg.restore_list(bot.checks.docker, conn, path)
+        try:
+            async with store.archive(row, drain=False) as archive:
+                problem = await pg.restore_list(bot.checks.docker, conn, archive.path, piped=archive.piped)
+        except CheckNotRun as exc:
+            problem = str(exc).rstrip(".")
     row = Backup(
         database=database,
-        file=str(path.relative_to(directory(bot.config))),  # the same on every replica that mounts the directory
+        file=file,
+        storage=store.kind,
         size=result.size,
         duration=round(result.duration, 3),
         sha256=result.sha256,
@@ -165,36 +159,68 @@ class Verification:
         return self.problem is None and self.unchecked is None
 
 
-async def check_file(bot, backup: Backup, *, deep: bool, conn: pg.Connection | None = None) -> str | None:
+async def check_file(bot, backup: Backup, *, deep: bool, conn: pg.Connection | None = None, pin: "Pin | None" = None) -> str | None:
     """None when the backup's file is what was recorded and readable; else what is wrong.
 
     CheckNotRun when pg_restore could not run at all (no client, Docker down, a timeout), or when this
     replica cannot see the file: that says nothing about the file.
     """
-    path = path_of(bot.config, backup)
     if backup.deleted_at is not None:
         return f"its file was deleted by retention on {backup.deleted_at:%Y-%m-%d}"
-    hidden = unseen(bot.config, backup)
+    store = store_for(bot.config)
+    hidden = store.unseen(backup)
     if hidden:
         raise CheckNotRun(hidden)
-    size, digest = await asyncio.to_thread(pg.file_sha256, path)
-    if size != backup.size:
-        return f"the file holds {size} bytes but the backup was {backup.size} bytes (truncated or replaced)"
-    if digest != backup.sha256:
-        return "its SHA-256 does not match the one recorded when it was made (the file changed or is corrupted)"
-    if not pg.has_header(path):
-        return "the file does not start with the PGDMP header"
+    unusable = None  # why the database's connection cannot be used: the archive checks cannot run
     if conn is None and backup.database in bot.config.databases:
         try:
             conn = pg.connection(bot.config, backup.database)
         except BackupError as exc:
-            raise CheckNotRun(str(exc).rstrip(".")) from None
+            unusable = str(exc).rstrip(".")
+    if store.kind == "s3" and conn is not None:
+        return await _check_object(bot, store, backup, conn, deep=deep, pin=pin)
+    digest = await store.digest(backup)  # a file, or an object read through once
+    problem = _digest_problem(backup, digest.size, digest.sha256, digest.head)
+    if problem:
+        return problem
+    if unusable:
+        raise CheckNotRun(unusable)
     if conn is None:
         return None  # a scratch database's safety backup: checksum and header are all we can check without its connection
+    path = path_of(bot.config, backup)
     problem = await pg.restore_list(bot.checks.docker, conn, path, strict=True)
     if problem is None and deep:
         problem = await pg.restore_read_all(bot.checks.docker, conn, path, strict=True)
     return problem
+
+
+def _digest_problem(backup: Backup, size: int, sha256: str, head: bytes) -> str | None:
+    if size != backup.size:
+        return f"the file holds {size} bytes but the backup was {backup.size} bytes (truncated or replaced)"
+    if sha256 != backup.sha256:
+        return "its SHA-256 does not match the one recorded when it was made (the file changed or is corrupted)"
+    if head != pg.MAGIC:
+        return "the file does not start with the PGDMP header"
+    return None
+
+
+@dataclass
+class Pin:
+    """The object version a check read (its ETag): a restore after the check reads that same version."""
+
+    etag: str | None = None
+
+
+async def _check_object(bot, store, backup: Backup, conn, *, deep: bool, pin: Pin | None) -> str | None:
+    """One streamed pass over the object: pg_restore lists it (deep: reads every block) while every
+    byte is hashed; a wrong size or SHA-256 is reported before what pg_restore said of the bytes."""
+    async with store.archive(backup, drain=True) as archive:
+        read = pg.restore_read_all if deep else pg.restore_list
+        problem = await read(bot.checks.docker, conn, archive.path, strict=True, piped=True)
+    seen = archive.stream
+    if pin is not None:
+        pin.etag = seen.etag
+    return _digest_problem(backup, seen.size, seen.sha256, seen.head) or problem
 
 
 async def verify_backup(bot, backup_id: int, *, deep: bool = True) -> Verification:
@@ -248,11 +274,9 @@ async def apply_retention(bot, database: str, *, dry_run: bool = False) -> Reten
         return plan
     now = _now(bot)
     deleted = []
+    store = store_for(bot.config)
     for backup in plan.delete:
-        try:
-            path_of(bot.config, backup).unlink()
-        except FileNotFoundError:
-            pass  # another replica's retention took it meanwhile
+        await store.delete(backup)  # the plan decided; the store only executes it
         async with bot.db.sessions() as session, session.begin():
             marked = await session.execute(
                 update(Backup).where(Backup.id == backup.id, Backup.deleted_at.is_(None)).values(deleted_at=now)
@@ -272,8 +296,8 @@ __all__ = [
     "Verification",
     "apply_retention",
     "check_file",
+    "destination",
     "directory",
-    "file_for",
     "get_backup",
     "list_backups",
     "make_backup",

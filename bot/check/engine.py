@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 import aiohttp
 
-from bot.check.kinds import container, disk, exec as exec_kind, http, memory, postgres, redis, sql, tcp, tls
+from bot.check.kinds import container, disk, exec as exec_kind, http, k8s_pods, k8s_workload, memory, postgres, redis, sql, supervisor_program, systemd_unit, tcp, tls
 from bot.check.limits import HealthLimits
 from bot.check.result import CheckResult, Finding
 from bot.config.models import AppConfig, Service
@@ -17,6 +17,7 @@ from bot.docker_engine import DockerGateway, DockerUnavailable
 from bot.metrics import CHECK_LATENCY
 from bot.metrics_check import metrics_for, run_metric
 from bot.redaction import redact_cut
+from bot.targets import Adapters, TargetError, target_of
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ RUNNERS = {
     "memory": memory.run,
     "tls": tls.run,
     "sql": sql.run,
+    "supervisor_program": supervisor_program.run,
+    "systemd_unit": systemd_unit.run,
+    "k8s_workload": k8s_workload.run,
+    "k8s_pods": k8s_pods.run,
 }
 
 
@@ -40,6 +45,9 @@ class CheckContext:
     docker: DockerGateway
     container: str | None  # the service's container, for container/exec checks that name none
     databases: dict = field(default_factory=dict)  # app.yaml databases:, for sql checks
+    # The adapter and target of a service on another platform (bot/targets), for the container check.
+    target_adapter: object | None = None
+    target: object | None = None
 
 
 class CheckEngine:
@@ -48,6 +56,7 @@ class CheckEngine:
 
     def __init__(self, docker: DockerGateway, health: HealthLimits | None = None):
         self.docker = docker
+        self.targets = Adapters(docker)  # the platform adapters (bot/targets), sharing this Docker gateway
         self.health = health or HealthLimits()
         self._http: aiohttp.ClientSession | None = None
 
@@ -69,7 +78,7 @@ class CheckEngine:
             if service is None:  # the "metrics" group /health lists (bot.check.service.resolve_services)
                 continue
             for check in service.checks:
-                jobs.append(self._run_one(name, service, check, config.databases))
+                jobs.append(self._run_one(name, service, check, config.databases, config))
         for name, metric in metrics_for(config, services) if metrics else []:
             jobs.append(self._run_metric(config, name, metric))
         batches = await asyncio.gather(*jobs)
@@ -81,16 +90,19 @@ class CheckEngine:
         CHECK_LATENCY.labels(result.kind, result.status).observe(result.latency_ms / 1000)
         return [replace(result, detail=_shorten(redact_cut(result.detail, MAX_DETAIL * 4, mark=False)))]
 
-    async def _run_one(self, name: str, service: Service, check, databases: dict | None = None) -> list[CheckResult]:
+    async def _run_one(self, name: str, service: Service, check, databases: dict | None = None, config: AppConfig | None = None) -> list[CheckResult]:
         ctx = CheckContext(self._session(), self.docker, service.container, databases or {})
         started = time.perf_counter()
         try:
+            found = target_of(service)
+            if found and found[0] != "container" and config is not None:
+                ctx = replace(ctx, target_adapter=self.targets.for_platform(config, found[0]), target=found[1])
             findings = await asyncio.wait_for(RUNNERS[check.kind](check, ctx), timeout=check.timeout)
         except (TimeoutError, asyncio.TimeoutError):
             findings = [Finding("critical", f"no answer within {check.timeout:g} s")]
         except MissingEnvironment as exc:
             findings = [Finding("critical", f"{exc}; set it in the bot's environment")]
-        except DockerUnavailable as exc:
+        except (DockerUnavailable, TargetError) as exc:
             findings = [Finding("critical", str(exc))]
         except Exception as exc:  # a broken check must not take the others down
             log.exception("check %s/%s crashed", name, check.label)
@@ -112,6 +124,7 @@ class CheckEngine:
 
     async def close(self) -> None:
         self.health.close()
+        await self.targets.close()
         if self._http is not None:
             await self._http.close()
         self.docker.close()

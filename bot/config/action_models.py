@@ -112,6 +112,109 @@ class DockerLogsAction(ReadOnlyAction):
     kind: Literal["docker_logs"]
 
 
+class RestartAction(ActionBase):
+    """/restart on any target: the service's platform (container, kubernetes, systemd, supervisor) restarts it."""
+
+    kind: Literal["restart"]
+    timeout: Duration = Field(
+        30.0,
+        description="A container's graceful stop before Docker kills it (runbook 001: restart -t 30); systemd, supervisord and Kubernetes "
+        "use their own (TimeoutStopSec, stopwaitsecs, terminationGracePeriodSeconds), which the plan shows.",
+    )
+    verify: VerifyPolicy | None = Field(
+        VerifyPolicy(),
+        description="Wait until the platform says it is up, then run the service's checks; null: wait only for the platform, "
+        "up to its own deadline (progressDeadlineSeconds, TimeoutStopSec + TimeoutStartSec, startsecs) plus 10 s.",
+    )
+
+
+class LogsAction(ReadOnlyAction):
+    """/logs on any target: read from the service's platform, redacted."""
+
+    kind: Literal["logs"]
+
+
+class SupervisorRestartAction(RestartAction):
+    """A supervisord program or group (`supervisorctl restart laravel-worker:*`); services on supervisor only."""
+
+    kind: Literal["supervisor_restart"]  # type: ignore[assignment]
+
+
+class SupervisorLogsAction(ReadOnlyAction):
+    """A supervisord program's or group's stdout and stderr logs; services on supervisor only."""
+
+    kind: Literal["supervisor_logs"]
+
+
+class K8sRolloutRestartAction(RestartAction):
+    """`kubectl rollout restart` of a Deployment or StatefulSet; services on Kubernetes only."""
+
+    kind: Literal["k8s_rollout_restart"]  # type: ignore[assignment]
+
+
+class K8sRolloutUndoAction(ActionBase):
+    """`kubectl rollout undo [--to-revision N]` of a Deployment: back to its previous revision, or a given one."""
+
+    kind: Literal["k8s_rollout_undo"]
+    verify: VerifyPolicy | None = Field(VerifyPolicy(), description="Wait for the rollout, then run the service's checks; null to skip.")
+
+
+class K8sScaleAction(ActionBase):
+    """Set a Deployment's or StatefulSet's replicas (the scale subresource), within declared bounds."""
+
+    kind: Literal["k8s_scale"]
+    min_replicas: int = Field(ge=0, le=1000, description="The fewest replicas a request may ask for.")
+    max_replicas: int = Field(ge=1, le=1000, description="The most replicas a request may ask for.")
+    verify: VerifyPolicy | None = Field(VerifyPolicy(), description="Wait until the replicas are ready, then run the service's checks; null to skip.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "K8sScaleAction":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not be above max_replicas")
+        return self
+
+
+class K8sLogsAction(ReadOnlyAction):
+    """The logs of a Kubernetes service's pods, every container or one, merged by time; since, tail and grep."""
+
+    kind: Literal["k8s_logs"]
+
+
+class SystemdRestartAction(RestartAction):
+    """`systemctl restart UNIT` over D-Bus, waiting for the job's result; services on systemd only."""
+
+    kind: Literal["systemd_restart"]  # type: ignore[assignment]
+
+
+class SystemdStartAction(ActionBase):
+    """`systemctl start UNIT` over D-Bus: the job's result, then the service's checks; services on systemd only."""
+
+    kind: Literal["systemd_start"]
+    timeout: Duration = Field(90.0, description="How long systemd's job may take (the unit's own start timeout applies too).")
+    verify: VerifyPolicy | None = Field(VerifyPolicy(), description="Run the service's checks afterwards; null to skip.")
+
+
+class SystemdReloadAction(ActionBase):
+    """`systemctl reload UNIT` (its ExecReload) over D-Bus: the job's result, then the service's checks."""
+
+    kind: Literal["systemd_reload"]
+    timeout: Duration = Field(90.0, description="How long systemd's job may take.")
+    verify: VerifyPolicy | None = Field(VerifyPolicy(), description="Run the service's checks afterwards; null to skip.")
+
+
+class SystemdStopAction(ActionBase):
+    """`systemctl stop UNIT` over D-Bus, waiting for the job's result; the unit stays stopped."""
+
+    kind: Literal["systemd_stop"]
+    timeout: Duration = Field(90.0, description="How long systemd's job may take (the unit's TimeoutStopSec decides when it is killed).")
+
+
+class SystemdLogsAction(ReadOnlyAction):
+    """A systemd service's unit journal (journalctl -u), with since, tail and grep; services on systemd only."""
+
+    kind: Literal["systemd_logs"]
+
+
 class DockerExecAction(ActionBase):
     """A fixed argument list in a service's container; parameters fill whole arguments, never a shell."""
 
@@ -196,12 +299,50 @@ class JobAction(ActionBase):
     timeout: Duration = Field(600.0, description="The run is reported as failed after this long.")
 
 
+class DeployAction(ActionBase):
+    """/deploy <service> <version>: the service's deploy: steps (backup, migrate, start, switch, verify), rolled back when verification fails."""
+
+    kind: Literal["deploy"]
+    timeout: Duration = Field(300.0, description="How long pulling the image may take.")
+    stop_grace: Duration = Field(30.0, description="Graceful stop timeout of the old container before Docker kills it.")
+    verify: VerifyPolicy | None = Field(VerifyPolicy(), description="The service's checks must pass within the deadline, else it is rolled back; null: only that it runs.")
+
+
+class RollbackAction(ActionBase):
+    """/rollback <service> [version]: the previous version (or a named earlier one), from the kept image or a rollout undo."""
+
+    kind: Literal["rollback"]
+    stop_grace: Duration = Field(30.0, description="Graceful stop timeout of the old container before Docker kills it.")
+    verify: VerifyPolicy | None = Field(VerifyPolicy(), description="The service's checks afterwards; null: only that it runs.")
+
+
+class AlertmanagerSilenceAction(ActionBase):
+    """/incident silence <N> <duration>: an Alertmanager silence (API v2) on the labels the incident's alerts share, expired when it resolves."""
+
+    kind: Literal["alertmanager_silence"]
+    max_duration: Duration = Field(86400.0, description="The longest silence that may be asked for.")
+    timeout: Duration = Field(10.0, description="How long Alertmanager may take to answer.")
+
+
 ActionSpec = Annotated[
     Union[
         DockerRestartAction,
         DockerStopAction,
         DockerStartAction,
         DockerLogsAction,
+        RestartAction,
+        LogsAction,
+        SupervisorRestartAction,
+        SupervisorLogsAction,
+        K8sRolloutRestartAction,
+        K8sRolloutUndoAction,
+        K8sScaleAction,
+        K8sLogsAction,
+        SystemdRestartAction,
+        SystemdStartAction,
+        SystemdReloadAction,
+        SystemdStopAction,
+        SystemdLogsAction,
         DockerExecAction,
         HttpAction,
         PgBackupAction,
@@ -210,18 +351,33 @@ ActionSpec = Annotated[
         PgVacuumAction,
         RedisDeletePatternAction,
         RedisFlushAction,
+        DeployAction,
+        RollbackAction,
+        AlertmanagerSilenceAction,
     ],
     Field(discriminator="kind"),
 ]
 
+# Kinds a command's action may also have, besides its default's: the platform-specific forms.
+COMMAND_KINDS = {
+    "restart": ("restart", "docker_restart", "supervisor_restart", "k8s_rollout_restart", "systemd_restart"),
+    "logs": ("logs", "docker_logs", "supervisor_logs", "systemd_logs"),
+    "deploy": ("deploy",),
+    "rollback": ("rollback",),
+    "silence": ("alertmanager_silence",),
+}
+
 # The actions commands are bound to, shipped when app.yaml declares none of that name.
 DEFAULT_ACTIONS = {
-    "restart": DockerRestartAction(kind="docker_restart", description="Restart a service's container, then verify its checks pass."),
-    "logs": DockerLogsAction(kind="docker_logs", description="Read a service's container logs (redacted)."),
+    "restart": RestartAction(kind="restart", description="Restart a service on its platform, then verify its checks pass."),
+    "logs": LogsAction(kind="logs", description="Read a service's logs from its platform (redacted)."),
     "backup": PgBackupAction(kind="pg_backup", description="Dump a database (custom format), verify it, apply retention."),
     "restore": PgRestoreAction(kind="pg_restore", description="Restore a verified backup, after a safety backup, with dependents stopped."),
     "kill_idle": PgTerminateAction(kind="pg_terminate", description="Terminate the idle connections the plan lists."),
     "vacuum": PgVacuumAction(kind="pg_vacuum", description="VACUUM ANALYZE a database or one table."),
     "clear_ratelimit": RedisDeletePatternAction(kind="redis_delete_pattern", description="Delete one user's rate-limit keys."),
     "flush_cache": RedisFlushAction(kind="redis_flush", description="FLUSHDB the cache database."),
+    "deploy": DeployAction(kind="deploy", description="Deploy a version of a service (backup, migrate, start, switch, verify; rolled back on failure)."),
+    "rollback": RollbackAction(kind="rollback", description="Put a service's previous (or a named earlier) version back, then verify."),
+    "silence": AlertmanagerSilenceAction(kind="alertmanager_silence", description="Silence an incident's alerts in Alertmanager until it resolves or the time is up."),
 }

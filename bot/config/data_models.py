@@ -7,7 +7,7 @@ of max_connections (000), queue lengths 500 / 1000 (000), one user's rate-limit 
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -53,11 +53,61 @@ class Retention(Strict):
     )
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+
+
+class LocalStorage(Strict):
+    """Dumps as files in backups.directory (the default)."""
+
+    kind: Literal["local"] = "local"
+
+
+class S3Storage(Strict):
+    """Dumps as objects in an S3 bucket: AWS S3 or an S3-compatible store (MinIO, Cloudflare R2, Backblaze B2)."""
+
+    kind: Literal["s3"]
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", description="The bucket; it must exist.")
+    prefix: str = Field(
+        "",
+        pattern=r"^[\x21-\x7e]{0,200}$",
+        description="Prepended to every object key (e.g. opsbot/); the keys are <prefix><database>_<UTC time>.dump.",
+    )
+    endpoint_url: str | None = Field(
+        None, description="The store's URL for an S3-compatible store (https://<account>.r2.cloudflarestorage.com); empty: AWS S3."
+    )
+    region: str | None = Field(None, pattern=r"^[a-z0-9-]{1,40}$", description="The region (AWS); R2 takes auto.")
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="path for stores that serve buckets under the URL's path (MinIO); auto lets the client choose."
+    )
+    access_key_id_env: EnvName = Field(
+        "AWS_ACCESS_KEY_ID",
+        description="The environment variable holding the access key id (never the key itself). When it is unset the "
+        "client's default chain is used (instance or pod role).",
+    )
+    secret_access_key_env: EnvName = Field("AWS_SECRET_ACCESS_KEY", description="The environment variable holding the secret key.")
+    session_token_env: EnvName = Field("AWS_SESSION_TOKEN", description="The environment variable holding a session token, if any.")
+    part_size_mb: int = Field(
+        8,
+        ge=5,
+        le=512,
+        description="Multipart upload part size in MiB: memory held per upload is about twice this; a dump may have 10,000 parts.",
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else endpoint(value, ("https://", "http://"))
+
+
 class BackupSettings(Strict):
     directory: str = Field(
         "backups",
-        description="Where dumps are written, relative to the working directory or absolute. Every replica must see the "
-        "same directory (a shared volume): backups record their file relative to it.",
+        description="Where dumps are written with storage kind local, relative to the working directory or absolute. "
+        "Every replica must see the same directory (a shared volume): backups record their file relative to it.",
+    )
+    storage: Annotated[LocalStorage | S3Storage, Field(discriminator="kind")] = Field(
+        LocalStorage(),
+        description="Where dumps go: local (files in directory) or s3 (objects in a bucket every replica reaches).",
     )
     retention: Retention = Retention()
 

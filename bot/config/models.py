@@ -9,8 +9,12 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.config.action_models import DEFAULT_ACTIONS, ActionSpec, JobAction
+from bot.config.check_base import CheckBase
+from bot.config.target_check_models import K8sPodsCheck, K8sWorkloadCheck, SupervisorProgramCheck, SystemdUnitCheck
+from bot.config.action_models import COMMAND_KINDS, DEFAULT_ACTIONS, ActionSpec, JobAction
+from bot.config.alert_models import AlertSettings, alert_references
 from bot.config.data_models import BackupSettings, Cache, Database, check_database_references
+from bot.config.deploy_models import ServiceDeploy, deploy_references
 from bot.config.graph import find_cycle
 from bot.config.schedule_models import MaintenanceSettings, Metric, MetricName, PrometheusSettings, Schedule
 from bot.config.incident_models import (
@@ -22,6 +26,7 @@ from bot.config.incident_models import (
     Severity,
 )
 from bot.config.literal_secrets import CredentialHeaders, HttpUrl, no_literal_password
+from bot.config.target_models import KubernetesTarget, SupervisorTarget, SystemdTarget, TargetConnections, one_target, target_of, target_references
 from bot.config.types import (
     At,
     ContainerName,
@@ -38,15 +43,6 @@ from bot.config.types import (
     Thresholds,
 )
 
-
-
-class CheckBase(Strict):
-    name: str | None = Field(None, description="Label in reports; defaults to the check kind.")
-    timeout: Duration = Field(5.0, description="Each check runs under its own timeout.")
-
-    @property
-    def label(self) -> str:
-        return self.name or self.kind  # type: ignore[attr-defined]
 
 
 class HttpCheck(CheckBase):
@@ -162,7 +158,8 @@ class TlsCheck(CheckBase):
 
 
 Check = Annotated[
-    Union[HttpCheck, TcpCheck, PostgresCheck, RedisCheck, ContainerCheck, ExecCheck, SqlCheck, DiskCheck, MemoryCheck, TlsCheck],
+    Union[HttpCheck, TcpCheck, PostgresCheck, RedisCheck, ContainerCheck, ExecCheck, SqlCheck, DiskCheck, MemoryCheck, TlsCheck, SupervisorProgramCheck,
+          K8sWorkloadCheck, K8sPodsCheck, SystemdUnitCheck],
     Field(discriminator="kind"),
 ]
 
@@ -170,14 +167,21 @@ Check = Annotated[
 class Service(Strict):
     description: str = ""
     container: ContainerName | None = Field(None, description="Docker container name, when the service is one.")
+    kubernetes: KubernetesTarget | None = Field(None, description="Or: a Deployment or StatefulSet (needs targets.kubernetes).")
+    systemd: SystemdTarget | None = Field(None, description="Or: a systemd service unit (needs targets.systemd).")
+    supervisor: SupervisorTarget | None = Field(None, description="Or: a supervisord program or group (needs targets.supervisor).")
+    deploy: ServiceDeploy | None = Field(None, description="What /deploy and /rollback may put on it (containers and Kubernetes).")
     depends_on: list[ServiceName] = Field([], description="Services this one needs; restarted first.")
     owners: list[RoleName] = Field([], description="Roles that own this service.")
     checks: list[Check] = []
 
     @model_validator(mode="after")
     def _container_for_checks(self) -> "Service":
+        one_target(self)
         for index, check in enumerate(self.checks):
-            if isinstance(check, (ContainerCheck, ExecCheck)) and not (check.container or self.container):
+            # A container check on another target reads that platform's state (bot/check/kinds/container.py).
+            has_target = self.container or (isinstance(check, ContainerCheck) and target_of(self))
+            if isinstance(check, (ContainerCheck, ExecCheck)) and not (check.container or has_target):
                 raise ValueError(f"checks[{index}] ({check.kind}) needs a container: set it on the check or the service")
         return self
 
@@ -219,6 +223,8 @@ class AppConfig(Strict):
         {}, description="Runbook scenarios as checklists, attached to incidents."
     )
     incidents: IncidentSettings = IncidentSettings()
+    targets: TargetConnections = Field(TargetConnections(), description="How opsbot reaches Kubernetes, systemd and supervisord.")
+    alerts: AlertSettings = Field(AlertSettings(), description="Alert webhooks in (Alertmanager, Grafana, generic JSON) and their routes to incidents.")
 
     def action(self, name: str):
         """The ActionSpec declared (or shipped) under `name`, a job's, or None."""
@@ -319,8 +325,9 @@ class AppConfig(Strict):
         problems = []
         for action_name, action in self.actions.items():
             at = ("actions", action_name)
-            if action_name in DEFAULT_ACTIONS and action.kind != DEFAULT_ACTIONS[action_name].kind:
-                problems.append(At(at + ("kind",), f"action '{action_name}' is used by its command, so it must have kind {DEFAULT_ACTIONS[action_name].kind}"))
+            allowed = COMMAND_KINDS.get(action_name) or (DEFAULT_ACTIONS[action_name].kind,) if action_name in DEFAULT_ACTIONS else ()
+            if allowed and action.kind not in allowed:
+                problems.append(At(at + ("kind",), f"action '{action_name}' is used by its command, so it must have kind {' or '.join(allowed)}"))
             service = getattr(action, "service", None)
             if service and service not in self.services:
                 problems.append(At(at + ("service",), f"action '{action_name}' names unknown service '{service}'"))
@@ -368,6 +375,9 @@ class AppConfig(Strict):
             + self._incident_references()
             + check_database_references(self.databases, self.caches, self.services, self.roles)
             + self._schedule_references()
+            + target_references(self)
+            + alert_references(self)
+            + deploy_references(self)
         )
 
 

@@ -7,12 +7,14 @@ import typing
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from bot.config import action_models, data_models, incident_models, models, schedule_models
+from bot.config import action_models, data_models, deploy_models, incident_models, models, schedule_models
 from bot.config.types import format_duration
 
 SECTIONS = [
     ("Top level", models.AppConfig),
     ("services.<name>", models.Service),
+    ("services.<name>.deploy", deploy_models.ServiceDeploy),
+    ("services.<name>.deploy.blue_green", deploy_models.BlueGreen),
     ("roles.<name>", models.Role),
     ("slack", models.SlackSettings),
     ("severities.<name>", incident_models.Severity),
@@ -31,6 +33,7 @@ SECTIONS = [
     ("databases.<name>", data_models.Database),
     ("caches.<name>", data_models.Cache),
     ("backups", data_models.BackupSettings),
+    ("backups.storage: kind s3", data_models.S3Storage),
     ("backups.retention", data_models.Retention),
     ("jobs.<name>", action_models.JobAction),
     ("actions.<name>.approval", action_models.ApprovalPolicy),

@@ -48,15 +48,28 @@ def pinned_headline_key(incident_id: int) -> str:
     return f"headline:{incident_id}"
 
 
+async def headline_notes(bot, incident: Incident) -> list:
+    """What other slices add to the headline (bot.headline_notes: (bot, incident) -> blocks; an alert
+    incident's alerts). A note must never cost the headline: one that fails is left out, said in the log."""
+    notes: list = []
+    for note in getattr(bot, "headline_notes", ()):
+        try:
+            notes += await note(bot, incident)
+        except Exception as exc:
+            log.warning("%s headline note left out: %s", incident.ref, exc.__class__.__name__)
+    return notes
+
+
 async def refresh_headline(bot, incident: Incident) -> None:
     """Redraw the headline and its pinned copy in the incident's channel (create_channels), from
     the row as it is now: of two changes racing, the later redraw shows both."""
     incident = await service.get(bot.db, incident.id)
     pinned = await service.entry_by_key(bot.db, pinned_headline_key(incident.id)) if incident.channel_id else None
     refs = [incident.headline_ref, pinned.data.get("ref") if pinned else None]
+    notes = await headline_notes(bot, incident) if any(refs) else []
     for ref in filter(None, refs):
         try:
-            await messenger_for(bot, incident).update(ref, headline(incident, bot.config))
+            await messenger_for(bot, incident).update(ref, headline(incident, bot.config, notes))
         except Exception as exc:  # the change is recorded; a stale headline is said in the log
             log.warning("%s headline not redrawn: %s", incident.ref, exc.__class__.__name__)
 
@@ -106,6 +119,11 @@ async def resolve(bot, incident: Incident, user: str, summary: str) -> Reply:
                                       then=lambda session, changed: planning.stop_in(session, changed.id, reminders=True))
     if not result.won:
         return _resolved(result.incident, bot, "resolve")
+    for hook in bot.incident_resolved_hooks:  # other slices' part (alert silences expired); never the resolution's cost
+        try:
+            await hook(bot, result.incident)
+        except Exception as exc:
+            log.warning("%s: a resolution hook failed (%s)", incident.ref, exc.__class__.__name__)
     await refresh_headline(bot, result.incident)
     await playbooks.refresh_checklist(bot, result.incident)  # resolved: no more Run and Done; reopened: back
     return done(f"{incident.ref} resolved after {span(now - incident.opened_at)}. /incident postmortem {incident.id} writes the review.")

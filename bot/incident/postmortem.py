@@ -27,7 +27,7 @@ TO_BE_WRITTEN = "_to be written_"
 TO_BE_FILLED = "_to be filled in_"
 BOT_NAME = "opsbot"
 MILESTONES = (("root_cause", "Root cause identified"), ("fix_deployed", "Fix deployed"))
-MILESTONE_KINDS = ("note", "update", "rootcause")  # entries that may mark a milestone (data["milestone"])
+MILESTONE_KINDS = ("note", "update", "rootcause", "deploy")  # entries that may mark a milestone (data["milestone"]); a deploy: "fix deployed"
 # What a template may name; load_template refuses others before the first review is due.
 CONTEXT_NAMES = frozenset({
     "incident", "date", "duration", "timezone", "tz", "milestones", "timeline", "time_to_acknowledge",

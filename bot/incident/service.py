@@ -103,6 +103,19 @@ async def open_with_key(db: Database, dedup_key: str) -> Incident | None:
         return await _open_with_key(session, dedup_key)
 
 
+async def open_with_key_in(session: AsyncSession, dedup_key: str) -> Incident | None:
+    """open_with_key in the caller's transaction (an alert's repeat: looked up and counted in one)."""
+    return await _open_with_key(session, dedup_key)
+
+
+async def latest_with_key(db: Database, dedup_key: str) -> Incident | None:
+    """The newest incident ever opened with this de-duplication key, open or resolved (an alert group
+    firing again soon after its resolution reopens it)."""
+    async with db.sessions() as session:
+        query = select(Incident).where(Incident.dedup_key == dedup_key).order_by(Incident.id.desc()).limit(1)
+        return (await session.execute(query)).scalar_one_or_none()
+
+
 def _insert(session: AsyncSession):
     """The dialect's INSERT, which knows ON CONFLICT."""
     if session.bind.dialect.name == "postgresql":

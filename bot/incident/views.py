@@ -3,6 +3,7 @@ the playbook checklist. Replies only; the renderer escapes every string and keep
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -61,7 +62,8 @@ def _roles_line(incident: Incident) -> Text | None:
     return Text(*parts) if parts else None
 
 
-def headline(incident: Incident, config: AppConfig) -> Reply:
+def headline(incident: Incident, config: AppConfig, notes: Sequence = ()) -> Reply:
+    """`notes`: blocks other slices add (lifecycle.headline_notes: an alert incident's alerts), after the description."""
     title = f"{incident.ref} · {severity_label(incident, config)} · {incident.title}"
     blocks: list = [Header(title[:150]), Section(_state_line(incident, config))]
     if incident.services:
@@ -71,6 +73,7 @@ def headline(incident: Incident, config: AppConfig) -> Reply:
         blocks.append(Section(roles))
     if incident.description:
         blocks.append(Section(incident.description))
+    blocks.extend(notes)
     where = [" · channel ", channel(incident.channel_id)] if incident.channel_id else []
     blocks.append(Context(Text("Opened by ", Mention(incident.opened_by), f" at {when(incident.opened_at, config)}", *where)))
     buttons = action_buttons(incident)
@@ -132,9 +135,10 @@ def describe_entry(entry: TimelineEntry, config: AppConfig) -> Text:
     return Text(f"{when(entry.at, config, date=False)}  {entry.kind}", *who, text)
 
 
-def show(incident: Incident, entries: list[TimelineEntry], total: int, followups: list[FollowUp], config: AppConfig) -> Reply:
-    """The headline, the newest entries (`total` in all) and the follow-ups, each line clipped."""
-    reply = headline(incident, config)
+def show(incident: Incident, entries: list[TimelineEntry], total: int, followups: list[FollowUp], config: AppConfig,
+         notes: Sequence = ()) -> Reply:
+    """The headline (with its notes), the newest entries (`total` in all) and the follow-ups, each line clipped."""
+    reply = headline(incident, config, notes)
     reply.blocks = [b for b in reply.blocks if not isinstance(b, Actions)]
     lines = [describe_entry(e, config) for e in entries[-MAX_SHOWN_ENTRIES:]]
     if lines:

@@ -27,8 +27,13 @@ async def run_dry(bot, name: str, job, user: str) -> JobDryRun:
         raise JobUnavailable(f"The dry run of {name} could not start: {exc}.") from None
     # Redacting up to 256 KiB of output is CPU work: off the event loop, so acks and pages keep moving.
     output = await asyncio.to_thread(output_tail, result.output)
-    row = JobDryRun(job=name, user_id=user, at=bot.clock.now(), exit_code=result.exit_code, output=output)
-    async with bot.db.sessions() as session, session.begin():
+    return await record_dry_run(bot.db, name, user, bot.clock.now(), result.exit_code, output)
+
+
+async def record_dry_run(db: Database, name: str, user: str, at: datetime, exit_code: int, output: str) -> JobDryRun:
+    """Keep a dry run that ran elsewhere (a deploy's migration, in a one-off container of the new image); `output` redacted already."""
+    row = JobDryRun(job=name, user_id=user, at=at, exit_code=exit_code, output=output)
+    async with db.sessions() as session, session.begin():
         session.add(row)
     return row
 

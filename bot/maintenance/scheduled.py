@@ -72,7 +72,9 @@ async def run_end(bot, job: Job) -> None:
         return
     if window.cancelled and not await posts.written(bot.db, key(ANNOUNCE, window.id)):
         return  # nobody was told of it: nothing to take back
-    await _post(bot, job, lambda mark: views.ended(window, bot.config, bot.clock.now(), marker=mark))
+    # What other slices say at its end (the alerts it held back), gathered before the post is claimed.
+    held = [line for note in bot.window_end_notes for line in await note(bot, window)]
+    await _post(bot, job, lambda mark: views.ended(window, bot.config, bot.clock.now(), marker=mark, held_alerts=held))
 
 
 JOBS = [

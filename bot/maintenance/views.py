@@ -15,6 +15,7 @@ from bot.pipeline.reply import Context, Header, Outcome, Reply, Section
 
 # Runbook 001 "Maintenance Checklist": what to do before and after.
 BEFORE = "Before it starts: create a backup, test the change in staging, notify users."
+MAX_SECTION = 3000  # one section block
 AFTER = "Now: check that every service is healthy (/health), watch logs and metrics, update the documentation."
 
 
@@ -97,7 +98,7 @@ def started(window: Window, config: AppConfig, now: datetime, *, marker: str = "
     return _marked(Reply(text=sentence, blocks=[Section(sentence), Context(held(window))]), marker)
 
 
-def ended(window: Window, config: AppConfig, now: datetime, *, marker: str = "") -> Reply:
+def ended(window: Window, config: AppConfig, now: datetime, *, marker: str = "", held_alerts: list[str] = ()) -> Reply:
     if window.cancelled:
         planned = f"{services_of(window)}, {time_of(window.starts_at, config, now)}"
         sentence = Text(f"Maintenance window #{window.id} ({planned}) is cancelled by ",
@@ -107,7 +108,10 @@ def ended(window: Window, config: AppConfig, now: datetime, *, marker: str = "")
     if window.ended_at is not None and window.ended_at < window.ends_at:
         sentence = Text(sentence, ", ended early by ", Mention(window.ended_by or "?"))
     sentence = Text(sentence, ".")
-    return _marked(Reply(text=sentence, blocks=[Section(sentence), Context(AFTER)]), marker)
+    if not held_alerts:
+        return _marked(Reply(text=sentence, blocks=[Section(sentence), Context(AFTER)]), marker)
+    listed = "\n".join(held_alerts)[:MAX_SECTION]  # plain text: the renderer escapes it
+    return _marked(Reply(text=Text(sentence, "\n", listed), blocks=[Section(sentence), Section(listed), Context(AFTER)]), marker)
 
 
 def listing(active: list[Window], upcoming: list[Window], config: AppConfig, now: datetime) -> Reply:

@@ -2,6 +2,14 @@
 
 SystemClock is the wall clock. ManualClock only moves when a test advances it, so a test
 of a two-hour escalation runs in milliseconds and never depends on how fast the host is.
+
+What "now" means for claims, leases and expiry is the clock's to say (`is_database_clock`).
+A wall clock, real or skewed, defers to the database: the claim, recovery and lease statements
+use PostgreSQL's now(), so a replica whose clock is minutes off neither takes a job early, nor
+recovers a live lease, nor waits minutes for a due one. (SQLite serves one process, so its own
+clock is the database's.) A ManualClock keeps supplying its time there too: it *is* the test's
+database clock, which is how hours of schedule run in seconds. bot.coordination.AgreedTime turns
+that choice into SQL.
 """
 from __future__ import annotations
 
@@ -11,6 +19,10 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    # True: claims and expiry are judged by this clock's now() (a test's ManualClock);
+    # False: by the database's (a wall clock, which may be off on one replica).
+    is_database_clock: bool
+
     def now(self) -> datetime:
         """Timezone-aware UTC."""
 
@@ -20,6 +32,8 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    is_database_clock = False
+
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
 
@@ -29,6 +43,8 @@ class SystemClock:
 
 class ManualClock:
     """A clock that stands still until advance(); sleepers wake when their time is passed."""
+
+    is_database_clock = True
 
     def __init__(self, start: datetime | None = None):
         start = start or datetime.now(timezone.utc)

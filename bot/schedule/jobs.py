@@ -67,5 +67,6 @@ class Registry:
     def periodic(self) -> list[JobType]:
         return [t for t in self._types.values() if t.every is not None]
 
-    def leases(self, now: datetime) -> dict[str, datetime]:
-        return {kind: now + t.lease for kind, t in self._types.items()}
+    def leases(self) -> dict[str, timedelta]:
+        """Each kind's lease length: the claim adds it to the database's time."""
+        return {kind: t.lease for kind, t in self._types.items()}

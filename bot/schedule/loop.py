@@ -1,6 +1,8 @@
 """The scheduler: one loop per process, started by the composition root, that recovers lost
 claims, claims what is due and runs it. Several replicas may run it against one database;
-the claim (bot.schedule.service) makes sure each job runs once.
+the claim (bot.schedule.service) makes sure each job runs once, judged by the database's clock
+unless the injected clock is the database's (bot.schedule.clock). On a clean stop it claims
+nothing more, lets running jobs finish within the drain, and hands back whatever is still running.
 """
 from __future__ import annotations
 
@@ -14,11 +16,15 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.coordination import fixed_now
+from bot.metrics import SCHEDULER_LAST_TICK
 from bot.redaction import redact_cut
 from bot.schedule import service
 from bot.schedule.clock import Clock, SystemClock
+from bot.schedule.current import current_job
 from bot.schedule.jobs import JobType, Registry, next_slot, slot, slot_key
 from bot.schedule.models import Job
+from bot.schedule.wakeups import HandBackListener
 from bot.storage import Database
 
 log = logging.getLogger(__name__)
@@ -30,6 +36,14 @@ ERROR_LIMIT = 500  # characters of a handler's error kept in the row
 def replica_name() -> str:
     """Who claimed a job, for a reader of the table: host, process, and a nonce for restarts."""
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+async def _retry_pause(seconds: float = IDLE_RETRY) -> None:
+    """The pause before looking again at what is already due: a cadence of asking, not a due time,
+    so it passes in real time whatever the clock. An injected clock that stands still (a test's)
+    would otherwise never end it, and a job that fell due while the last pass ran would wait for
+    the next advance of the clock."""
+    await asyncio.sleep(seconds)
 
 
 class Scheduler:
@@ -58,10 +72,12 @@ class Scheduler:
         self.max_attempts = max_attempts
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._stopping = False
+        self._stopping = False  # stop() is cancelling: a job cut short is handed back
+        self._draining = False  # stop() was called: claim nothing more, end once running jobs have
         self._failing = False
         self._periodic_checked: datetime | None = None  # when ensure_periodic last looked (clock time)
         self._recovered: datetime | None = None  # when recover last looked (clock time)
+        self._hand_backs = HandBackListener(db.url, self.wake)  # other replicas' stops wake this loop
 
     # ------------------------------------------------------------------ for domains
 
@@ -88,33 +104,41 @@ class Scheduler:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self.run_forever(), name="scheduler")
 
-    async def stop(self) -> None:
-        """Cancelled and awaited, so nothing of it runs once the database closes. A job cut short
-        here is handed back (pending), not left for its lease to run out."""
+    async def stop(self, drain: float = 0.0) -> None:
+        """Claim nothing more, give running jobs up to `drain` seconds to finish, then cancel the
+        loop and await it, so nothing of it runs once the database closes. A job cut short is handed
+        back (pending, its attempt not counted), not left for its lease to run out."""
         task, self._task = self._task, None
         if task is None:
             return
-        self._stopping = True
-        task.cancel()
+        self._draining = True
+        self._wake.set()  # out of its sleep: the loop ends as soon as nothing of it runs
         try:
+            if drain > 0:
+                await asyncio.wait({task}, timeout=drain)
+            self._stopping = True
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         finally:
-            self._stopping = False
+            self._stopping = self._draining = False
+            await self._hand_backs.close()
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
     async def run_forever(self) -> None:
-        while True:
+        while not self._draining:
             self._wake.clear()  # set from here on by an enqueue: the next sleep is skipped
             wake_at, ran = None, 0
             try:
+                await self._hand_backs.ensure()
                 if self._periodic_due():
                     await self.ensure_periodic()
                 ran = await self.run_due()
-                wake_at = await service.next_wake(self.db, self.registry.kinds)
+                wake_at = await self._next_wake()
+                SCHEDULER_LAST_TICK.set(self.clock.now().timestamp())  # a failed pass is no tick: opsbot cannot page then
                 if self._failing:
                     log.info("scheduler passes work again")
                 self._failing = False
@@ -134,8 +158,8 @@ class Scheduler:
         next slot in the same transaction), so the loop looks on its first pass and then once per
         `poll`, not on every pass: the look cannot use an index (there is none on kind) and scans
         the table, a week of ended rows included."""
-        now = self.clock.now()
-        self._periodic_checked = now
+        self._periodic_checked = self.clock.now()
+        now = await service.current_time(self.db, fixed_now(self.clock))  # the slot by the database's time
         for job_type in self.registry.periodic:
             if not await service.active(self.db, job_type.kind):
                 # Not self.enqueue: run_due comes right after this, no need to wake.
@@ -167,13 +191,13 @@ class Scheduler:
                 now = self.clock.now()
                 if self._recover_due(now):
                     await self.recover()
-                if free > 0 and (look or not running or free >= max(1, self.batch // 2)):
+                if free > 0 and not self._draining and (look or not running or free >= max(1, self.batch // 2)):
                     self._wake.clear()  # a wake() from here on may be for a row this claim does not see
-                    jobs = await service.claim(self.db, self.replica, self.registry.leases(now), now, grace=self.grace, limit=free)
+                    jobs = await service.claim(self.db, self.replica, self.registry.leases(), fixed_now(self.clock), grace=self.grace, limit=free)
                     for job in jobs:
                         running[asyncio.ensure_future(self._run(job))] = job
                     if running and len(running) < self.batch:  # asked once per claim, not per job that ends
-                        wake_at = await service.next_wake(self.db, self.registry.kinds)
+                        wake_at = await self._next_wake()
                 if not running:
                     return ran
                 look = await self._wait_busy(running, wake_at)
@@ -197,14 +221,14 @@ class Scheduler:
         time counts too; one already past, which the last claim left (another replica holds it, SKIP
         LOCKED, or a backlog waits for half the slots), is looked at again in IDLE_RETRY, not in a
         tight loop."""
-        delay = self.poll
+        delay, past_due = self.poll, False
         waits: set[asyncio.Future] = set(running)
-        if len(running) < self.batch:
+        if len(running) < self.batch and not self._draining:  # draining: only the jobs' ends matter
             if wake_at is not None:
                 until = (wake_at - self.clock.now()).total_seconds()
-                delay = min(delay, until if until > 0 else IDLE_RETRY)
+                delay, past_due = (min(delay, until), False) if until > 0 else (IDLE_RETRY, True)
             waits.add(asyncio.ensure_future(self._wake.wait()))
-        timer = asyncio.ensure_future(self.clock.sleep(delay, busy=True))
+        timer = asyncio.ensure_future(_retry_pause() if past_due else self.clock.sleep(delay, busy=True))
         waits.add(timer)
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -236,7 +260,7 @@ class Scheduler:
 
     async def recover(self) -> None:
         self._recovered = self.clock.now()
-        recovered = await service.recover(self.db, self.clock.now(), max_attempts=self.max_attempts, then_for=self._follow_up)
+        recovered = await service.recover(self.db, fixed_now(self.clock), max_attempts=self.max_attempts, then_for=self._follow_up)
         for job, state in recovered:
             log.warning("scheduled job %s: its claim expired (attempt %s); now %s", job.key, job.attempts, state.value)
 
@@ -244,6 +268,7 @@ class Scheduler:
         """Run one claimed job; only cancellation escapes, so one job never stops the others."""
         job_type = self.registry.get(job.kind)
         error = None
+        current_job.set(job)  # this task's own context: what the handler posts can say which job it is
         try:
             # Past its lease another replica may take the job back; it must not still be running then.
             async with asyncio.timeout(job_type.lease.total_seconds()):
@@ -261,7 +286,7 @@ class Scheduler:
             log.warning("scheduled job %s failed: %s", job.key, error)
         # Shielded: a stop that lands while the end is written must not leave a finished job running
         # (its lease would then bring it back and run it twice).
-        record = asyncio.ensure_future(service.finish(self.db, job, self.replica, self.clock.now(), error=error, then=self._follow_up(job)))
+        record = asyncio.ensure_future(service.finish(self.db, job, self.replica, fixed_now(self.clock), error=error, then=self._follow_up(job)))
         try:
             if not await asyncio.shield(record):
                 log.warning("scheduled job %s ran past its lease and was taken back; its result is not recorded", job.key)
@@ -272,12 +297,22 @@ class Scheduler:
         except Exception as exc:  # the lease will bring the job back
             log.warning("scheduled job %s: could not record its end (%s)", job.key, exc.__class__.__name__)
 
-    def _follow_up(self, job: Job) -> service.FollowUp | None:
-        """A periodic job's next slot: the first one after now, so a downtime costs one late run."""
+    def _follow_up(self, job: Job) -> service.FollowUpAt | None:
+        """A periodic job's next slot: the first one after the database's time at its end, so a
+        downtime costs one late run (and a replica's skewed clock neither repeats nor skips a slot)."""
         job_type = self.registry.get(job.kind)
         if job_type is None or job_type.every is None:
             return None
-        return (job.kind, *next_slot(job_type, self.clock.now()))
+        return lambda at: (job.kind, *next_slot(job_type, at))
+
+    async def _next_wake(self) -> datetime | None:
+        """When there is next something to do, on this loop's clock (the database measures how far off)."""
+        # The clock is read once, before the query: a ManualClock advanced while the query runs
+        # would otherwise count the advance twice and sleep past what just fell due.
+        fixed = fixed_now(self.clock)
+        asked = fixed if fixed is not None else self.clock.now()
+        wait = await service.next_wake(self.db, self.registry.kinds, fixed)
+        return None if wait is None else asked + wait
 
     async def _sleep_until(self, wake_at: datetime | None, *, idle: bool = False) -> None:
         delay = self.poll
@@ -287,10 +322,10 @@ class Scheduler:
                 # Nothing was claimed, yet something is due: another replica holds it (SKIP LOCKED,
                 # its claim not yet committed). Wait a little instead of asking again at once. Only
                 # then: a job due in 50 ms is woken for in 50 ms, not in IDLE_RETRY.
-                delay = min(self.poll, IDLE_RETRY)
+                delay = -1.0
         if self._wake.is_set():
             return
-        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        sleeper = asyncio.ensure_future(_retry_pause(min(self.poll, IDLE_RETRY)) if delay < 0 else self.clock.sleep(delay))
         woken = asyncio.ensure_future(self._wake.wait())
         try:
             await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)

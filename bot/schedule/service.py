@@ -1,5 +1,9 @@
-"""The scheduled_jobs table's operations. Times come from the caller's clock, never the database's,
-so a test clock moves the whole schedule.
+"""The scheduled_jobs table's operations.
+
+Time in a claim, a lease, a recovery or a job's end is the database's (bot.coordination.AgreedTime):
+each takes `now`, None for the database's now() (a wall clock, which may be off on one replica) or
+the time a test's ManualClock imposes (see bot.schedule.clock). Due times given to add() and
+reschedule() are the caller's.
 
 Claiming is where replicas meet: on PostgreSQL one UPDATE takes the due rows under
 FOR UPDATE SKIP LOCKED, so concurrent claimers get disjoint batches without waiting on each
@@ -12,17 +16,22 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.coordination import AgreedTime
 from bot.schedule.models import Job, JobState, ScheduledJob
-from bot.storage import Database, UtcDateTime
+from bot.storage import Database
 
 JOBS = ScheduledJob.__table__
 C = JOBS.c
 CLAIMED = (C.id, C.kind, C.key, C.due_at, C.attempts, C.late, C.payload)
 # A follow-up job to enqueue in the same transaction: (kind, key, due_at).
 FollowUp = tuple[str, str, datetime]
+# The follow-up for a job, given the database's time at its end (a periodic job's next slot).
+FollowUpAt = Callable[[datetime], "FollowUp | None"]
+# A replica handing jobs back notifies this channel, so the others claim them at once (bot.schedule.wakeups).
+HANDED_BACK = "opsbot_jobs_handed_back"
 
 
 def _job(row) -> Job:
@@ -93,21 +102,33 @@ async def get(db: Database, key: str) -> ScheduledJob | None:
         return (await session.execute(select(ScheduledJob).where(ScheduledJob.key == key))).scalar_one_or_none()
 
 
-async def claim(db: Database, replica: str, leases: dict[str, datetime], now: datetime, *, grace: timedelta, limit: int) -> list[Job]:
-    """Up to `limit` due pending jobs of the kinds in `leases` (kind -> lease end), now running here.
+def agreed(db: Database, now: datetime | None) -> AgreedTime:
+    return AgreedTime(db.engine.dialect.name, now)
+
+
+async def current_time(db: Database, now: datetime | None) -> datetime:
+    """The time claims are judged by, as a datetime (for computing a periodic slot)."""
+    async with db.sessions() as session:
+        return await agreed(db, now).read(session)
+
+
+async def claim(db: Database, replica: str, leases: dict[str, timedelta], now: datetime | None, *, grace: timedelta, limit: int) -> list[Job]:
+    """Up to `limit` due pending jobs of the kinds in `leases` (kind -> lease length), now running here.
 
     Only kinds this replica has a handler for are claimed: an older replica in a rolling
     deploy leaves a newer kind to the replicas that know it.
     """
-    due = (C.state == JobState.pending, C.due_at <= now, C.kind.in_(list(leases)))
+    at = agreed(db, now)
+    due = (C.state == JobState.pending, C.due_at <= at.at(), C.kind.in_(list(leases)))
     # `error` is left alone: a recovered job's note on its lost attempt stays readable after it ran.
-    claimed = {"state": JobState.running, "claimed_by": replica, "claimed_at": now, "attempts": C.attempts + 1, "late": C.due_at < now - grace}
+    claimed = {"state": JobState.running, "claimed_by": replica, "claimed_at": at.at(), "attempts": C.attempts + 1, "late": C.due_at < at.at(-grace)}
+    ends = {kind: at.at(lease) for kind, lease in leases.items()}
     if db.engine.dialect.name == "postgresql":
-        return await _claim_batch(db, due, claimed, leases, limit)
-    return await _claim_each(db, due, claimed, leases, limit)
+        return await _claim_batch(db, due, claimed, ends, limit)
+    return await _claim_each(db, due, claimed, ends, limit)
 
 
-async def _claim_batch(db: Database, due, claimed: dict, leases: dict[str, datetime], limit: int) -> list[Job]:
+async def _claim_batch(db: Database, due, claimed: dict, ends: dict, limit: int) -> list[Job]:
     """PostgreSQL: one statement. SKIP LOCKED lets concurrent claimers pass over each other's rows
     instead of queueing on them; the outer state check holds even if the subquery is re-run."""
     # MATERIALIZED: the batch is picked once. Inlined as `id IN (subquery)`, the planner may run the
@@ -115,14 +136,14 @@ async def _claim_batch(db: Database, due, claimed: dict, leases: dict[str, datet
     # than `limit` rows, not the most urgent ones.
     batch = (select(C.id).where(*due).order_by(C.priority, C.due_at, C.id).limit(limit).with_for_update(skip_locked=True)
              .cte("batch").prefix_with("MATERIALIZED"))
-    lease_until = case({kind: literal(end, UtcDateTime()) for kind, end in leases.items()}, value=C.kind)
+    lease_until = case(ends, value=C.kind)
     statement = (update(JOBS).where(C.id.in_(select(batch.c.id)), C.state == JobState.pending)
                  .values(lease_until=lease_until, **claimed))
     async with db.sessions() as session, session.begin():
         return [_job(row) for row in (await session.execute(statement.returning(*CLAIMED))).all()]
 
 
-async def _claim_each(db: Database, due, claimed: dict, leases: dict[str, datetime], limit: int) -> list[Job]:
+async def _claim_each(db: Database, due, claimed: dict, ends: dict, limit: int) -> list[Job]:
     """SQLite: one writer at a time, so each candidate gets its own short conditional UPDATE.
 
     The candidates are the `2 * limit` earliest due, tried in due order until one is lost to another
@@ -136,7 +157,7 @@ async def _claim_each(db: Database, due, claimed: dict, leases: dict[str, dateti
         jobs = []
         while candidates and len(jobs) < limit:
             job_id, kind = candidates.pop(0)
-            statement = update(JOBS).where(C.id == job_id, C.state == JobState.pending).values(lease_until=leases[kind], **claimed)
+            statement = update(JOBS).where(C.id == job_id, C.state == JobState.pending).values(lease_until=ends[kind], **claimed)
             async with db.sessions() as session, session.begin():
                 row = (await session.execute(statement.returning(*CLAIMED))).first()
             if row is not None:
@@ -152,33 +173,41 @@ def _held(job: Job, replica: str):
     return (C.id == job.id, C.state == JobState.running, C.claimed_by == replica, C.attempts == job.attempts)
 
 
-async def finish(db: Database, job: Job, replica: str, now: datetime, *, error: str | None = None, then: FollowUp | None = None) -> bool:
-    """running -> done (or failed with `error`), and the follow-up enqueued in the same transaction,
-    so a periodic job's chain of slots cannot break between the two. False when the claim was lost."""
+async def finish(db: Database, job: Job, replica: str, now: datetime | None, *, error: str | None = None, then: FollowUpAt | None = None) -> bool:
+    """running -> done (or failed with `error`), and the follow-up (`then`, given the time of the end)
+    enqueued in the same transaction, so a periodic job's chain of slots cannot break between the
+    two. False when the claim was lost."""
+    at = agreed(db, now)
     async with db.sessions() as session, session.begin():
-        values = {"state": JobState.done, "finished_at": now} if error is None else {"state": JobState.failed, "finished_at": now, "error": error}
+        values = {"state": JobState.done, "finished_at": at.at()} if error is None else {"state": JobState.failed, "finished_at": at.at(), "error": error}
         result = await session.execute(update(JOBS).where(*_held(job, replica)).values(**values))
         if result.rowcount != 1:
             return False
-        if then is not None:
-            await add(session, *then)
+        follow_up = then(await at.read(session)) if then is not None else None
+        if follow_up is not None:
+            await add(session, *follow_up)
         return True
 
 
 async def release(db: Database, job: Job, replica: str) -> bool:
-    """running -> pending, on a clean shutdown mid-run: due again at once elsewhere, and the
-    interrupted run does not count against the job's attempts."""
+    """running -> pending, on a clean shutdown: due again at once elsewhere (its due time is past, and
+    the other replicas are woken on HANDED_BACK), and the interrupted run does not count against the
+    job's attempts."""
     async with db.sessions() as session, session.begin():
         values = {"state": JobState.pending, "claimed_by": None, "claimed_at": None, "lease_until": None, "attempts": job.attempts - 1}
-        return (await session.execute(update(JOBS).where(*_held(job, replica)).values(**values))).rowcount == 1
+        released = (await session.execute(update(JOBS).where(*_held(job, replica)).values(**values))).rowcount == 1
+        if released and db.engine.dialect.name == "postgresql":
+            await session.execute(select(func.pg_notify(HANDED_BACK, "")))  # delivered at commit
+        return released
 
 
-async def recover(db: Database, now: datetime, *, max_attempts: int, then_for: Callable[[Job], FollowUp | None]) -> list[tuple[Job, JobState]]:
+async def recover(db: Database, now: datetime | None, *, max_attempts: int, then_for: Callable[[Job], FollowUpAt | None]) -> list[tuple[Job, JobState]]:
     """Running jobs whose lease ran out (their replica died or hung): pending again, or failed
     once they used `max_attempts` (a job that kills its replica every time must stop somewhere).
     What happened is written into the row's error."""
+    at = agreed(db, now)
     async with db.sessions() as session:
-        stale = (await session.execute(select(*CLAIMED, C.claimed_by).where(C.state == JobState.running, C.lease_until <= now))).all()
+        stale = (await session.execute(select(*CLAIMED, C.claimed_by).where(C.state == JobState.running, C.lease_until <= at.at()))).all()
     recovered = []
     for row in stale:
         job = _job(row)
@@ -188,26 +217,31 @@ async def recover(db: Database, now: datetime, *, max_attempts: int, then_for: C
         if state is JobState.pending:
             values |= {"claimed_by": None, "claimed_at": None}
         else:
-            values |= {"finished_at": now, "error": f"{note}; gave up after {job.attempts} attempts"}
+            values |= {"finished_at": at.at(), "error": f"{note}; gave up after {job.attempts} attempts"}
         async with db.sessions() as session, session.begin():
-            where = (C.id == job.id, C.state == JobState.running, C.attempts == job.attempts, C.lease_until <= now)
+            where = (C.id == job.id, C.state == JobState.running, C.attempts == job.attempts, C.lease_until <= at.at())
             if (await session.execute(update(JOBS).where(*where).values(**values))).rowcount != 1:
                 continue  # it finished just now, or another replica recovered it
-            follow_up = then_for(job) if state is JobState.failed else None
+            then = then_for(job) if state is JobState.failed else None
+            follow_up = then(await at.read(session)) if then is not None else None
             if follow_up is not None:
                 await add(session, *follow_up)
         recovered.append((job, state))
     return recovered
 
 
-async def next_wake(db: Database, kinds: list[str]) -> datetime | None:
-    """When there is next something to do: the earliest pending job of these kinds, or lease to recover.
-    One statement (two index lookups), since every pass of every replica asks."""
+async def next_wake(db: Database, kinds: list[str], now: datetime | None) -> timedelta | None:
+    """How long until there is next something to do, by the database's time: the earliest pending
+    job of these kinds, or lease to recover (negative when already due). One statement (two index
+    lookups), since every pass of every replica asks. A duration, not a time: the asking replica's
+    clock may be off."""
+    at = agreed(db, now)
     due = select(func.min(C.due_at)).where(C.state == JobState.pending, C.kind.in_(kinds)).scalar_subquery()
     lease = select(func.min(C.lease_until)).where(C.state == JobState.running).scalar_subquery()
     async with db.sessions() as session:
-        row = (await session.execute(select(due, lease))).one()
-    return min((t for t in row if t is not None), default=None)
+        first_due, first_lease, current = (await session.execute(select(due, lease, at.at()))).one()
+    soonest = min((t for t in (first_due, first_lease) if t is not None), default=None)
+    return None if soonest is None else soonest - current
 
 
 async def active(db: Database, kind: str) -> bool:

@@ -14,8 +14,11 @@ from datetime import datetime, timedelta
 
 import regex
 
+from bot.config.target_models import target_of
 from bot.docker_engine import DockerUnavailable
 from bot.memory_kill import memory_kill
+from bot.redaction import redact_cut
+from bot.targets import LogQuery, TargetError
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,9 @@ log = logging.getLogger(__name__)
 ERROR_LINE = regex.compile(r"\b(error|exception|fatal|panic|traceback)\b", regex.IGNORECASE)
 LOG_LINES = 5000  # at most this many of the newest lines are counted per container
 ERRORS = {"warn": 1, "critical": 100}  # error lines since the last run
+GRADE_RANK = {"ok": 0, "warning": 1, "critical": 2}
+MAX_READINGS = 5  # a workload's readings shown on its one line, the worst first
+MAX_DETAIL = 500  # characters of a platform's words on one item, as the check engine keeps
 BACKUP_AGE = {"warn": 26 * 3600, "critical": 50 * 3600}  # a daily backup a little late, then a day missed
 
 
@@ -69,25 +75,66 @@ async def database_items(bot) -> list[Item]:
 
 
 async def log_error_items(bot, since: datetime, now: datetime) -> list[Item]:
-    """Error lines in each container's logs since the last run (at most a day back)."""
+    """Error lines in each service's logs since the last run (at most a day back): a container's
+    from the Docker Engine, any other target's through its platform adapter (bot/targets)."""
     since = max(since, now - timedelta(days=1))
+    hours = max(1, round((now - since).total_seconds() / 3600))
     items = []
     for name, service in bot.config.services.items():
-        if service.container is None:
+        found = target_of(service)
+        if found is None:
             continue
         try:
-            raw = await bot.checks.docker.logs(service.container, tail=LOG_LINES, since=since.timestamp())
-        except DockerUnavailable as exc:
-            items.append(Item(f"logs:{name}", f"{name} logs", "warning", f"not read: {exc}", name))
+            if found[0] == "container":
+                lines = (await bot.checks.docker.logs(service.container, tail=LOG_LINES, since=since.timestamp())).splitlines()
+                window = f"the last {hours} h"
+            else:
+                lines, window = await _target_log_lines(bot, found, (now - since).total_seconds(), hours)
+        except (DockerUnavailable, TargetError) as exc:
+            items.append(Item(f"logs:{name}", f"{name} logs", "warning", redact_cut(f"not read: {exc}", MAX_DETAIL), name))
             continue
-        count = await asyncio.to_thread(_count_errors, raw)
-        hours = max(1, round((now - since).total_seconds() / 3600))
-        items.append(Item(f"logs:{name}", f"{name} logs", _grade(count, ERRORS), f"{count} error lines in the last {hours} h", name, float(count)))
+        count = await asyncio.to_thread(_count_errors, lines)
+        items.append(Item(f"logs:{name}", f"{name} logs", _grade(count, ERRORS), f"{count} error lines in {window}", name, float(count)))
     return items
 
 
-def _count_errors(raw: str) -> int:
-    return sum(1 for line in raw.splitlines()[-LOG_LINES:] if ERROR_LINE.search(line[:2000]))
+async def _target_log_lines(bot, found: tuple, seconds: float, hours: int) -> tuple[list[str], str]:
+    """The newest LOG_LINES lines within `seconds`, and how the window reads; a platform whose logs
+    carry no timestamps (supervisord) gives its newest lines, and the window says so."""
+    adapter = bot.checks.targets.for_platform(bot.config, found[0])
+    if adapter.log_times:
+        return (await adapter.logs(found[1], LogQuery(tail=LOG_LINES, since=seconds))).lines, f"the last {hours} h"
+    lines = (await adapter.logs(found[1], LogQuery(tail=LOG_LINES))).lines
+    return lines, f"its newest {len(lines)} lines (its logs carry no timestamps)"
+
+
+def _count_errors(lines: list[str]) -> int:
+    return sum(1 for line in lines[-LOG_LINES:] if ERROR_LINE.search(line[:2000]))
+
+
+async def target_items(bot) -> list[Item]:
+    """How each service that is not a container is doing, from its platform (a unit, a program, a
+    workload and its pods): the same readings as the `container` check, graded by the worst."""
+    items = []
+    for name, service in bot.config.services.items():
+        found = target_of(service)
+        if found is None or found[0] == "container":
+            continue
+        key, label = f"target:{name}", f"{name} on {found[0]}"
+        try:
+            readings = await bot.checks.targets.for_platform(bot.config, found[0]).state(found[1])
+        except TargetError as exc:
+            items.append(Item(key, label, "warning", redact_cut(f"not read: {exc}", MAX_DETAIL), name))
+            continue
+        if not readings:
+            continue
+        shown = sorted(readings, key=lambda r: -GRADE_RANK[r.status])[:MAX_READINGS]
+        detail = "; ".join((f"{r.part}: " if r.part else "") + r.detail for r in shown)
+        if len(readings) > len(shown):
+            detail += f"; and {len(readings) - len(shown)} more"
+        # What a platform says (a spawn error, a waiting reason) is not the bot's text: redacted, then cut.
+        items.append(Item(key, label, shown[0].status, redact_cut(detail, MAX_DETAIL), name))
+    return items
 
 
 async def container_items(bot, previous: dict) -> list[Item]:
@@ -136,6 +183,18 @@ async def backup_items(bot, now: datetime) -> list[Item]:
     return items
 
 
+async def deploy_items(bot, since: datetime) -> list[Item]:
+    """The deploys and rollbacks since the last run, one line each (a failed one is a warning)."""
+    from bot.deploy.service import since as deploys_since
+    from bot.deploy.views import daily_line
+
+    rows = await deploys_since(bot.db, since)
+    if not rows:
+        return [Item("deploys", "deploys since the last run", "ok", "none")]
+    status = "ok" if all(row.state in ("success", "in_progress", "pending") for row in rows) else "warning"
+    return [Item("deploys", "deploys since the last run", status, "; ".join(daily_line(row) for row in rows), None, float(len(rows)))]
+
+
 async def incident_items(bot) -> list[Item]:
     from bot.incident.service import listing
 
@@ -158,7 +217,9 @@ async def daily_items(bot, *, services: list[str], previous: dict, since: dateti
         ("databases", database_items(bot)),
         ("logs", log_error_items(bot, since, now)),
         ("containers", container_items(bot, previous)),
+        ("targets", target_items(bot)),
         ("backups", backup_items(bot, now)),
+        ("deploys", deploy_items(bot, since)),
         ("incidents", incident_items(bot)),
     ]
     results = await asyncio.gather(*(coro for _, coro in parts), return_exceptions=True)

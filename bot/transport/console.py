@@ -1,6 +1,8 @@
 """The console: type `/health backend`, get the reply as text. Works with piped standard input.
 
-Buttons are numbered; typing the number presses it. `as U123` switches the user, so one
+Buttons are numbered once for the whole session (console_buttons.py); typing the number
+presses it. Posts that arrive on their own (pages, scheduled posts) are printed as blocks of
+their own under a header, never inside an answer (console_output.py). `as U123` switches the user, so one
 terminal can play requester and approver: allowed on the embedded SQLite database, and on
 a server database only with --allow-impersonation (see bot/cli.py). Everything typed here
 is audited with transport "console".
@@ -18,8 +20,13 @@ from typing import TextIO
 
 from bot.pipeline.forms import Form
 from bot.pipeline.messenger import ChatUser, Click
-from bot.pipeline.reply import Actions, Button, Reply
+from bot.pipeline.reply import Button, Reply
 from bot.pipeline.request import Request
+from bot.schedule.current import current_job
+from bot.transport import console_headers
+from bot.transport.console_buttons import ButtonNumbers
+from bot.transport.console_output import ConsoleOutput, in_line
+from bot.transport.console_terminal import TerminalLines
 from bot.transport.text import to_text
 
 CONSOLE_CHANNEL = "console"
@@ -37,29 +44,31 @@ def split_command(line: str) -> tuple[str, str] | None:
 
 
 class ConsoleMessenger:
-    """Posts and edits are printed; edits say which message they replace."""
+    """Posts and edits are printed; edits say which message they replace. What the line being
+    typed posts is part of its answer; anything else is a block with a header saying what it is."""
 
     def __init__(self, console: "Console"):
         self._console = console
         self._count = 0
-        self._shown: dict[str, list[Button]] = {}  # each message's buttons, as its newest version shows them
 
     async def post(self, channel: str, reply: Reply) -> str:
         self._count += 1
         ref = f"console:{self._count}"
-        self._console.write(self._render(ref, reply))
+        self._show(None, self._console.render(reply, ref))
         return ref
 
     async def update(self, ref: str, reply: Reply) -> None:
-        self._console.write(f"[message {ref.split(':', 1)[1]} updated]\n" + self._render(ref, reply))
+        number = ref.split(":", 1)[1]
+        self._show(f"update of message {number}", f"[message {number} updated]\n" + self._console.render(reply, ref))
 
-    def _render(self, ref: str, reply: Reply) -> str:
-        self._shown[ref] = [button for block in reply.blocks if isinstance(block, Actions) for button in block.buttons]
-        return self._console.render(reply)
-
-    def pressed_on_close(self) -> list[Button]:
-        """The `on_close` buttons still shown on the messages printed here, oldest message first."""
-        return [button for buttons in self._shown.values() for button in buttons if button.on_close]
+    def _show(self, detail: str | None, text: str) -> None:
+        if in_line():
+            self._console.write(text)
+            return
+        words = console_headers.what(current_job.get())
+        if detail is not None:
+            words.append(detail)
+        self._console.output.block(console_headers.header(words, self._console.bot.clock.now()), text)
 
     async def open_form(self, trigger_id: str, form: Form) -> bool:
         """The console has no forms: the caller answers with a sentence saying what to type instead."""
@@ -72,14 +81,22 @@ class ConsoleMessenger:
     async def direct(self, user_id: str, reply: Reply) -> str:
         """Printed like a post, marked as a direct message to that user."""
         self._count += 1
-        self._console.write(f"(direct message to @{user_id})\n" + self._console.render(reply))
-        return f"console:{self._count}"
+        ref = f"console:{self._count}"
+        self._show(f"direct message to @{user_id}", f"(direct message to @{user_id})\n" + self._console.render(reply, ref))
+        return ref
 
     async def user(self, user_id: str) -> ChatUser | None:
         """The console has no workspace directory: its users are the one at the terminal and those app.yaml
         names (roles, rotations, escalation levels, incident invites), none of them deleted or a bot."""
         known = _named_users(self._console.bot.config) | {self._console.user_id}
         return ChatUser(user_id) if user_id in known else None
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or bare stream
+        return False
 
 
 def _named_users(config) -> set[str]:
@@ -91,45 +108,76 @@ def _named_users(config) -> set[str]:
 
 
 class Console:
-    def __init__(self, bot, user_id: str, stdin: TextIO, stdout: TextIO, allow_impersonation: bool = False):
+    def __init__(
+        self, bot, user_id: str, stdin: TextIO, stdout: TextIO, allow_impersonation: bool = False, terminal: TerminalLines | None = None
+    ):
+        """`terminal`: lines are read at a terminal (console_terminal.py); without it, from `stdin` as piped."""
         self.bot, self.user_id, self.stdin, self.stdout = bot, user_id, stdin, stdout
         self.allow_impersonation = allow_impersonation
-        self._buttons: dict[int, Button] = {}
+        self.terminal = terminal
+        self.output = ConsoleOutput(stdout, bot.clock)
+        self.numbers = ButtonNumbers()
+        self._replies = 0
         bot.messengers["console"] = ConsoleMessenger(self)
 
-    def render(self, reply: Reply) -> str:
-        return to_text(reply, self._number)
+    @property
+    def _buttons(self) -> dict[int, Button]:
+        """Every button number given out this session (tests press the newest of a kind)."""
+        return self.numbers.buttons
 
     def _number(self, button: Button) -> int:
-        number = len(self._buttons) + 1
-        self._buttons[number] = button
-        return number
+        """Number `button` as if printed alone on an answer (tests/test_fuzz.py presses fuzzed buttons so)."""
+        ref = self._answer_ref()
+        return self.numbers.number(ref, self.numbers.start_version(ref), button)
+
+    def render(self, reply: Reply, ref: str | None = None) -> str:
+        """`ref`: the message this prints (again); None for an answer, which is never edited."""
+        ref = ref or self._answer_ref()
+        version = self.numbers.start_version(ref)
+        return to_text(reply, lambda button: self.numbers.number(ref, version, button))
+
+    def _answer_ref(self) -> str:
+        self._replies += 1
+        return f"reply:{self._replies}"
 
     async def read_answer(self, question: str) -> str | None:
-        self.stdout.write(question + " ")
-        self.stdout.flush()
-        line = await asyncio.get_running_loop().run_in_executor(None, self.stdin.readline)
+        if self.terminal is not None:
+            return await self.terminal.read(question + " ")
+        self.output.question(question + " ")
+        try:
+            line = await asyncio.get_running_loop().run_in_executor(None, self.stdin.readline)
+        finally:
+            self.output.answered()
         return line.rstrip("\n") if line else None
 
+    async def read_line(self) -> str | None:
+        """The next line typed: after the prompt at a terminal, as it comes when piped; None at end of input."""
+        if self.terminal is not None:
+            return await self.terminal.read(PROMPT)
+        line = await asyncio.get_running_loop().run_in_executor(None, self.stdin.readline)
+        return line or None
+
     def write(self, text: str) -> None:
-        self.stdout.write(text.rstrip("\n") + "\n")
-        self.stdout.flush()
+        self.output.write(text)
 
     async def close(self) -> None:
         """Press what its messages ask to be pressed when nobody can press them any more (see the module's docstring)."""
-        messenger = self.bot.messengers.get("console")
-        if not isinstance(messenger, ConsoleMessenger):
-            return
-        for button in messenger.pressed_on_close():
-            self.write(f"Closing the console: pressing {button.label} on what it leaves behind.")
-            click = Click(self.user_id, button.action_id, button.value, CONSOLE_CHANNEL, "console")
-            self.write(self.render(await self.bot.handle_click(click)))
+        with self.output.line():
+            for button in self.numbers.shown_on_close():
+                self.write(f"Closing the console: pressing {button.label} on what it leaves behind.")
+                click = Click(self.user_id, button.action_id, button.value, CONSOLE_CHANNEL, "console")
+                self.write(self.render(await self.bot.handle_click(click)))
+        self.output.close()
 
     async def handle_line(self, line: str) -> None:
+        with self.output.line():
+            await self._handle(line)
+
+    async def _handle(self, line: str) -> None:
         if line.isascii() and line.isdigit():
-            button = self._buttons.get(int(line))
-            if button is None:
-                self.write(f"There is no button {line}; the numbers are shown in brackets next to each button.")
+            button = self.numbers.press(int(line))
+            if isinstance(button, str):
+                self.write(button)
                 return
             click = Click(self.user_id, button.action_id, button.value, CONSOLE_CHANNEL, "console")
             self.write(self.render(await self.bot.handle_click(click)))
@@ -158,21 +206,25 @@ class Console:
 
 
 async def run_console(
-    bot, user_id: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, *, allow_impersonation: bool = False
+    bot, user_id: str, stdin: TextIO | None = None, stdout: TextIO | None = None, *, allow_impersonation: bool = False
 ) -> None:
-    console = Console(bot, user_id, stdin, stdout, allow_impersonation)
-    interactive = stdin.isatty()
-    if interactive:
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    if not (_is_terminal(stdin) and _is_terminal(stdout)):
+        await _serve(Console(bot, user_id, stdin, stdout, allow_impersonation))
+        return
+    terminal = TerminalLines()
+    with terminal.printing() as printed:
+        console = Console(bot, user_id, stdin, printed, allow_impersonation, terminal)
         console.write(f"opsbot console as {user_id}. Type /help, or quit to leave.")
-    bot.scheduler.start()
-    loop = asyncio.get_running_loop()
+        await _serve(console)
+
+
+async def _serve(console: Console) -> None:
+    console.bot.scheduler.start()
     try:
         while True:
-            if interactive:
-                stdout.write(PROMPT)
-                stdout.flush()
-            line = await loop.run_in_executor(None, stdin.readline)
-            if not line:
+            line = await console.read_line()
+            if line is None:
                 break
             line = line.strip()
             if not line or line.startswith("#"):
@@ -184,5 +236,4 @@ async def run_console(
         try:
             await console.close()
         finally:
-            await bot.scheduler.stop()
-
+            await console.bot.scheduler.stop()

@@ -1,4 +1,12 @@
-"""`opsbot serve`: the aiohttp server with Bolt over HTTP, or Socket Mode plus the same endpoints."""
+"""`opsbot serve`: the aiohttp server with Bolt over HTTP, or Socket Mode plus the same endpoints.
+
+SIGTERM (or SIGINT) is a clean stop, in this order: /readyz answers 503 at once, so the load
+balancer sends new work to other replicas; Socket Mode disconnects (Slack sends to the other
+connections); acknowledged work and running scheduled jobs get DRAIN_SECONDS to finish while the
+HTTP endpoints keep answering; a job still running then is cut short and handed back (pending,
+its attempt not counted: its handler is idempotent), and other replicas are told at once
+(bot.schedule.wakeups); only then does the listener close and the database go.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +50,7 @@ async def serve(settings: Settings, config_path: str | None, host: str, port: in
         from bot.transport.socket_mode import SocketModeTransport
 
         socket = SocketModeTransport(edge, settings.slack_app_token, client)
-    app = build_web_app(bot, None if socket else edge, settings.slack_signing_secret)
+    app = build_web_app(bot, None if socket else edge, settings.slack_signing_secret, stopping=stop)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -62,15 +70,18 @@ async def serve(settings: Settings, config_path: str | None, host: str, port: in
 
     bot.scheduler.start()
     await stop.wait()
-    log.info("shutting down")
+    log.info("shutting down: draining for up to %.0f s", DRAIN_SECONDS)
     # Order matters: stop taking new work, let acknowledged work finish (its replies still go
-    # out), and only then close what that work uses.
-    await bot.scheduler.stop()
+    # out), and only then close what that work uses. The HTTP site stays up meanwhile: /readyz
+    # says 503, and a request routed here before the balancer noticed is still served.
+    deadline = loop.time() + DRAIN_SECONDS
     if socket is not None:
         await socket.close()
+    await asyncio.gather(edge.work.drain(DRAIN_SECONDS), bot.scheduler.stop(drain=DRAIN_SECONDS))
     await runner.cleanup()
-    await edge.work.drain(DRAIN_SECONDS)
+    await edge.work.drain(max(0.0, deadline - loop.time()))  # what was accepted while draining
     await bot.close()
+    log.info("stopped")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The HTTP server: Slack at POST /slack/events, plus /healthz, /readyz and /metrics.
+"""The HTTP server: Slack at POST /slack/events, alerts at POST /alerts/<name>, plus /healthz, /readyz and /metrics.
 
 POST /slack/events, in this order: read the body under a timeout, check the signature on
 the raw bytes, and only then parse (bot/transport/inbound.py). Unsigned -> 401, malformed
@@ -16,7 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.audit.service import probe_writable
 from bot.metrics import SLACK_REFUSED
-from bot.migrate import head_revision, schema_revision
+from bot.migrate import head_revision, known_revision, schema_revision
+from bot.transport.alert_intake import add_alert_intake
 from bot.transport.inbound import Malformed, parse_http
 from bot.transport.signing import signature_problem
 
@@ -27,7 +28,9 @@ MAX_BODY = 1024 * 1024
 BODY_TIMEOUT = 5.0
 
 
-def build_web_app(bot, edge=None, signing_secret: str | None = None, body_timeout: float = BODY_TIMEOUT) -> web.Application:
+def build_web_app(bot, edge=None, signing_secret: str | None = None, body_timeout: float = BODY_TIMEOUT,
+                  stopping: asyncio.Event | None = None) -> web.Application:
+    """`stopping`: set on SIGTERM; from then on /readyz answers 503 while acknowledged work drains."""
     # lingering_time 0: a body the bot refused to read (too slow, compressed, broken) is not read after
     # the answer either; the connection is closed instead (aiohttp would read, decode and log the failure).
     app = web.Application(client_max_size=MAX_BODY, handler_args={"lingering_time": 0})
@@ -70,14 +73,16 @@ def build_web_app(bot, edge=None, signing_secret: str | None = None, body_timeou
         return web.json_response({"status": "healthy"})
 
     async def readyz(_: web.Request) -> web.Response:
-        document = await readiness(bot)
-        return web.json_response(document, status=200 if document["status"] == "healthy" else 503)
+        document = _stopping() if stopping is not None and stopping.is_set() else await readiness(bot)
+        return web.json_response(document, status=503 if document["status"] == "unhealthy" else 200)
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     if edge is not None:
         app.router.add_post("/slack/events", slack_events)
+    if bot is not None:
+        add_alert_intake(app, bot, body_timeout)  # POST /alerts/<name>, the same edge as Slack's
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -104,11 +109,33 @@ async def readiness(bot) -> dict:
         checks["audit_log"] = {"status": "unhealthy", "message": "unknown: the database is unreachable"}
     if bot.settings.redis_url:
         checks["redis"] = await _probe(bot.coordinator.ping)
+        if checks["redis"]["status"] != "healthy":
+            # Optional: the database de-duplicates meanwhile. Unready here would take every replica
+            # out of rotation for an outage of a part the bot can do without.
+            checks["redis"] = {"status": "degraded", "message": f"{checks['redis']['message']}: optional, the database de-duplicates meanwhile"}
     else:
-        checks["redis"] = {"status": "healthy", "message": "not configured: single-process fallbacks in use"}
+        checks["redis"] = {"status": "healthy", "message": "not configured (optional)"}
+    checks["deduplication"] = _deduplication(bot, checks)
     checks["config"] = {"status": "healthy", "message": f"{len(bot.config.services)} services loaded"}
-    status = "healthy" if all(c["status"] == "healthy" for c in checks.values()) else "unhealthy"
+    statuses = {c["status"] for c in checks.values()}
+    status = "unhealthy" if "unhealthy" in statuses else "degraded" if "degraded" in statuses else "healthy"
     return {"status": status, "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "checks": checks}
+
+
+def _deduplication(bot, checks: dict) -> dict:
+    """Where retried deliveries are claimed once right now: Redis when set and answering, else the database."""
+    if bot.settings.redis_url and checks["redis"]["status"] == "healthy":
+        return {"status": "healthy", "message": "retried deliveries are claimed once in Redis"}
+    if checks["database"]["status"] != "healthy":
+        return {"status": "unhealthy", "message": "retried deliveries are claimed once in this replica's memory only (database unreachable)"}
+    where = bot.coordinator.database_kind + (" (Redis unreachable)" if bot.settings.redis_url else "")
+    return {"status": "healthy", "message": f"retried deliveries are claimed once in {where}"}
+
+
+def _stopping() -> dict:
+    """What /readyz answers once SIGTERM arrived: no probes, so the answer is immediate."""
+    stopping = {"status": "unhealthy", "message": "stopping: acknowledged work drains, new work goes to other replicas"}
+    return {"status": "unhealthy", "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "checks": {"shutdown": stopping}}
 
 
 async def _schema_check(db) -> dict:
@@ -119,6 +146,11 @@ async def _schema_check(db) -> dict:
         return {"status": "unhealthy", "message": f"{exc.__class__.__name__}: revision unreadable"}
     if found is None:
         return {"status": "unhealthy", "message": f"not migrated: no revision found, expected {head} (run `opsbot migrate`)"}
+    if found != head and not await asyncio.to_thread(known_revision, found):
+        # A newer release migrated it and this replica is the old version a rolling upgrade is about
+        # to replace. Migrations are additive (a column or table the old code does not read), so the
+        # old replicas keep serving until the new ones are ready; failing here would empty the Service.
+        return {"status": "healthy", "message": f"at revision {found}, newer than this release's {head}: an upgrade is rolling out"}
     if found != head:
         return {"status": "unhealthy", "message": f"at revision {found}, expected {head} (run `opsbot migrate`)"}
     return {"status": "healthy", "message": f"at revision {head}"}

@@ -11,6 +11,7 @@ import time
 from bot.action.kinds.base import ActionKind, ExecutionReport, Plan, PlanContext, PlanError, RunContext, StepResult, Target
 from bot.action.kinds.docker_health import container_logs, wait_healthy
 from bot.action.params import ParamType
+from bot.demo_fleet import missing_hint
 from bot.docker_engine import DockerUnavailable
 from bot.memory_kill import memory_kill
 
@@ -33,7 +34,7 @@ async def service_steps(ctx: PlanContext, service: str, targets: list[str], oper
         except DockerUnavailable as exc:
             raise PlanError(f"{exc}; nothing was requested.") from None
         if info is None:
-            raise PlanError(f"Container {container} of {name} does not exist on the Docker Engine; nothing was requested.")
+            raise PlanError(f"Container {container} of {name} does not exist on the Docker Engine{missing_hint(container)}; nothing was requested.")
         steps.append(
             {
                 "service": name,
@@ -45,6 +46,26 @@ async def service_steps(ctx: PlanContext, service: str, targets: list[str], oper
             }
         )
     return steps, skipped
+
+
+def restart_plan(action: str, kind: str, spec, params: dict, steps: list[dict], skipped: list[str], killed: dict[str, str | None]) -> Plan:
+    """A restart's plan (this kind's and the generic restart's). Its facts are not hashed: the
+    services without a target, and those OOM-killed (service -> the reading), which notes() turns
+    into the --force-recreate advice."""
+    return Plan(
+        action=action,
+        kind=kind,
+        subject=params["service"],
+        params=params,
+        steps=steps,
+        targets=[Target("service", s["service"]) for s in steps],
+        verify=spec.verify.model_dump() if spec.verify else None,
+        facts={
+            "skipped": skipped,
+            "oom_killed": [name for name, reading in killed.items() if reading],
+            "memory_kills": {name: reading for name, reading in killed.items() if reading},
+        },
+    )
 
 
 class DockerRestart(ActionKind):
@@ -66,21 +87,8 @@ class DockerRestart(ActionKind):
         steps, skipped = await service_steps(ctx, service, targets, "recreate" if force_recreate else "restart", spec.timeout, "restart")
         # oom_killed describes the target, it is not part of what runs (a restart clears it): a fact, not hashed.
         killed = {s["service"]: s.pop("oom_killed") for s in steps}
-        facts = {
-            "skipped": skipped,
-            "oom_killed": [name for name, reading in killed.items() if reading],
-            "memory_kills": {name: reading for name, reading in killed.items() if reading},
-        }
-        return Plan(
-            action=action,
-            kind=self.name,
-            subject=service,
-            params={"service": service, "with_dependents": with_dependents, "force_recreate": force_recreate},
-            steps=steps,
-            targets=[Target("service", s["service"]) for s in steps],
-            verify=spec.verify.model_dump() if spec.verify else None,
-            facts=facts,
-        )
+        params = {"service": service, "with_dependents": with_dependents, "force_recreate": force_recreate}
+        return restart_plan(action, self.name, spec, params, steps, skipped, killed)
 
     def describe(self, plan: Plan) -> list[str]:
         lines = []
@@ -116,13 +124,14 @@ class DockerRestart(ActionKind):
     async def execute(self, ctx: RunContext, spec, plan: Plan) -> ExecutionReport:
         report = ExecutionReport()
         for step in plan.steps:
-            result = await self._step(ctx, step, plan.verify)
+            result = await self.run_step(ctx, step, plan.verify)
             report.steps.append(result)
             if not result.ok:
                 break  # dependents are not restarted onto a service that did not come back
         return report
 
-    async def _step(self, ctx: RunContext, step: dict, verify: dict | None) -> StepResult:
+    async def run_step(self, ctx: RunContext, step: dict, verify: dict | None) -> StepResult:
+        """One container step of a plan: also what the generic restart kind runs for a container."""
         docker, service, container = ctx.bot.checks.docker, step["service"], step["container"]
         started = time.perf_counter()
         try:

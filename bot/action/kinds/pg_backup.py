@@ -38,7 +38,7 @@ class PgBackup(ActionKind):
         if not names:
             raise PlanError("app.yaml declares no databases, so there is nothing to back up.")
         retention = config.backups.retention
-        folder = str(backups.directory(config))
+        folder = backups.destination(config)
         steps: list[dict] = []
         for name in names:
             container = config.databases[name].container

@@ -1,18 +1,27 @@
-"""container: running, health status, restart count, OOMKilled, uptime (runbook 000 section 1.1)."""
+"""container: running, health status, restart count, OOMKilled, uptime (runbook 000 section 1.1).
+
+On a service whose target is not a container, the platform adapter's state readings (bot/targets).
+"""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from bot.check.result import Finding, worst
 from bot.config.models import ContainerCheck
+from bot.demo_fleet import missing_hint
 from bot.memory_kill import memory_kill
+from bot.targets.base import human_age
 
 
 async def run(check: ContainerCheck, ctx) -> list[Finding]:
     name = check.container or ctx.container
+    if name is None and ctx.target_adapter is not None:
+        # `- kind: container` on a service running elsewhere means "the workload is up": its platform says.
+        readings = await ctx.target_adapter.state(ctx.target)
+        return [Finding(r.status, r.detail, r.part) for r in readings]
     info = await ctx.docker.inspect(name)
     if info is None:
-        return [Finding("critical", f"container {name} does not exist")]
+        return [Finding("critical", f"container {name} does not exist{missing_hint(name)}")]
     state = info.get("State", {})
     restarts = int(info.get("RestartCount", 0))
     killed = memory_kill(info)
@@ -25,7 +34,7 @@ async def run(check: ContainerCheck, ctx) -> list[Finding]:
 
     grades = [check.restart_count.grade(restarts)]
     uptime = _uptime(state.get("StartedAt"))
-    parts = [f"running, up {_human(uptime)}" if uptime is not None else "running", f"restarts {restarts}"]
+    parts = [f"running, up {human_age(uptime)}" if uptime is not None else "running", f"restarts {restarts}"]
     health = (state.get("Health") or {}).get("Status")
     if health:
         parts.append(f"health {health}")
@@ -43,11 +52,3 @@ def _uptime(started_at: str | None) -> float | None:
     trimmed = started_at.rstrip("Z").split(".")[0]
     started = datetime.fromisoformat(trimmed).replace(tzinfo=timezone.utc)
     return (datetime.now(timezone.utc) - started).total_seconds()
-
-
-def _human(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
