@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/escalation_scale.py
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/k8s_logs.py
+	$(BIN)/python bench/rolling_restart.py
 	$(BIN)/python bench/image_build.py
 
 config-reference: $(STAMP)

@@ -172,8 +172,10 @@ async def main(arguments) -> None:
             try:
                 baseline, base_statuses, _ = await send(urls, arguments.notifications, arguments.groups, arguments.seconds, "wrong-token")
                 load = load_average()
+                before = sum(cpu_seconds(process.pid) for process, _ in replicas)
                 latencies, statuses, first_sent = await send(urls, arguments.notifications, arguments.groups, arguments.seconds, TOKEN)
                 await asyncio.sleep(3)  # the first pages of the last groups
+                stored_cpu = sum(cpu_seconds(process.pid) for process, _ in replicas) - before  # their schedulers' work included
                 calls = await double.calls()
                 alone = await one_at_a_time(urls[0], arguments.groups, 100)
                 cpu = [cpu_seconds(process.pid) for process, _ in replicas]
@@ -207,6 +209,8 @@ async def main(arguments) -> None:
           f"p99 {percentile(latencies, 99) / percentile(baseline, 99):.1f}x")
     print(f"first notification to first page: {ms(pages[0] - first_sent) if pages else 'none'}")
     print(f"CPU of the replicas over the whole run (both passes, start-up included): {', '.join(f'{c:.1f} s' for c in cpu)}")
+    print(f"CPU of both replicas per stored notification (the stored pass and its pages, headlines and redraws): "
+          f"{1000 * stored_cpu / arguments.notifications:.1f} ms")
 
 
 if __name__ == "__main__":

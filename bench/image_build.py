@@ -1,12 +1,15 @@
 """Image build time and size: the Dockerfile built from the local Debian base (scripts/base-image.sh)
 with the legacy builder on the host network, as tests/image_build.py builds it.
 
-Figures, each build into a throwaway tag (removed at the end):
+The build context is copied first (what .dockerignore lets in) into a temporary directory, so
+edits made in the checkout while this runs do not change what is measured. Figures, each build
+into a throwaway tag of its own (all removed at the end, with their layers):
   - cold: `--no-cache`, every layer built (apt is skipped: the base holds postgresql-client; pip
     installs the locked dependencies from PyPI);
-  - warm: the same again with the layer cache, nothing changed (what a test run pays when the
-    source hash is new but the Dockerfile's inputs are cached: about the context upload);
-  - the image's size and the base's, and the build context's size (.dockerignore).
+  - source change: one line added to bot/__init__.py, then built with the layer cache (the
+    dependency layer is reused; the source is copied and installed again);
+  - cached: the same again, nothing changed;
+  - the image's size, the base's, and the build context's.
 With --cold-base the base image is rebuilt first (mmdebstrap), and that time printed too.
 
     .venv/bin/python bench/image_build.py [--runs 1] [--cold-base]
@@ -16,8 +19,10 @@ No assert: it prints figures (medians of --runs).
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,15 +32,18 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from image_build import base_image, build, context_paths, docker, image_size  # noqa: E402
 
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
-def context_bytes() -> int:
-    total = 0
-    for entry in context_paths():
-        path = ROOT / entry
-        for file in (path.rglob("*") if path.is_dir() else [path]):
-            if file.is_file() and "__pycache__" not in file.parts:
-                total += file.stat().st_size
-    return total
+
+def snapshot(into: Path) -> int:
+    """Copy the build context (.dockerignore's `!` entries) into `into`; its size in bytes."""
+    for name in [".dockerignore", *context_paths()]:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, into / name, ignore=IGNORED)
+        else:
+            shutil.copy2(source, into / name)
+    return sum(f.stat().st_size for f in into.rglob("*") if f.is_file())
 
 
 def main() -> int:
@@ -50,20 +58,35 @@ def main() -> int:
     base = base_image()
     base_seconds = time.perf_counter() - started
     tag = f"opsbot-bench/opsbot:{uuid.uuid4().hex[:8]}"
-    cold, warm = [], []
-    try:
-        for _ in range(args.runs):
-            cold.append(build(base, tag, {}, no_cache=True))
-            warm.append(build(base, tag, {}))
-        size = image_size(tag)
-    finally:
-        docker("image", "rm", "-f", tag, check=False)
-    mb = 1e6
-    print(f"base image {base}: {image_size(base) / mb:.0f} MB" + (f", built in {base_seconds:.0f} s (mmdebstrap)" if args.cold_base else ""))
-    print(f"build context: {context_bytes() / mb:.1f} MB")
-    print(f"image: {size / mb:.0f} MB ({(size - image_size(base)) / mb:.0f} MB over the base)")
-    print(f"cold build (--no-cache): p50 {statistics.median(cold):.0f} s   runs: {', '.join(f'{s:.0f}' for s in cold)}")
-    print(f"warm build (cached):     p50 {statistics.median(warm):.1f} s   ratio warm/cold {statistics.median(warm) / statistics.median(cold):.2f}")
+    tags: set[str] = set()  # one per build, so no build leaves an untagged image behind
+    cold, changed, cached = [], [], []
+    with tempfile.TemporaryDirectory(prefix="opsbot-image-bench-") as tmp:
+        context = Path(tmp)
+        context_size = snapshot(context)
+
+        def timed(step: str, run: int, **kwargs) -> float:
+            tags.add(f"{tag}-{step}-{run}")
+            return build(base, f"{tag}-{step}-{run}", {}, context=context, **kwargs)
+
+        try:
+            for run in range(args.runs):
+                cold.append(timed("cold", run, no_cache=True))
+                with open(context / "bot" / "__init__.py", "a") as source:
+                    source.write(f"# bench/image_build.py source change {run}\n")
+                changed.append(timed("changed", run))
+                cached.append(timed("cached", run))
+            size = image_size(f"{tag}-cached-0")
+        finally:
+            for built in sorted(tags):
+                docker("image", "rm", "-f", built, check=False)
+    mb, p50 = 1e6, statistics.median
+    base_size = image_size(base)
+    print(f"base image {base}: {base_size / mb:.0f} MB" + (f", made in {base_seconds:.0f} s (mmdebstrap)" if args.cold_base else ""))
+    print(f"build context: {context_size / mb:.1f} MB")
+    print(f"image: {size / mb:.0f} MB ({(size - base_size) / mb:.0f} MB over the base)")
+    print(f"cold build (--no-cache):     p50 {p50(cold):6.1f} s   runs: {', '.join(f'{s:.1f}' for s in cold)}")
+    print(f"after a source change:       p50 {p50(changed):6.1f} s   ratio to cold {p50(changed) / p50(cold):.2f}")
+    print(f"cached, nothing changed:     p50 {p50(cached):6.1f} s   ratio to cold {p50(cached) / p50(cold):.3f}")
     return 0
 
 

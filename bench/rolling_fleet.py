@@ -13,7 +13,9 @@ The balancer is a small aiohttp proxy standing in for HAProxy or a cloud load ba
   With `fall 1` and a 1 s timeout, a busy 2-core machine (load 7) left the balancer with no replica
   ready for seconds: /readyz reads the database and, while a replica was starting, took over 1 s.
   A refused connection takes a replica out at once (below), whatever FALL says.
-- Routing: round-robin over the ready replicas.
+- Routing: round-robin over the ready replicas. When none is ready it fails open (every replica
+  whose process runs is tried), as AWS's load balancers do and Envoy's panic threshold does: all
+  of them failing their checks at once says more about the checks (a busy machine) than about them.
 - Retries: a connection refused (the replica's listener is gone; the request never reached it) is
   tried on the next ready replica, as HAProxy's `retry-on conn-failure` with `option redispatch`
   does. Anything after the request was sent (a reset, a timeout) is not retried here: the balancer
@@ -208,15 +210,17 @@ class Balancer:
         headers = {k: request.headers[k] for k in FORWARDED if k in request.headers}
         candidates = self._candidates()
         if not candidates:
-            self.counts["503 none ready"] += 1
-            return web.Response(status=503, text="no replica ready")
+            self.counts["failed open"] += 1
+            candidates = [r for r in self.replicas if r.process is not None and r.process.returncode is None]
         for replica in candidates:
             try:
                 async with self._http.post(f"{replica.url}/slack/events", data=body, headers=headers) as response:
                     payload = await response.read()
                     self.counts["forwarded"] += 1
                     self.routed[replica.name] += 1
-                    return web.Response(status=response.status, body=payload, content_type=response.content_type)
+                    # X-Bench-Replica: which replica answered, for the bench's report (Slack ignores it)
+                    return web.Response(status=response.status, body=payload, content_type=response.content_type,
+                                        headers={"X-Bench-Replica": replica.name})
             except aiohttp.ClientConnectorError:  # refused: never reached it, so the next may take it
                 self._mark(replica.name, False)
                 self.counts["redispatched"] += 1

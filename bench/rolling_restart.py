@@ -86,6 +86,7 @@ class Commands:
         self.retried: set[int] = set()
         self.gave_up: set[int] = set()
         self.response_urls: dict[int, str] = {}
+        self.attempts: dict[int, list[str]] = defaultdict(list)  # what each attempt got, and which replica answered
 
     async def send(self, http: aiohttp.ClientSession, number: int) -> None:
         url = self.double.new_response_url()
@@ -94,16 +95,18 @@ class Commands:
         body = slash_command_body("/incident", text, user_id=USER, channel_id="C0BENCH", response_url=url, trigger_id=new_trigger_id())
         reason = ""
         for attempt in range(len(self.retry_delays) + 1):
-            headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(SIGNING_SECRET, body)}
             if attempt:
                 await asyncio.sleep(self.retry_delays[attempt - 1])
-                headers |= {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": reason}
                 self.retried.add(number)
+            headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(SIGNING_SECRET, body)}  # signed as sent
+            if attempt:
+                headers |= {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": reason}
             started = time.perf_counter()
             try:
                 async with http.post(f"{self.lb_url}/slack/events", data=body.encode(), headers=headers,
                                      timeout=aiohttp.ClientTimeout(total=ACK_TIMEOUT)) as response:
                     await response.read()
+                    self.attempts[number].append(f"{response.status} via {response.headers.get('X-Bench-Replica', '-')}")
                     if response.status == 200:
                         self.acks.append(time.perf_counter() - started)
                         return
@@ -111,6 +114,7 @@ class Commands:
                     self.failures[f"HTTP {response.status}"] += 1
             except asyncio.TimeoutError:
                 reason = "http_timeout"
+                self.attempts[number].append("no ack")
                 self.failures["no ack within 3 s"] += 1
             except aiohttp.ClientError as exc:
                 reason = "connection_failed"
@@ -275,6 +279,8 @@ def report(f: dict, commands: Commands, balancer: Balancer, replicas: list[Repli
           f"retried {len(commands.retried)}, given up after every retry {len(commands.gave_up)}")
     print(f"executed (timeline notes): lost {len(f['lost'])}, duplicated {len(f['duplicated'])}"
           + (f" (lost ids {f['lost'][:20]}; duplicated {dict(list(f['duplicated'].items())[:20])})" if f["lost"] or f["duplicated"] else ""))
+    for number in [*f["lost"][:10], *list(f["duplicated"])[:10]]:
+        print(f"  rr-{number:04d}: attempts {commands.attempts[number]}")
     print(f"audit rows: lost {f['audit_lost']}, duplicated {f['audit_duplicated']}; replies on response_url: "
           f"{f['replied']:,} of {args.commands:,} once, {f['replied_twice']} more than once")
     acks = f["acks"]

@@ -36,6 +36,7 @@ class Bot:
         from bot.deploy.recovery import JOBS as DEPLOY_JOBS
         from bot.incident.activity import timeline_listener
         from bot.incident.escalation import JOBS as INCIDENT_JOBS
+        from bot.incident.opening import JOBS as OPENING_JOBS
         from bot.schedule.retention import JOBS as SCHEDULE_JOBS
         from bot.maintenance.scheduled import JOBS as MAINTENANCE_JOBS
         from bot.schedules.scheduled import JOBS as SCHEDULES_JOBS
@@ -57,7 +58,7 @@ class Bot:
         # Periodic and promised work (bot/schedule/): each slice contributes its job types.
         # Serve and the console start it; close() stops it before the database closes.
         # batch 64: 10,000 pages due within a minute go out with p99 under 1 s (bench/escalation_scale.py).
-        self.scheduler = Scheduler(self.db, [*ACTION_JOBS, *INCIDENT_JOBS, *SCHEDULE_JOBS, *SCHEDULES_JOBS, *MAINTENANCE_JOBS, *alert_jobs(config), *ALERT_REDRAW_JOBS, *ALERT_RESOLUTION_JOBS, *DEPLOY_JOBS], self, clock=self.clock, batch=64)
+        self.scheduler = Scheduler(self.db, [*ACTION_JOBS, *INCIDENT_JOBS, *OPENING_JOBS, *SCHEDULE_JOBS, *SCHEDULES_JOBS, *MAINTENANCE_JOBS, *alert_jobs(config), *ALERT_REDRAW_JOBS, *ALERT_RESOLUTION_JOBS, *DEPLOY_JOBS], self, clock=self.clock, batch=64)
         # Checks and actions tell what they did in a channel; the incident slice keeps it on its timeline.
         self.activity = ActivityFeed(self.clock.now)
         self.activity.subscribe(timeline_listener(self))

@@ -34,9 +34,13 @@ log = logging.getLogger(__name__)
 PURGE_EVERY = 600.0  # seconds between one process's purges of expired claims
 PURGE_BATCH = 10000  # rows deleted per purge: a backlog goes over several, none holds locks long
 MEMORY_LIMIT = 10000  # keys the last-resort memory holds before forgetting expired ones
-# The claim comes before Slack's ack, which is due within 3 s: a database that hangs (rather than
-# refusing) must not hold the ack past that, so the claim gives up on it after this long.
+# A claim made before Slack's ack (a modal submission's, whose answer is the ack), due within 3 s:
+# a database that hangs (rather than refusing) must not hold the ack past that.
 DATABASE_CLAIM_BUDGET = 1.5  # seconds
+# A claim made after the ack (commands, buttons, shortcuts) waits for a slow database this long.
+# Giving up is not free: memory says yes while the cancelled INSERT leaves no row, so a retry that
+# reaches another replica runs the delivery again (bench/rolling_restart.py saw 30 of 1,000 under load).
+AFTER_ACK_CLAIM_BUDGET = 10.0  # seconds
 
 
 class DeliveryClaim(Base):
@@ -100,10 +104,11 @@ class Coordinator:
     def database_kind(self) -> str:
         return "PostgreSQL" if self.db.engine.dialect.name == "postgresql" else "SQLite"
 
-    async def claim(self, key: str, ttl: int = 3600) -> bool:
+    async def claim(self, key: str, ttl: int = 3600, budget: float = DATABASE_CLAIM_BUDGET) -> bool:
         """True for the first caller to claim `key` within `ttl` seconds, across replicas; False for every later one.
 
-        Used so that a retried Slack delivery never runs a handler twice."""
+        Used so that a retried Slack delivery never runs a handler twice. `budget`: how long a database
+        that does not answer is waited for before this process's memory stands in."""
         if self.redis is not None:
             try:
                 claimed = bool(await self.redis.set(f"opsbot:claim:{key}", b"1", nx=True, ex=ttl))
@@ -115,7 +120,7 @@ class Coordinator:
                 self._redis_failing = False
                 return claimed
         try:
-            async with asyncio.timeout(DATABASE_CLAIM_BUDGET):
+            async with asyncio.timeout(budget):
                 return await self._claim_in_database(key, ttl)
         except Exception as exc:
             if not connection_trouble(exc):

@@ -83,15 +83,15 @@ def base_image() -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def build(base: str, tag: str, labels: dict[str, str], *, no_cache: bool = False) -> float:
-    """Build the Dockerfile at the repository root into `tag`; the seconds it took."""
+def build(base: str, tag: str, labels: dict[str, str], *, no_cache: bool = False, context: Path = ROOT) -> float:
+    """Build the Dockerfile in `context` (the repository root) into `tag`; the seconds it took."""
     args = ["build", "--network", "host", "--build-arg", f"BASE={base}", "-t", tag, "-q"]
     for key, value in labels.items():
         args += ["--label", f"{key}={value}"]
     if no_cache:
         args.append("--no-cache")
     started = time.perf_counter()
-    docker(*args, str(ROOT), env={"DOCKER_BUILDKIT": "0"}, timeout=1200)
+    docker(*args, str(context), env={"DOCKER_BUILDKIT": "0"}, timeout=1200)
     return time.perf_counter() - started
 
 

@@ -165,6 +165,8 @@ async def test_a_grafana_group_opens_one_incident_repeats_count_and_resolution_o
     assert incident.dedup_key == 'alert:grafana:group:grafana:1:{}/{team="billing"}:{alertname="High memory usage"}'
     assert "Opened by the grafana alert integration (2 alerts)." in incident.description
     assert "Source: https://play.grafana.org/alerting/1afz29v7z/edit" in incident.description
+    assert intake.channel.posts == []  # the sender was answered before anything went to Slack
+    await intake.bot.scheduler.run_due()  # the announcement: a job booked with the incident
     headline = intake.channel.posts[0]
     assert headline[0] == "C0INCIDENTS" and "INC-1" in str(headline[1].text)
 
@@ -372,6 +374,9 @@ async def test_secrets_in_an_alert_are_redacted_before_they_are_kept_or_shown(in
     payload["alerts"][0]["generatorURL"] = "https://grafana.example.com/alerting/x?password=hunter2hunter2"
     status, _ = await intake.post("grafana", payload)
     assert status == 200
+    await intake.bot.scheduler.run_due()  # the headline, with the alert list once redrawn
+    intake.bot.clock.advance(timedelta(minutes=1))
+    await intake.bot.scheduler.run_due()
     [incident] = await intake.incidents()
     kept = [incident.title, incident.description] + [e.text + json.dumps(e.data) for e in await incidents.timeline(intake.bot.db, incident.id)]
     kept += [a.title + a.source_url for a in await alert_list.of_incident(intake.bot.db, incident.id)]

@@ -83,6 +83,9 @@ async def test_the_headline_and_incident_show_list_the_alerts_bounded(drive, mon
     d = await drive(CONFIG, clock=clock)
     bot = d.bot
     assert await deliver(bot, notification()) == ["INC-1"]
+    await bot.scheduler.run_due()  # the incident's announcement (a job, not the sender's wait): the headline, its list
+    [announced] = headline_versions(d)
+    assert "Alerts (12, 12 firing)" in announced and "instance=api-3:80 · 1 notification firing" in announced, announced
     clock.advance(timedelta(seconds=20))
     assert await deliver(bot, notification(resolved=3)) == ["INC-1"]  # a repeat: every alert counted, one stopped
     await d.settle()

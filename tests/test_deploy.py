@@ -343,6 +343,24 @@ async def test_backup_first_then_the_new_releases_migration_from_its_image_then_
     assert backup.verified and backup.label == "before a deploy"
 
 
+async def test_a_migration_that_runs_past_its_timeout_is_stopped_and_nothing_changes(drive, app, tmp_path):
+    app.start("v1", MIGRATE_SLEEP="120")
+    before = app.inspect()
+    body = yaml.safe_load(deploy_config(app, deploy={"migrate": "migrate"}))
+    body["jobs"] = {"migrate": {**MIGRATE_JOB, "timeout": "2s"}}
+    d = await drive(yaml.safe_dump(body, sort_keys=False))
+    request_id, plan = await request(d, "app v2")
+    seen, done = await approve(d, request_id)
+    assert f"Request #{request_id} failed." in seen, done
+    assert "migration migrate: no exit within 2 s, so it was stopped and may be partly applied" in done, done
+    assert "the deploy stopped before the new version started" in done and "release v2: FOO=bar" in done
+    assert one_offs(app) == []
+    after = app.inspect()
+    assert after["Id"] == before["Id"] and after["State"]["StartedAt"] == before["State"]["StartedAt"] and app.version() == "v1"
+    [row] = await record.history(d.bot.db, "app")
+    assert row.state == "failure"
+
+
 async def test_a_failed_backup_stops_the_deploy_before_anything_changes(drive, app, tmp_path):
     app.start("v1")
     before = app.inspect()
@@ -392,6 +410,17 @@ actions:
         parse_config("version: 1\nservices:\n  web:\n    container: web\n    deploy:\n      image: r/web\n"
                      "      blue_green: {ports: {blue: 1, green: 1}, health_url: 'http://x/{port}', switch: s}\n")
     assert "ports needs blue and green, on two different ports" in str(info.value)
+    # The migration runs from the new image of the service deployed: its own job, and a container's.
+    with pytest.raises(ConfigError) as info:
+        parse_config("version: 1\nservices:\n  web:\n    container: web\n    deploy: {image: r/web, migrate: other}\n"
+                     "  worker:\n    container: worker\n"
+                     "  shop:\n    kubernetes: {namespace: shop, deployment: web}\n    deploy: {image: r/shop, migrate: shopjob}\n"
+                     "targets:\n  kubernetes: {}\n"
+                     "jobs:\n  other: {service: worker, command: [m], dry_run: [m, --plan]}\n"
+                     "  shopjob: {service: shop, command: [m], dry_run: [m, --plan]}\n")
+    said = str(info.value)
+    assert "service 'web' migrates with job 'other' of service 'worker': a deploy's migration must be the service's own job" in said, said
+    assert "service 'shop' declares migrate, which runs in a one-off container of the new image: containers only" in said, said
 
 
 async def test_the_daily_check_lists_the_deploys_since_the_last_run(make_bot):

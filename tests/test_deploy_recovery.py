@@ -12,12 +12,12 @@ import asyncio
 import os
 import uuid
 
-import pytest
-from sqlalchemy import update
-
 import asyncpg
+import pytest
 import pytest_asyncio
 import yaml
+from sqlalchemy import update
+
 from conftest import PG_ADMIN_DSN, PG_USER, ROOT, free_port, wait_until
 from test_deploy import MIGRATE_JOB, App, app, deploy_config, one_offs  # noqa: F401 (app: fixture)
 from test_deploy_blue_green import front  # noqa: F401 (fixture)

@@ -10,14 +10,14 @@ recorded (held.py) and listed when the window ends.
 
 The sender's answer waits on the database only, never on Slack, for a repeat or a resolution: a repeat of
 an open group is one transaction, and the headline's redraw, the resolution note and an auto-resolution
-are scheduled jobs booked before the answer (redraw.py, resolution.py). Opening a new incident still posts
-its headline before answering (the incident slice's open_or_join); its pages are jobs either way.
+are scheduled jobs booked before the answer (redraw.py, resolution.py), and so is a new incident's
+announcement (its headline, channel and notifications: the incident slice's `announce_later`).
 """
 from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.alerts import alert_list, held, resolution, views
+from bot.alerts import alert_list, held, redraw, resolution, views
 from bot.alerts import heartbeat as watchdog
 from bot.alerts.notification import AlertNotification, common_labels, group_of
 from bot.alerts.routing import Routed, routed, severity_for
@@ -66,14 +66,16 @@ async def _one(bot, item: Routed) -> str:
     list's upsert and the headline's redraw booked. Opening, reopening and what the list's changes say come after."""
     now = bot.clock.now()
     service = item.route.service
-    async with bot.db.sessions() as session, session.begin():
-        windows = await covering_in(session, [service], now) if service else []
-        if windows:
-            await held.record_in(session, windows[0].id, integration=item.integration, dedup_key=item.dedup_key, service=service,
-                                 title=item.title, status=item.status, now=now)
-            return f"held by maintenance window #{windows[0].id}"
-        incident = await incidents.open_with_key_in(session, item.dedup_key)
-        changes = await alert_list.record_in(session, incident.id, item.integration, item.alerts, now) if incident else None
+    async with bot.db.sessions() as session:
+        async with session.begin():
+            windows = await covering_in(session, [service], now) if service else []
+            if windows:
+                await held.record_in(session, windows[0].id, integration=item.integration, dedup_key=item.dedup_key, service=service,
+                                     title=item.title, status=item.status, now=now)
+                return f"held by maintenance window #{windows[0].id}"
+            incident = await incidents.open_with_key_in(session, item.dedup_key)
+            changes = await alert_list.record_in(session, incident.id, item.integration, item.alerts, now) if incident else None
+        redraw.committed(session)
     if incident is None:
         if item.status != "firing":  # resolved, and nothing open for it: whoever resolved the incident was first
             return "nothing open"
@@ -110,6 +112,7 @@ async def _opened(bot, item: Routed) -> Incident:
         description=views.description(item.integration, item.description, item.source_url, len(item.alerts)),
         playbook=item.route.playbook, user_id=OPENER, channel_id=config.incidents_channel or config.slack.ops_channel or "",
         transport="slack" if "slack" in bot.messengers else "console", team_id="", dedup_key=item.dedup_key, origin=ORIGIN,
+        announce_later=True,  # the sender's answer must not wait on Slack: the headline is a job
     )
     opened = await open_or_join(bot, request)
     if opened.incident is None:

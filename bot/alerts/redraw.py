@@ -8,6 +8,7 @@ then (lifecycle.refresh_headline reads the rows afresh).
 """
 from __future__ import annotations
 
+import weakref
 from datetime import datetime, timedelta
 
 from bot.incident import lifecycle
@@ -17,14 +18,33 @@ from bot.schedule import service as jobs
 from bot.schedule.jobs import EPOCH
 
 KIND = "alerts.headline"
-REDRAW_EVERY = 10  # seconds: how stale a headline's counts may be, and at most one redraw per incident per slot
+REDRAW_EVERY = 30  # seconds: how stale a headline's counts may be; at most one redraw per incident per slot (each costs a chat.update)
+
+
+# Per database engine, the key this process last saw committed for each incident: a repeat in the same slot
+# skips the INSERT (ON CONFLICT would ignore it anyway). Only a shortcut: another replica's booking is found
+# by the key's conflict, and a process that restarts books again.
+_booked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+MAX_REMEMBERED = 10_000
 
 
 async def book(session, incident_id: int, now: datetime) -> None:
     """In the caller's transaction: the incident's headline is redrawn at the end of this slot."""
     elapsed = int((now - EPOCH).total_seconds())
     due = EPOCH + timedelta(seconds=elapsed - elapsed % REDRAW_EVERY + REDRAW_EVERY)
-    await jobs.add(session, KIND, f"{KIND}:{incident_id}:{int((due - EPOCH).total_seconds())}", due, {"incident": incident_id})
+    key = f"{KIND}:{incident_id}:{int((due - EPOCH).total_seconds())}"
+    if _booked.get(session.bind, {}).get(incident_id) == key:
+        return
+    await jobs.add(session, KIND, key, due, {"incident": incident_id})
+    session.sync_session.info.setdefault("alerts.booked", []).append((incident_id, key))
+
+
+def committed(session) -> None:
+    """After the caller's transaction committed: what it booked is stored."""
+    booked = _booked.setdefault(session.bind, {})
+    if len(booked) > MAX_REMEMBERED:
+        booked.clear()
+    booked.update(session.sync_session.info.pop("alerts.booked", ()))
 
 
 async def run(bot, job: Job) -> None:

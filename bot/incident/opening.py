@@ -19,7 +19,7 @@ from bot.config.incident_models import Playbook
 from bot.config.models import AppConfig
 from bot.incident import escalation, planning, service
 from bot.incident.models import MAX_TEXT, MAX_TITLE, Incident
-from bot.incident.lifecycle import pinned_headline_key, refresh_headline
+from bot.incident.lifecycle import headline_notes, pinned_headline_key, refresh_headline
 from bot.incident.notify import channel_of, messenger_for, post_direct
 from bot.incident.playbooks import post_checklist
 from bot.incident.views import done, headline
@@ -27,12 +27,15 @@ from bot.pipeline.markup import Mention, Text, group
 from bot.pipeline.messenger import ChannelAdmin, MessagePostFailed
 from bot.pipeline.reply import Outcome, Reply, Section
 from bot.redaction import redact_cut
+from bot.schedule import Job, JobType
+from bot.schedule import service as jobs
 
 log = logging.getLogger(__name__)
 
 SLUG_WORDS = re.compile(r"[a-z0-9]+")
 MAX_CHANNEL_NAME = 80
 ANNOUNCE_GRACE = timedelta(seconds=30)  # the first page waits this long at most for the headline and channel
+ANNOUNCE = "incident.announce"
 TOPIC_LIMIT = 250
 
 
@@ -57,6 +60,9 @@ class OpenRequest:
     # Who opened it: a person (/incident open), or automated detection ("schedule"; alerts later),
     # whose incidents alone a maintenance window keeps from paging (service.PERSON, service.origin_in).
     origin: str = "person"
+    # The headline, channel, notifications and playbook as a job after the row is stored (ANNOUNCE), not
+    # before the opener is answered: alert intake, whose sender (Alertmanager) times out and retries.
+    announce_later: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,9 +154,12 @@ async def open_or_join(bot, request: OpenRequest) -> Opened:
         incident = await _open_row(bot, request, severity, title, playbook, now)
     except service.AlreadyOpen as taken:
         return await _join(bot, taken.incident, request, title, now)
+    if request.announce_later:
+        bot.scheduler.wake()
+        return Opened(incident, done(f"Opened {incident.ref} ({severity}): {title}; announced shortly.", ephemeral=True))
     problems: list[str] = []
     try:
-        incident = await _announce(bot, incident, request, playbook, problems)
+        incident = await _announce(bot, incident, request.user_id, playbook, problems)
     finally:
         await planning.release_first(bot, incident)  # announced or not, the first page goes out now
     where = [" Its channel: ", Mention(incident.channel_id, "channel"), "."] if incident.channel_id else []
@@ -163,12 +172,17 @@ async def open_or_join(bot, request: OpenRequest) -> Opened:
 
 
 async def _open_row(bot, request: OpenRequest, severity: str, title: str, playbook: str | None, now) -> Incident:
+    async def then(session, opened: Incident) -> None:
+        await planning.plan_in(session, bot, opened, now, hold_first_until=now + ANNOUNCE_GRACE)
+        if request.announce_later:  # booked with the row: a replica dying after the commit leaves it to another
+            await jobs.add(session, ANNOUNCE, f"{ANNOUNCE}:{opened.id}", now, {"incident": opened.id, "user": request.user_id, "playbook": playbook})
+
     return await service.open_incident(
         bot.db, title=title, severity=severity, services=request.services, description=redact_cut(request.description, MAX_TEXT),
         playbook=playbook, opened_by=request.user_id, transport=request.transport, team=request.team_id, now=now,
         headline_channel=bot.config.incidents_channel or request.channel_id, dedup_key=request.dedup_key, origin=request.origin,
         # No incident without its pages: planned in the same transaction, the first held until it is announced.
-        then=lambda session, opened: planning.plan_in(session, bot, opened, now, hold_first_until=now + ANNOUNCE_GRACE),
+        then=then,
     )
 
 
@@ -182,17 +196,33 @@ async def _join(bot, incident: Incident, request: OpenRequest, title: str, now) 
     return Opened(incident, done(sentence, ephemeral=True), joined=True)
 
 
-async def _announce(bot, incident: Incident, request: OpenRequest, playbook: str | None, problems: list[str]) -> Incident:
+async def run_announce(bot, job: Job) -> None:
+    """An incident opened with announce_later: announced now, then its first page released. A run taken back
+    after its headline went out (the ref is stored) does not post it again; one that died between the post
+    and storing its ref posts a second headline, which beats none."""
+    incident = await service.get(bot.db, int(job.payload["incident"]))
+    if incident.headline_ref:
+        return
+    problems: list[str] = []
+    try:
+        await _announce(bot, incident, job.payload["user"], job.payload.get("playbook"), problems)
+    finally:
+        await planning.release_first(bot, incident)
+    if problems:
+        log.warning("%s announced, but not: %s", incident.ref, "; ".join(problems))
+
+
+async def _announce(bot, incident: Incident, requester: str, playbook: str | None, problems: list[str]) -> Incident:
     """Headline, channel, notifications, playbook; what Slack refuses goes into `problems`."""
     messenger = messenger_for(bot, incident)
     try:
-        ref = await messenger.post(incident.headline_channel, headline(incident, bot.config))
+        ref = await messenger.post(incident.headline_channel, headline(incident, bot.config, await headline_notes(bot, incident)))
         await service.set_fields(bot.db, incident.id, bot.clock.now(), headline_ref=ref)
     except MessagePostFailed as exc:
         problems.append(f"the headline could not be posted in {incident.headline_channel} ({str(exc)[:60]})")
     incident = await service.get(bot.db, incident.id)
     if bot.config.incidents.create_channels and isinstance(messenger, ChannelAdmin):
-        problems += await _make_channel(bot, messenger, incident, request.user_id)
+        problems += await _make_channel(bot, messenger, incident, requester)
         incident = await service.get(bot.db, incident.id)
         if incident.channel_id:
             await refresh_headline(bot, incident)  # the headline was posted before its channel existed: link it
@@ -267,3 +297,6 @@ async def _notify(bot, incident: Incident) -> list[str]:
 
 def playbook_of(config: AppConfig, name: str | None) -> Playbook | None:
     return config.playbooks.get(name) if name else None
+
+
+JOBS = [JobType(ANNOUNCE, run_announce, lease=timedelta(minutes=2))]

@@ -2,7 +2,8 @@
 
 Buttons are numbered once for the whole session (console_buttons.py); typing the number
 presses it. Posts that arrive on their own (pages, scheduled posts) are printed as blocks of
-their own under a header, never inside an answer (console_output.py). `as U123` switches the user, so one
+their own under a header, never inside an answer (console_output.py); at a terminal the line
+being typed stays below them (console_terminal.py). `as U123` switches the user, so one
 terminal can play requester and approver: allowed on the embedded SQLite database, and on
 a server database only with --allow-impersonation (see bot/cli.py). Everything typed here
 is audited with transport "console".

@@ -4,8 +4,12 @@ Whatever arrives (a command, any button, a modal, an event, known or not) gets i
 Slack shows the user an error for anything not acknowledged within 3 s. The work then
 runs as a background task and answers through the request's response_url.
 
+Slack retries a delivery it saw no ack for, possibly on another replica; each is claimed once
+(bot.coordination) after the ack, just before its work, so a slow database delays the work, not
+the ack, and the claim is not given up early (a given-up claim is how a retry would run twice).
+
 Two exceptions. A modal submission (view_submission) is answered in the ack body, so it
-runs through the interaction pipeline before the ack, for at most FORM_ACK_BUDGET seconds.
+is claimed and runs through the interaction pipeline before the ack, for at most FORM_ACK_BUDGET seconds.
 A shortcut has no response_url: its answer opens a modal with views.open (trigger_id).
 
 An Events API event whose type a declared InteractionSpec lists (`events=`) runs through the
@@ -19,6 +23,7 @@ import logging
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.coordination import AFTER_ACK_CLAIM_BUDGET
 from bot.metrics import INTERACTIONS
 from bot.pipeline.interactions import FormErrors
 from bot.pipeline.messenger import Click
@@ -64,6 +69,10 @@ def submission_ack(reply: Reply) -> dict:
     return {"response_action": "update", "view": sentence_modal(reply)}
 
 
+def _skipping(key: str) -> None:
+    log.info("skipping a repeated delivery (same %s)", key.split(":", 1)[0])  # the id itself is body text
+
+
 class SlackEdge:
     def __init__(self, bot, client: AsyncWebClient):
         self.bot = bot
@@ -76,27 +85,35 @@ class SlackEdge:
         if isinstance(inbound, UrlVerification):
             return {"challenge": inbound.challenge}
         key = inbound.delivery_key
-        # Slack retries deliveries (X-Slack-Retry-Num, Socket Mode retry_attempt): the same one never runs twice.
-        if key is not None and not await self.bot.coordinator.claim(key):
-            log.info("skipping a repeated delivery (same %s)", key.split(":", 1)[0])  # the id itself is body text
-            return None
         if isinstance(inbound, SlashCommand):
-            self.work.spawn(self._command(inbound))
-        elif isinstance(inbound, Interaction):
+            self.work.spawn(self._once(key, lambda: self._command(inbound)))
+            return None
+        if isinstance(inbound, Interaction) and inbound.kind in ("block_actions", "shortcut", "message_action"):
+            # A press may open a form (a typed confirmation, an incident update) within trigger_id's 3 s.
+            work = self._button if inbound.kind == "block_actions" else self._shortcut
+            self.work.spawn(self._once(key, lambda: work(inbound)), urgent=True)
+            return None
+        # The rest is claimed before the ack: a submission's answer is the ack; events as they always were.
+        if key is not None and not await self.bot.coordinator.claim(key):
+            _skipping(key)
+            return None
+        if isinstance(inbound, Interaction):
             # Known types only: a label per arbitrary string would grow the metric without bound.
             INTERACTIONS.labels(inbound.kind if inbound.kind in INTERACTION_KINDS else "other").inc()
-            if inbound.kind == "block_actions":
-                # A press may open a form (a typed confirmation, an incident update) within trigger_id's 3 s.
-                self.work.spawn(self._button(inbound), urgent=True)
-            elif inbound.kind == "view_submission":
+            if inbound.kind == "view_submission":
                 return await self._submission(inbound)
-            elif inbound.kind in ("shortcut", "message_action"):
-                self.work.spawn(self._shortcut(inbound), urgent=True)
-            elif inbound.kind == "block_suggestion":
+            if inbound.kind == "block_suggestion":
                 return {"options": []}  # opsbot has no external selects; an empty list, not an error
         elif isinstance(inbound, EventCallback):
             self._event(inbound)
         return None
+
+    async def _once(self, key: str | None, work) -> None:
+        """`work()` unless the same delivery (Slack's retry, on any replica) was claimed first."""
+        if key is not None and not await self.bot.coordinator.claim(key, budget=AFTER_ACK_CLAIM_BUDGET):
+            _skipping(key)
+            return
+        await work()
 
     def _event(self, event: EventCallback) -> None:
         """Run an event a declared spec handles; acknowledge and ignore every other (no pipeline, no audit row)."""
@@ -184,6 +201,7 @@ class SlackEdge:
 
     async def _shortcut(self, interaction: Interaction) -> None:
         """A shortcut has no response_url: an answer with something to say opens a modal (trigger_id, 3 s)."""
+        INTERACTIONS.labels(interaction.kind).inc()  # counted once claimed, as every other interaction
         reply = await self.bot.handle_click(self._click(interaction))
         if reply.outcome is Outcome.ok and not reply.text:
             return  # the handler opened its own modal, or had nothing to show
@@ -196,6 +214,7 @@ class SlackEdge:
             log.warning("could not open the answer to a %s shortcut: %s", interaction.callback_id[:40], exc.__class__.__name__)
 
     async def _button(self, interaction: Interaction) -> None:
+        INTERACTIONS.labels(interaction.kind).inc()  # counted once claimed, as every other interaction
         reply = await self.bot.handle_click(self._click(interaction))
         reply.ephemeral = True  # a shared message is edited in place; this answer is for the one who clicked
         if not interaction.response_url:
