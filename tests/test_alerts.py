@@ -276,6 +276,44 @@ async def test_generic_json_missing_or_wrong_fields_is_one_sentence(intake, payl
     assert await intake.incidents() == []
 
 
+async def test_a_window_on_an_open_incidents_service_holds_nothing_of_that_incident(intake):
+    """INC-1 is open for billing; a window opened on billing to fix it must not hide its repeats or that the fix worked."""
+    bot = intake.bot
+    await intake.post("grafana", grafana_payload())
+    [incident] = await intake.incidents()
+    started = await bot.handle(Request("UOPS1", "C1", "maintenance", 'start 1h billing "free memory"', "console"))
+    assert "started" in started.text
+    await bot.scheduler.run_due()
+    status, answer = await intake.post("grafana", grafana_payload())  # a repeat: counted on the open incident
+    assert (status, answer["incidents"]) == (200, [incident.ref])
+    assert [a.firing_count for a in await alert_list.of_incident(bot.db, incident.id)] == [2]
+    status, answer = await intake.post("grafana", grafana_payload("resolved"))
+    assert (status, answer["incidents"]) == (200, [incident.ref])
+    assert (await kinds(bot, incident.id)).count("alerts_resolved") == 1
+    await bot.scheduler.run_due()  # the resolution note with its Resolve button
+    assert [to for to, reply in intake.channel.posts if "its alert is resolved, says grafana" in str(reply.text)] == ["C0INCIDENTS"]
+    await bot.handle(Request("UOPS1", "C1", "incident", f"resolve {incident.id} memory freed", "console"))
+    # With nothing open, the alert would open (here: reopen) an incident: that the window holds.
+    status, answer = await intake.post("grafana", grafana_payload())
+    assert (status, answer["incidents"]) == (200, ["held by maintenance window #1"])
+    assert [i.state for i in await intake.incidents()] == [IncidentState.resolved]
+
+
+async def test_auto_resolve_keeps_the_incident_open_when_its_alert_fired_again_before_the_job_ran(intake):
+    bot = intake.bot
+    await intake.post("hooks", generic())
+    [incident] = await intake.incidents()
+    await intake.post("hooks", generic("OK"))  # auto_resolve booked, not yet run
+    status, answer = await intake.post("hooks", generic())  # it flaps back, and joins the open incident
+    assert (status, answer["incidents"]) == (200, [incident.ref])
+    await bot.scheduler.run_due()
+    await bot.scheduler.run_due()
+    assert (await incidents.get(bot.db, incident.id)).state is IncidentState.open
+    [skipped] = [e for e in await incidents.timeline(bot.db, incident.id) if e.kind == "auto_resolve_skipped"]
+    assert skipped.text == "Not resolved automatically: 1 alert fires again."
+    assert (await kinds(bot, incident.id)).count("resolved") == 0
+
+
 # --------------------------------------------------------------------------- the edge
 
 

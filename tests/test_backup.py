@@ -8,6 +8,7 @@ the Docker exec API. Retention runs on a ManualClock. No mocks of PostgreSQL or 
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import uuid
@@ -27,6 +28,7 @@ from bot.action.params import parse_params
 from bot.backup import dump as pg
 from bot.backup import service as backups
 from bot.backup.models import Backup
+from bot.backup.stores import store_for
 from bot.pipeline.reply import Outcome
 from bot.pipeline.request import Request
 from bot.schedule.clock import ManualClock
@@ -178,7 +180,7 @@ async def test_backup_through_the_kind_streams_verifies_and_records(make_bot, pg
     report, recorder = await run_kind(PG_BACKUP, bot, "backup", {"database": "app", "label": "before migration 42"})
     assert report.succeeded, report.summary()
     [row] = await rows_of(bot)
-    assert re.fullmatch(r"app_\d{8}_\d{6}\.dump", row.file), row.file  # relative to backups.directory
+    assert re.fullmatch(r"app_\d{8}_\d{6}_[0-9a-f]{6}\.dump", row.file), row.file  # relative to backups.directory
     path = backups.path_of(bot.config, row)
     assert path.parent == (tmp_path / "backups").resolve()
     assert not list(path.parent.glob("*.partial"))
@@ -221,6 +223,27 @@ async def test_a_failed_dump_keeps_no_file_and_no_row(make_bot, pg_databases, tm
     assert await rows_of(bot) == []
     assert not list(folder.glob("*")) if folder.exists() else True
     assert recorder.steps[0][0] == "failed"
+
+
+async def test_two_backups_started_in_the_same_second_get_their_own_files(make_bot, pg_databases, tmp_path):
+    # A schedule and a deploy's backup_first at one instant: no name is shared, so retention of one never takes the other.
+    source = await pg_databases.create(rows=10)
+    bot = await make_bot(config_yaml({"app": {"dsn": dsn_of(source)}}, tmp_path / "backups"), clock=ManualClock(day(0)))
+    # Two replicas sharing the directory each choose a name before either writes: nothing is reserved between.
+    store = store_for(bot.config)
+    assert len({await store.new_file("app", day(0)), await store.new_file("app", day(0))}) == 2
+    first, second = await asyncio.gather(
+        backups.make_backup(bot, "app", made_by="schedule:nightly"), backups.make_backup(bot, "app", made_by="UOPS1")
+    )
+    assert first.created_at == second.created_at and first.file != second.file, (first.file, second.file)
+    assert first.file.rsplit("_", 1)[0] == second.file.rsplit("_", 1)[0] == "app_20260101_020000"  # the time leads the name
+    for row in (first, second):
+        assert row.verified, row.verify_error
+        data = backups.path_of(bot.config, row).read_bytes()
+        assert row.size == len(data) and row.sha256 == hashlib.sha256(data).hexdigest()
+        checked = await backups.verify_backup(bot, row.id)
+        assert checked.ok, (checked.problem, checked.unchecked)
+    assert not list((tmp_path / "backups").glob("*.partial"))
 
 
 async def test_the_password_travels_in_the_environment_not_the_arguments(monkeypatch):

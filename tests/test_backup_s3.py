@@ -144,7 +144,7 @@ async def test_backup_streams_to_the_bucket_with_its_sha256_and_verifies(make_bo
     bot = await make_bot(s3_config(source, s3_server, bucket, tmp_path))
     row = await backups.make_backup(bot, "app", made_by="UOPS1", label="before the migration")
     assert row.verified, row.verify_error
-    assert row.storage == "s3" and re.fullmatch(r"nightly/app_\d{8}_\d{6}\.dump", row.file), row.file
+    assert row.storage == "s3" and re.fullmatch(r"nightly/app_\d{8}_\d{6}_[0-9a-f]{6}\.dump", row.file), row.file
     data = await object_bytes(bot, row.file)
     assert data[:5] == b"PGDMP" and len(data) == row.size and hashlib.sha256(data).hexdigest() == row.sha256
     assert await open_uploads(bot.config.backups.storage) == []
@@ -258,6 +258,61 @@ async def test_retention_deletes_objects_through_the_one_decision(make_bot, pg_d
         if backup.id in expected:
             checked = await backups.verify_backup(bot, backup.id)
             assert "deleted by retention" in checked.problem
+
+
+async def test_two_backups_started_in_the_same_second_get_their_own_keys(make_bot, pg_databases, s3_server, bucket, tmp_path):
+    # A schedule and a deploy's backup_first at one instant: no key is shared, so retention of one never takes the other.
+    source = await pg_databases.create(rows=10)
+    bot = await make_bot(s3_config(source, s3_server, bucket, tmp_path), clock=ManualClock(day(0, 1)))
+    first, second = await asyncio.gather(
+        backups.make_backup(bot, "app", made_by="schedule:nightly"), backups.make_backup(bot, "app", made_by="UOPS1")
+    )
+    assert first.created_at == second.created_at and first.file != second.file, (first.file, second.file)
+    assert first.file.rsplit("_", 1)[0] == second.file.rsplit("_", 1)[0] == "nightly/app_20260101_010000"
+    assert await keys(bot.config.backups.storage) == sorted([first.file, second.file])
+    for row in (first, second):
+        assert row.verified, row.verify_error
+        data = await object_bytes(bot, row.file)
+        assert len(data) == row.size and hashlib.sha256(data).hexdigest() == row.sha256
+        checked = await backups.verify_backup(bot, row.id)
+        assert checked.ok, (checked.problem, checked.unchecked)
+
+
+# --------------------------------------------------------------------------- part sizes
+
+
+def test_ten_thousand_parts_hold_s3s_largest_object_from_any_allowed_part_size():
+    mib = 1 << 20
+    assert [s3.part_size(n, 5 * mib) for n in (1, 900, 901, 1800, 1801, 2701)] == [5 * mib, 5 * mib, 10 * mib, 10 * mib, 20 * mib, 40 * mib]
+    assert s3.part_size(10_000, 512 * mib) == 5 << 30  # never over S3's largest part
+    for first_mb in (5, 8, 64, 512):  # backups.storage.part_size_mb's least, default, and largest
+        sizes = [s3.part_size(n, first_mb * mib) for n in range(1, 10_001)]
+        assert sum(sizes) >= 5 << 40, first_mb  # 10,000 parts reach 5 TiB
+        assert min(sizes) >= 5 * mib and max(sizes) <= 5 << 30 and sizes == sorted(sizes)
+
+
+async def test_a_real_upload_cuts_growing_parts_and_completes(s3_server, bucket):
+    # The least part size config allows, doubling every 2 parts (the real schedule doubles every 900): 5, 5, 10, 10, then the rest.
+    storage = storage_of(s3_server, bucket, part_size_mb=5)
+    data = os.urandom(37 << 20)
+    upload = s3.MultipartUpload(storage, "nightly/growing.dump", parts_per_size=2)
+    await upload.open()
+    try:
+        for start in range(0, len(data), 1 << 20):
+            await asyncio.to_thread(upload.write, data[start : start + (1 << 20)])  # write may wait on a part: off the loop
+        await upload.finish()
+        async with s3.client(storage) as client:
+            listed = await client.list_parts(Bucket=bucket, Key=upload.key, UploadId=upload.upload_id)
+        assert [part["Size"] >> 20 for part in listed["Parts"]] == [5, 5, 10, 10, 7]
+    except BaseException:
+        await upload.discard()
+        raise
+    await upload.commit()
+    async with s3.client(storage) as client:
+        answer = await client.get_object(Bucket=bucket, Key=upload.key)
+        async with answer["Body"] as body:
+            assert await body.read() == data
+    assert await open_uploads(storage) == []
 
 
 # --------------------------------------------------------------------------- an interrupted upload

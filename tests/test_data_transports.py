@@ -284,7 +284,7 @@ async def test_backup_runs_at_once_and_edits_its_message_to_succeeded(drive, scr
     [row] = await rows_of(d.bot)
     path = backups.path_of(d.bot.config, row)  # row.file is relative to backups.directory
     assert path.exists() and path.parent == directory.resolve(), row.file
-    assert re.fullmatch(r"main_\d{8}_\d{6}\.dump", path.name)
+    assert re.fullmatch(r"main_\d{8}_\d{6}_[0-9a-f]{6}\.dump", path.name)
     data = path.read_bytes()
     assert data[:5] == b"PGDMP" and row.size == len(data) and row.sha256 == hashlib.sha256(data).hexdigest()
     assert row.verified and row.verify_error is None and row.verified_at is not None

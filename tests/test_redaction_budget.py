@@ -122,7 +122,7 @@ def test_logs_tail_of_long_adversarial_lines_is_bounded():
     """5,000 lines of 2,000 characters blocked the old bot for 32 s; /logs now redacts line by line."""
     units = ["key", "a", "password", "://", "eyJ"]
     raw = "\n".join(fill(units[i % len(units)], 2000 + (i % 3) * 3000) for i in range(5000))
-    lines, elapsed = timed(commands.logs._read_lines, raw, None)
+    lines, elapsed = timed(commands.logs._read_lines, raw.splitlines(), None)
     assert elapsed < 10
     assert len(lines) == 5000
     assert all(len(line) <= commands.logs.MAX_LINE + len(CUT_MARK) for line in lines)

@@ -6,7 +6,8 @@ the other opening lands on that incident's timeline. Everything else is keyed to
 the alert list's rows), so a notification delivered twice changes nothing the second time but its counts.
 
 An alert whose route's service is in a maintenance window opens nothing and pages nobody: it is
-recorded (held.py) and listed when the window ends.
+recorded (held.py) and listed when the window ends. An incident open before the window still gets its
+alerts' repeats and resolution (a window opened to fix it must not hide that the fix worked).
 
 The sender's answer waits on the database only, never on Slack, for a repeat or a resolution: a repeat of
 an open group is one transaction, and the headline's redraw, the resolution note and an auto-resolution
@@ -62,18 +63,20 @@ def without_heartbeat(notification: AlertNotification, rest: tuple) -> AlertNoti
 
 
 async def _one(bot, item: Routed) -> str:
-    """A repeat (the group's incident is open) is one transaction: the window check, the key's incident, the
-    list's upsert and the headline's redraw booked. Opening, reopening and what the list's changes say come after."""
+    """A repeat (the group's incident is open) is one transaction: the key's incident, the window check (only
+    when none is open), the list's upsert and the headline's redraw booked. Opening, reopening and what the
+    list's changes say come after."""
     now = bot.clock.now()
     service = item.route.service
     async with bot.db.sessions() as session:
         async with session.begin():
-            windows = await covering_in(session, [service], now) if service else []
+            incident = await incidents.open_with_key_in(session, item.dedup_key)
+            # A window holds back only what would open an incident: the open one's repeats and resolution still land.
+            windows = await covering_in(session, [service], now) if service and incident is None else []
             if windows:
                 await held.record_in(session, windows[0].id, integration=item.integration, dedup_key=item.dedup_key, service=service,
                                      title=item.title, status=item.status, now=now)
                 return f"held by maintenance window #{windows[0].id}"
-            incident = await incidents.open_with_key_in(session, item.dedup_key)
             changes = await alert_list.record_in(session, incident.id, item.integration, item.alerts, now) if incident else None
         redraw.committed(session)
     if incident is None:

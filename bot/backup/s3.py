@@ -4,7 +4,7 @@ aiobotocore is botocore (AWS's own signing, retries, endpoint and credential han
 which the bot already runs on; aioboto3 only wraps it, and s3fs/obstore bring a filesystem layer
 or a Rust runtime we do not need.
 
-MultipartUpload  the target of a dump: parts of `part_size` bytes are cut on the runner's writer thread
+MultipartUpload  the target of a dump: parts (sized by part_size()) are cut on the runner's writer thread
                  and uploaded one at a time while the next fills (so at most two parts are held); a
                  dump that does not finish aborts the upload, leaving no parts behind.
 ObjectStream     an object read back in 1 MiB chunks into a FIFO the client reads as its standard input,
@@ -32,6 +32,20 @@ from bot.config.types import expand_env
 from bot.redaction import redact_cut
 
 MAGIC = b"PGDMP"
+MAX_PART_SIZE = 5 << 30  # S3's largest part, 5 GiB
+PARTS_PER_SIZE = 900  # parts cut at one size before it doubles
+
+
+def part_size(number: int, first: int, per_size: int = PARTS_PER_SIZE) -> int:
+    """The size of part `number` (from 1) of an upload whose first parts are `first` bytes.
+
+    S3 allows 10,000 parts of differing sizes (each but the last at least 5 MiB), and learns the
+    object's size only at the end: a fixed 8 MiB part fails a dump over 78 GiB at part 10,001, after
+    uploading all of it. Doubling every 900 parts (up to 5 GiB) makes 10,000 parts hold over 5 TiB,
+    S3's largest object, even from 5 MiB, the least backups.storage.part_size_mb allows; the memory
+    held grows with the dump (about twice the current part).
+    """
+    return min(first << ((number - 1) // per_size), MAX_PART_SIZE)
 
 
 @functools.cache
@@ -86,9 +100,10 @@ class MultipartUpload:
     """A dump target (see bot.backup.dump.dump): write() runs on the runner's writer thread and blocks
     while the previous part is still uploading, which holds pg_dump back instead of growing memory."""
 
-    def __init__(self, storage, key: str):
+    def __init__(self, storage, key: str, *, parts_per_size: int = PARTS_PER_SIZE):
         self.storage, self.key = storage, key
-        self.part_size = storage.part_size_mb << 20
+        self.first_part_size = storage.part_size_mb << 20
+        self.parts_per_size = parts_per_size  # smaller only in tests, to see parts grow within a few
         self.buffer = bytearray()
         self.parts: list[dict] = []
         self.upload_id: str | None = None
@@ -109,9 +124,9 @@ class MultipartUpload:
 
     def write(self, chunk: bytes) -> None:
         self.buffer += chunk
-        while len(self.buffer) >= self.part_size:
-            part = bytes(self.buffer[: self.part_size])
-            del self.buffer[: self.part_size]
+        while len(self.buffer) >= (size := part_size(len(self.parts) + 1, self.first_part_size, self.parts_per_size)):
+            part = bytes(self.buffer[:size])
+            del self.buffer[:size]
             self._send(part)
 
     def _send(self, part: bytes) -> None:

@@ -8,6 +8,7 @@ replica whose backups.storage is another one cannot see it, and changes nothing 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,11 +20,17 @@ from bot.backup.errors import BackupError, CheckNotRun
 from bot.backup.models import Backup
 
 
-def dump_name(database: str, at: datetime, n: int) -> str:
-    """<database>_<YYYYmmdd_HHMMSS>.dump (UTC); _2, _3... when that second is taken."""
+def dump_name(database: str, at: datetime) -> str:
+    """<database>_<YYYYmmdd_HHMMSS>_<6 random hex>.dump (UTC).
+
+    The random suffix makes two dumps started in the same second (a schedule and a deploy's
+    backup_first, or two replicas) distinct without anything to reserve between choosing a name
+    and writing it; the time first keeps names sorted by time. Rows made before hold names without
+    the suffix (or _2, _3...): they are read as recorded, never parsed.
+    """
     stamp = at.astimezone(timezone.utc).strftime("%Y%m%d_%H%M%S")
     stem = database.replace(":", "_")  # scratch:x -> scratch_x
-    return f"{stem}_{stamp}.dump" if n == 1 else f"{stem}_{stamp}_{n}.dump"
+    return f"{stem}_{stamp}_{secrets.token_hex(3)}.dump"
 
 
 @dataclass
@@ -45,12 +52,10 @@ class LocalStore:
         return recorded if recorded.is_absolute() else self.base / recorded
 
     async def new_file(self, database: str, at: datetime) -> str:
-        n = 1
-        while True:
-            path = self.base / dump_name(database, at, n)
+        while True:  # a name already there is a 1 in 16.7 million draw: draw again
+            path = self.base / dump_name(database, at)
             if not path.exists() and not path.with_name(path.name + ".partial").exists():
                 return path.name  # relative: the same on every replica that mounts the directory
-            n += 1
 
     def target(self, file: str):
         return pg.FileTarget(self.base / file)
@@ -103,17 +108,16 @@ class S3Store:
         return f"s3://{self.storage.bucket}/{file}"
 
     async def new_file(self, database: str, at: datetime) -> str:
+        # The HEAD also finds an unreadable bucket before pg_dump starts; a key already there is a 1 in 16.7 million draw.
         async with s3.client(self.storage) as client:
-            n = 1
             while True:
-                key = self.storage.prefix + dump_name(database, at, n)
+                key = self.storage.prefix + dump_name(database, at)
                 try:
                     await client.head_object(Bucket=self.storage.bucket, Key=key)
                 except Exception as exc:
                     if s3.missing(exc):
                         return key
                     raise BackupError(f"the bucket {self.storage.bucket} cannot be read ({s3.failure(exc)}); no backup was made.") from None
-                n += 1
 
     def target(self, file: str):
         return s3.MultipartUpload(self.storage, file)

@@ -70,7 +70,7 @@ class S3Storage(Strict):
     prefix: str = Field(
         "",
         pattern=r"^[\x21-\x7e]{0,200}$",
-        description="Prepended to every object key (e.g. opsbot/); the keys are <prefix><database>_<UTC time>.dump.",
+        description="Prepended to every object key (e.g. opsbot/); the keys are <prefix><database>_<UTC time>_<6 random hex>.dump.",
     )
     endpoint_url: str | None = Field(
         None, description="The store's URL for an S3-compatible store (https://<account>.r2.cloudflarestorage.com); empty: AWS S3."
@@ -90,7 +90,7 @@ class S3Storage(Strict):
         8,
         ge=5,
         le=512,
-        description="Multipart upload part size in MiB: memory held per upload is about twice this; a dump may have 10,000 parts.",
+        description="Multipart upload size of the first parts in MiB; it doubles every 900 parts so S3's 10,000 parts hold up to 5 TiB (memory held is about two parts).",
     )
 
     @field_validator("endpoint_url")

@@ -68,7 +68,7 @@ class PgBackup(ActionKind):
         for step in plan.steps:
             db = step["database"]
             if step["step"] == "dump":
-                lines.append(f"{db}: pg_dump --format=custom ({step['via']}) to {step['directory']}/{db}_<UTC time>.dump, streamed and hashed (SHA-256)")
+                lines.append(f"{db}: pg_dump --format=custom ({step['via']}) to {step['directory']}/{db}_<UTC time>_<6 hex>.dump, streamed and hashed (SHA-256)")
             elif step["step"] == "verify":
                 lines.append(f"{db}: verify the file: pg_dump exit 0, PGDMP header, size, pg_restore --list")
             else:
