@@ -39,22 +39,39 @@ def _own(container: dict, image: dict) -> dict:
     return config
 
 
-def create_arguments(info: dict, image_info: dict | None, image: str, name: str, env: dict[str, str] | None = None) -> dict:
+def create_arguments(info: dict, image_info: dict | None, image: str, name: str, env: dict[str, str] | None = None,
+                     *, next_to_old: bool = False) -> dict:
     """create_container's arguments for a container like `info` (inspect) from `image`, named `name`.
 
     `image_info` is the old image's inspect document (None: everything counts as set on the
     container, as compose's --force-recreate of the same image). `env` overrides variables.
+    `next_to_old`: the new container runs while the old one still serves (a blue-green color), so
+    it publishes none of the old one's host ports (the Engine would refuse its start: "port is
+    already allocated") and takes none of its network aliases (DNS would send the old one's
+    traffic to it before the switch); traffic reaches it through the switch, at its color's port.
     """
     config = _own(info, image_info) if image_info is not None else dict(info["Config"])
     host_config = dict(info["HostConfig"])
+    if next_to_old:
+        host_config.pop("PortBindings", None)
     networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+    kept_endpoint = ("IPAMConfig", "Links") if next_to_old else ("Aliases", "IPAMConfig", "Links")
     endpoints = {
-        net: {k: v for k, v in (ep or {}).items() if k in ("Aliases", "IPAMConfig", "Links")}
+        net: {k: v for k, v in (ep or {}).items() if k in kept_endpoint}
         for net, ep in networks.items()
         if net not in ("host", "none", "bridge")
     }
     # Like compose: the new container keeps the old one's anonymous volumes (a database's data).
-    declared = {b.split(":")[1] for b in host_config.get("Binds") or [] if ":" in b}
+    # A mount point is declared by Binds (-v) or by HostConfig.Mounts (--mount, Compose v2); one
+    # declared twice makes the Engine refuse the create ("Duplicate mount point").
+    volume_names = {m["Destination"]: m["Name"] for m in info.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name")}
+    mounts = [dict(m) for m in host_config.get("Mounts") or []]
+    for mount in mounts:
+        if mount.get("Type") == "volume" and not mount.get("Source") and mount.get("Target") in volume_names:
+            mount["Source"] = volume_names[mount["Target"]]  # an anonymous --mount volume: the same one, not a fresh empty one
+    if mounts:
+        host_config["Mounts"] = mounts
+    declared = {b.split(":")[1] for b in host_config.get("Binds") or [] if ":" in b} | {m.get("Target") for m in mounts}
     kept = [
         f"{m['Name']}:{m['Destination']}{'' if m.get('RW', True) else ':ro'}"
         for m in info.get("Mounts") or []
@@ -155,8 +172,9 @@ class ImageGateway:
 
         return await self.docker._run(call)
 
-    async def create_like(self, info: dict, image: str, name: str, env: dict[str, str] | None = None) -> str:
-        """Create (not start) a container like `info` from `image` under `name`; its id."""
+    async def create_like(self, info: dict, image: str, name: str, env: dict[str, str] | None = None,
+                          *, next_to_old: bool = False) -> str:
+        """Create (not start) a container like `info` from `image` under `name`; its id (`next_to_old`: see create_arguments)."""
 
         def call():
             api, errors = self.docker._docker().api, _sdk().errors
@@ -165,7 +183,7 @@ class ImageGateway:
             except errors.NotFound:
                 old_image = None  # the old image is gone: keep everything the container had
             try:
-                return api.create_container(**create_arguments(info, old_image, image, name, env))["Id"]
+                return api.create_container(**create_arguments(info, old_image, image, name, env, next_to_old=next_to_old))["Id"]
             except errors.APIError as exc:
                 raise DockerUnavailable(f"creating {name} from {image} failed ({_reason(exc)})") from None
 

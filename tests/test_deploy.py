@@ -9,6 +9,7 @@ the container itself, so a deploy that lost one would show.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import urllib.request
 import uuid
@@ -19,7 +20,7 @@ import docker.errors
 import pytest
 import yaml
 
-from conftest import PG_USER, ROOT, fleet, free_port
+from conftest import PG_USER, ROOT, fleet, free_port, wait_until
 from drivers import drive  # noqa: F401 (fixture)
 
 from action_helpers import state_of, trail
@@ -201,7 +202,7 @@ async def test_deploy_keeps_every_property_then_history_then_rollback_needs_no_r
     assert f"Request #{request_id} succeeded." in seen, done
     assert f"pulled {REPOSITORY}:v2" in done and "app: v2 started in" in done and "(2 checks pass)" in done
     after = app.inspect()
-    assert after["Id"] != before["Id"] and after["Config"]["Image"] == f"{REPOSITORY}:v2"
+    assert after["Id"] != before["Id"] and after["Config"]["Image"] == app.image_id("v2")  # created from the id pulled, not the tag
     assert after["Image"] == app.image_id("v2")
     assert kept_properties(after) == kept_properties(before)
     env = dict(e.split("=", 1) for e in after["Config"]["Env"])
@@ -343,6 +344,34 @@ async def test_backup_first_then_the_new_releases_migration_from_its_image_then_
     assert backup.verified and backup.label == "before a deploy"
 
 
+async def test_the_new_container_is_the_image_pulled_even_when_the_tag_moves_after_the_pull(drive, app):
+    # A tag of this test's own, pushed to the registry as v2's image; moved locally to v1's image while the
+    # (slow) migration runs, after the pull step got and checked the id.
+    for version in ("v1", "v2"):  # another test's teardown may have untagged them (App.cleanup)
+        app.client.images.pull(REPOSITORY, tag=version)
+    retagged, v2 = "v8-retagged", app.image_id("v2")
+    app.client.api.tag(v2, REPOSITORY, retagged)
+    app.client.images.push(REPOSITORY, tag=retagged)
+    app.start("v1", MIGRATE_SLEEP="3")
+    body = yaml.safe_load(deploy_config(app, deploy={"migrate": "migrate"}))
+    body["jobs"] = {"migrate": MIGRATE_JOB}
+    d = await drive(yaml.safe_dump(body, sort_keys=False))
+    try:
+        request_id, _ = await request(d, f"app {retagged}")
+        approving = asyncio.create_task(approve(d, request_id))
+        await wait_until(lambda: any(c.status == "running" and "migrate-plan" not in c.name for c in one_offs(app)), timeout=60)
+        app.client.api.tag(app.image_id("v1"), REPOSITORY, retagged)
+        seen, done = await approving
+        assert f"Request #{request_id} succeeded." in seen, done
+        after = app.inspect()
+        assert after["Image"] == v2 and app.version() == "v2"
+        [row] = await record.history(d.bot.db, "app")
+        assert (row.state, row.to_image) == ("success", v2)
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            app.client.api.remove_image(f"{REPOSITORY}:{retagged}")
+
+
 async def test_a_migration_that_runs_past_its_timeout_is_stopped_and_nothing_changes(drive, app, tmp_path):
     app.start("v1", MIGRATE_SLEEP="120")
     before = app.inspect()
@@ -441,3 +470,52 @@ async def test_the_daily_check_lists_the_deploys_since_the_last_run(make_bot):
     assert item.status == "warning" and item.number == 2
     assert item.detail == ("web: deploy v0 -> v2, succeeded (2026-12-07 04:00 UTC); "
                            "web: deploy v0 -> v3, failed, rolled back (2026-12-07 06:00 UTC)")
+
+
+# --------------------------------------------------------------------------- --mount (HostConfig.Mounts)
+
+
+def run_in(app: App, container: str, argv: list[str]) -> int:
+    """`docker exec` in `container`; its exit code (an exit code is never lost, a short output can be)."""
+    made = app.client.api.exec_create(container, argv)
+    app.client.api.exec_start(made)
+    return app.client.api.exec_inspect(made)["ExitCode"]
+
+
+def mounts(info: dict) -> list:
+    return sorted((m["Type"], m.get("Name") or m["Source"], m["Destination"], m["RW"]) for m in info["Mounts"])
+
+
+async def test_a_container_with_mount_flags_deploys_and_keeps_the_same_mounts(drive, app):
+    """`--mount type=volume` (named and anonymous) and `--mount type=bind`, as Compose v2 makes them: the
+    Engine refused the new container ("Duplicate mount point") when its volumes were also added as binds."""
+    from docker.types import Mount
+
+    app.client.containers.run(
+        f"{REPOSITORY}:v1", ["sh", "-c", "exec /bin/serve"], name=app.name, detach=True, network_mode="host",
+        environment={"PORT": str(app.port)}, labels={**OWN_LABELS, "opsbot.test.deploy": app.tag},
+        mounts=[Mount("/data", f"{app.name}-data", type="volume"), Mount("/cache", None, type="volume"),
+                Mount("/srv", str(app.bind), type="bind", read_only=True)],
+    )
+    app.wait_version("v1")
+    before = app.inspect()
+    [anonymous] = [m["Name"] for m in before["Mounts"] if m["Destination"] == "/cache"]
+    assert run_in(app, before["Id"], ["sh", "-c", "echo kept > /cache/marker"]) == 0
+    try:
+        d = await drive(deploy_config(app))
+        request_id, _ = await request(d, "app v2")
+        seen, done = await approve(d, request_id)
+        assert f"Request #{request_id} succeeded." in seen, done
+        after = app.inspect()
+        assert after["Id"] != before["Id"] and after["Image"] == app.image_id("v2") and app.version() == "v2"
+        assert mounts(after) == mounts(before)  # the anonymous volume too: the same one
+        assert not after["HostConfig"]["Binds"]
+        assert [(m["Type"], m["Target"], m.get("ReadOnly", False)) for m in after["HostConfig"]["Mounts"]] == \
+            [(m["Type"], m["Target"], m.get("ReadOnly", False)) for m in before["HostConfig"]["Mounts"]]
+        assert run_in(app, after["Id"], ["grep", "-qx", "kept", "/cache/marker"]) == 0  # the anonymous volume's data
+    finally:
+        app.cleanup()
+        try:
+            app.client.api.remove_volume(anonymous, force=True)
+        except docker.errors.NotFound:
+            pass

@@ -117,3 +117,41 @@ async def test_blue_green_keeps_answering_through_a_deploy_and_a_failed_one(driv
     assert poller.failures == [], poller.failures
     assert poller.seen == ["v1", "v2"]
     assert [(r.to_version, r.state) for r in await record.history(d.bot.db, "app")] == [("v3-broken", "rolled_back"), ("v2", "success")]
+
+
+def test_a_color_made_next_to_the_old_container_takes_none_of_its_published_ports_or_aliases(app):
+    """On a bridge network, the new color copied the old one's -p (its start fails "port is already allocated" on an
+    Engine that publishes ports; this one runs with --iptables=false and publishes none, so the test reads what the
+    color was made with) and its --network-alias (DNS sent the old one's traffic to it before the switch)."""
+    from bot.docker_images import create_arguments
+
+    api, host_port = app.client.api, free_port()
+    app.client.images.pull(REPOSITORY, tag="v2")  # another test may have untagged it
+    network = app.client.networks.create(f"opsbot-test-bg-{app.tag}", driver="bridge")
+    try:
+        old = api.create_container(
+            f"{REPOSITORY}:v2", ["sh", "-c", "exec /bin/serve"], name=app.name, environment={"PORT": "8080"}, ports=[8080],
+            labels={"opsbot.test": "1", "opsbot.test.deploy": app.tag},
+            host_config=api.create_host_config(port_bindings={8080: ("127.0.0.1", host_port)}, network_mode=network.name),
+            networking_config=api.create_networking_config({network.name: api.create_endpoint_config(aliases=["web"])}))["Id"]
+        api.start(old)
+        info = api.inspect_container(old)
+        assert info["HostConfig"]["PortBindings"] and "web" in info["NetworkSettings"]["Networks"][network.name]["Aliases"]
+        image_info = api.inspect_image(info["Image"])
+
+        replace = create_arguments(info, image_info, f"{REPOSITORY}:v2", app.name)  # the old one is stopped first: it keeps them
+        assert replace["host_config"]["PortBindings"] == info["HostConfig"]["PortBindings"]
+        assert "web" in replace["networking_config"]["EndpointsConfig"][network.name]["Aliases"]
+
+        color = create_arguments(info, image_info, f"{REPOSITORY}:v2", f"{app.name}-green", {"PORT": "8081"}, next_to_old=True)
+        assert "PortBindings" not in color["host_config"] and color["host_config"]["NetworkMode"] == network.name
+        assert color["networking_config"]["EndpointsConfig"] == {network.name: {"IPAMConfig": None, "Links": None}}
+        new = api.create_container(**color)["Id"]
+        api.start(new)
+        made = api.inspect_container(new)
+        assert made["State"]["Running"] and not made["HostConfig"]["PortBindings"]
+        assert "web" not in (made["NetworkSettings"]["Networks"][network.name]["Aliases"] or [])
+        assert api.inspect_container(old)["State"]["Running"]
+    finally:
+        app.cleanup()
+        network.remove()

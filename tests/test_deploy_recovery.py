@@ -16,10 +16,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 import yaml
+from aiohttp import web
 from sqlalchemy import update
 
 from conftest import PG_ADMIN_DSN, PG_USER, ROOT, free_port, wait_until
-from test_deploy import MIGRATE_JOB, App, app, deploy_config, one_offs  # noqa: F401 (app: fixture)
+from drivers import drive  # noqa: F401 (fixture)
+from test_deploy import MIGRATE_JOB, App, app, approve, deploy_config, one_offs, request  # noqa: F401 (app: fixture)
 from test_deploy_blue_green import front  # noqa: F401 (fixture)
 from test_deploy_k8s import IMAGE, image_of, k8s_deploy_config, kubeconfig  # noqa: F401 (kubeconfig: fixture)
 
@@ -29,6 +31,7 @@ from bot.activity import Activity
 from bot.deploy import service as record
 from bot.deploy.models import Deployment
 from bot.deploy.recovery import RECOVER
+from bot.deploy.run import LEASE, RENEW_EVERY, agreed_time, hold_lease
 from bot.migrate import upgrade_async
 from bot.schedule import JobState
 from bot.schedule import service as jobs
@@ -209,6 +212,72 @@ async def test_killed_during_the_migration_changes_nothing_and_removes_its_conta
     assert request.state == "failed" and request.result == said + "."
     assert await lock_of(bot, "app") is None
     await wait_until(lambda: any(a.kind == "deploy" for a in heard))
+
+
+class CheckGate:
+    """The service's http check target, held by the test: 500 until opened, then 200; counts the checks asked."""
+
+    def __init__(self):
+        self.port, self.is_open, self.asked, self.runner = free_port(), False, 0, None
+
+    async def start(self) -> str:
+        async def health(_request):
+            self.asked += 1
+            return web.Response(status=200 if self.is_open else 500, text="ok" if self.is_open else "not yet")
+
+        site_app = web.Application()
+        site_app.router.add_get("/health", health)
+        self.runner = web.AppRunner(site_app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return f"http://127.0.0.1:{self.port}/health"
+
+
+async def test_a_run_that_lost_its_lease_stops_before_its_next_change_and_leaves_the_containers(drive, app):
+    # The database failed over mid-verification, the lease lapsed and another replica took the row; the
+    # checks then pass, and the run must not mark it verified nor remove the old container.
+    app.start("v1")
+    before = app.inspect()
+    gate = CheckGate()
+    d = await drive(deploy_config(app, checks_url=await gate.start()))
+    try:
+        request_id, _ = await request(d, "app v2")
+        gate.asked = 0
+        approving = asyncio.create_task(approve(d, request_id))
+        await wait_until(lambda: gate.asked > 0, timeout=60)  # the new container started, the old one parked; verifying
+        [row] = await record.history(d.bot.db, "app")
+        assert (row.state, row.phase) == ("in_progress", "change")
+        async with d.bot.db.sessions() as session, session.begin():
+            await session.execute(update(Deployment).where(Deployment.id == row.id)
+                                  .values(held_by="another-replica", lease_until=utcnow().replace(year=2000)))
+        gate.is_open = True
+        seen, done = await approving
+        assert f"Request #{request_id} failed." in seen, done
+        assert f"opsbot stalled past its hold on deployment #{row.id} and another process took it over" in done, done
+        row = await record.get(d.bot.db, row.id)
+        assert (row.state, row.phase, row.held_by) == ("in_progress", "change", "another-replica")
+        parked = app.inspect(before["Id"])  # the old container is still there, parked for recovery to put back
+        assert parked["Name"].lstrip("/").startswith(f"{app.name}-previous-") and not parked["State"]["Running"]
+        new = app.inspect()
+        assert new["Id"] != before["Id"] and new["State"]["Running"] and app.version() == "v2"
+    finally:
+        await gate.runner.cleanup()
+
+
+async def test_a_refused_lease_renewal_cancels_the_run(make_bot, pg_database_url):
+    # One real renewal period (RENEW_EVERY, 15 s): the row was taken over meanwhile, so the run is cancelled.
+    bot = await make_bot("version: 1\n", database_url=pg_database_url)
+    deployment = await record.open_deployment(
+        bot.db, service="app", operation="deploy", platform="container", from_version="v1", to_version="v2", from_image=None,
+        to_image=None, request_id=None, requested_by="UOPS1", approved_by=["UOPS2"], channel="C1", now=bot.clock.now(),
+        plan=None, held_by="replica-a", lease=(agreed_time(bot), LEASE))
+    async with bot.db.sessions() as session, session.begin():
+        await session.execute(update(Deployment).where(Deployment.id == deployment).values(held_by="replica-b"))
+    the_run = asyncio.create_task(asyncio.sleep(3600))
+    await asyncio.wait_for(hold_lease(bot, deployment, "replica-a", the_run), timeout=RENEW_EVERY + 15)
+    with pytest.raises(asyncio.CancelledError):
+        await the_run
+    assert (await record.get(bot.db, deployment)).held_by == "replica-b"
 
 
 # --------------------------------------------------------------------------- blue-green

@@ -18,6 +18,7 @@ import aiohttp
 from bot.action.kinds.base import Plan, PlanContext, PlanError, RunContext, StepResult
 from bot.action.kinds.docker_health import container_logs, wait_healthy
 from bot.action.params import BadParameter, parse_params
+from bot.deploy import service as record
 from bot.docker_engine import DockerUnavailable
 from bot.docker_images import ImageGateway
 from bot.redaction import redact
@@ -42,6 +43,16 @@ def tag_of(reference: str, repository: str) -> str | None:
     if reference.startswith(repository + ":"):
         return reference[len(repository) + 1:]
     return None
+
+
+async def version_running(ctx: PlanContext, service: str, info: dict, repository: str) -> str:
+    """The version the container runs: its image's tag, or (created from an image id, as deploys do) the
+    version of the newest successful deploy that put that image on; else the image's short id."""
+    tag = tag_of(info["Config"]["Image"], repository)
+    if tag is not None:
+        return tag
+    last = await record.current(ctx.bot.db, service)
+    return last.to_version if last is not None and last.to_image == info["Image"] else f"image {info['Image'][7:19]}"
 
 
 async def change_step(ctx: PlanContext, service: str, deploy, grace: float, image: str, version: str,
@@ -152,6 +163,7 @@ async def _replace(ctx: RunContext, plan: Plan, step: dict, image: str, journal)
         new_id = await images.create_like(info, image, name)
         await docker.start(new_id)
     except DockerUnavailable as exc:
+        await journal.confirm()
         back = await unpark(ctx, step, parked, None)
         return [StepResult(service, False, f"{service}: {exc}; {back}")], "failure", None
     done = f"{step['version']} started in {time.perf_counter() - started:.1f} s"
@@ -162,6 +174,7 @@ async def _replace(ctx: RunContext, plan: Plan, step: dict, image: str, journal)
         await images.remove(old)
         await keep(images, step, result)
         return [result], "success", new_image
+    await journal.confirm()  # a run that lost its hold must not remove what recovery put back
     back = await unpark(ctx, step, parked, new_id)
     settled = await wait_healthy(ctx, service, name, plan.verify, f"rolled back to {step['from_version']} automatically ({back})")
     return [result, settled], "rolled_back" if settled.ok else "failure", new_image
@@ -198,14 +211,16 @@ async def _blue_green(ctx: RunContext, plan: Plan, step: dict, image: str, journ
     await journal.phase("change")
     try:
         info = await _same(ctx, step)
-        new_id = await images.create_like(info, image, new_name, env={step["port_env"]: str(step["port"])})
+        new_id = await images.create_like(info, image, new_name, env={step["port_env"]: str(step["port"])}, next_to_old=True)
         await docker.start(new_id)
     except DockerUnavailable as exc:
+        await journal.confirm()
         await images.remove(new_name)
         return [StepResult(service, False, f"{service}: {exc}; the old container kept serving")], "failure", None
     new_image = (await docker.inspect(new_id) or {}).get("Image")
     problem = await _answers(step["health_url"], deadline, interval)
     if problem is not None:
+        await journal.confirm()
         logs = await container_logs(docker, new_id)
         await images.remove(new_id)
         failed = StepResult(service, False, f"{service}: {step['color']} ({step['version']}) did not answer: {problem}", logs)
@@ -214,11 +229,13 @@ async def _blue_green(ctx: RunContext, plan: Plan, step: dict, image: str, journ
     await journal.phase("switching")
     switched = await switch(ctx, step, "to")
     if not switched.ok:
+        await journal.confirm()
         back = await switch(ctx, step, "back")
         await images.remove(new_id)
         return [switched, back], "rolled_back" if back.ok else "failure", new_image
     result = await wait_healthy(ctx, service, new_name, plan.verify, f"{step['version']} on {step['color']} and switched")
     if not result.ok:
+        await journal.confirm()
         back = await switch(ctx, step, "back")
         await images.remove(new_id)
         back.summary = f"{service}: rolled back automatically: {back.summary}"

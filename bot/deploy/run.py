@@ -15,7 +15,7 @@ import logging
 from datetime import timedelta
 
 from bot.action import service as requests
-from bot.action.kinds.base import ExecutionReport, Plan, RunContext
+from bot.action.kinds.base import ExecutionReport, Plan, RunContext, StepResult
 from bot.activity import Activity
 from bot.coordination import AgreedTime, fixed_now
 from bot.deploy import container, kubernetes, prepare
@@ -36,22 +36,33 @@ def agreed_time(bot) -> AgreedTime:
 
 
 class Journal:
-    """The run's phases on its row: written before each step that needs undoing if the process dies there."""
+    """The run's phases on its row: written before each step that needs undoing if the process dies there.
 
-    def __init__(self, db, deployment: int):
-        self.db, self.deployment = db, deployment
+    Each write holds only while this process still holds the row (record.LeaseLost otherwise), so a run
+    whose lease lapsed stops before its next change instead of undoing what recovery put back."""
+
+    def __init__(self, db, deployment: int, held_by: str):
+        self.db, self.deployment, self.held_by, self.current = db, deployment, held_by, ""
 
     async def phase(self, name: str, progress: dict | None = None) -> None:
-        await record.mark(self.db, self.deployment, name, progress)
+        await record.mark(self.db, self.deployment, name, progress, self.held_by)
+        self.current = name
+
+    async def confirm(self) -> None:
+        """Before a destructive step that starts no new phase (a rollback's removals): still ours?"""
+        await record.mark(self.db, self.deployment, self.current, None, self.held_by)
 
 
-async def hold_lease(bot, deployment: int, replica: str) -> None:
-    """Renew the row's lease while the run lasts (cancelled when it ends)."""
+async def hold_lease(bot, deployment: int, replica: str, run_task: asyncio.Task | None = None) -> None:
+    """Renew the row's lease while the run lasts (cancelled when it ends); when a renewal is refused,
+    `run_task` is cancelled, since another process now owns the deploy."""
     while True:
         await asyncio.sleep(RENEW_EVERY)
         try:
             if not await record.renew(bot.db, deployment, replica, agreed_time(bot), LEASE):
-                log.error("deployment #%s: another process took it over (this one stalled past its lease)", deployment)
+                log.error("deployment #%s: another process took it over (this one stalled past its lease); stopping", deployment)
+                if run_task is not None:
+                    run_task.cancel()
                 return
         except Exception as exc:  # a database blip: the next renewal tries again, within the lease
             log.warning("deployment #%s: renewing its lease failed: %s", deployment, exc.__class__.__name__)
@@ -72,35 +83,59 @@ async def run(ctx: RunContext, spec, plan: Plan, operation: str) -> ExecutionRep
         request_id=ctx.request_id, requested_by=ctx.requested_by, approved_by=approvers, channel=ctx.channel, now=bot.clock.now(),
         plan=plan.to_json(), held_by=replica, lease=(agreed_time(bot), LEASE),
     )
-    holding = asyncio.create_task(hold_lease(bot, deployment, replica), name=f"deployment-{deployment}-lease")
+    steps = asyncio.create_task(_steps(ctx, spec, plan, deployment, step, platform, replica), name=f"deployment-{deployment}-steps")
+    holding = asyncio.create_task(hold_lease(bot, deployment, replica, steps), name=f"deployment-{deployment}-lease")
     try:
-        return await _steps(ctx, spec, plan, operation, deployment, step, platform)
+        report, state, new_image = await steps
+    except asyncio.CancelledError:
+        if not _refused(holding):
+            raise  # cancelled from outside, not by a lost lease
+        return _stopped(step, deployment)
+    except record.LeaseLost:
+        return _stopped(step, deployment)
     finally:
         holding.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await holding
+    await finish(ctx, deployment, state, report, step, operation, new_image)
+    return report
 
 
-async def _steps(ctx: RunContext, spec, plan: Plan, operation: str, deployment: int, step: dict, platform: str) -> ExecutionReport:
-    bot, journal = ctx.bot, Journal(ctx.bot.db, deployment)
+def _refused(holding: asyncio.Task) -> bool:
+    """hold_lease ended by itself: its renewal was refused."""
+    return holding.done() and not holding.cancelled() and holding.exception() is None
+
+
+def _stopped(step: dict, deployment: int) -> ExecutionReport:
+    return ExecutionReport([StepResult(step["service"], False, (
+        f"{step['service']}: opsbot stalled past its hold on deployment #{deployment} and another process took it over, "
+        "so this one stopped without changing anything more; that process finishes it"))])
+
+
+async def _steps(ctx: RunContext, spec, plan: Plan, deployment: int, step: dict, platform: str,
+                 replica: str) -> tuple[ExecutionReport, str, str | None]:
+    """The steps in order; (the report, the row's end state, the new image's id). The image created is
+    the id the pull step got and checked, so re-tagging the tag meanwhile cannot change what runs."""
+    bot, journal = ctx.bot, Journal(ctx.bot.db, deployment, replica)
     await record.move(bot.db, deployment, "pending", "in_progress")
     report, images = ExecutionReport(), ImageGateway(bot.checks.docker)
+    image = step.get("image")
     for prior in plan.steps:
         if prior is step:
             break
         await journal.phase("prepare", {"step": prior["step"]})
-        result, _ = await prepare.run(ctx, prior, images, deployment)
+        result, pulled = await prepare.run(ctx, prior, images, deployment)
         report.steps.append(result)
         if not result.ok:
-            await finish(ctx, deployment, "failure", report, step, operation, None)
-            return report
+            return report, "failure", None
+        if pulled is not None and prior["image"] == step.get("image"):
+            image = pulled
     if platform == "container":
-        results, state, new_image = await container.apply(ctx, plan, step, step["image"], journal)
+        results, state, new_image = await container.apply(ctx, plan, step, image, journal)
     else:
         results, state, new_image = await kubernetes.apply(ctx, spec, plan, step, journal)
     report.steps.extend(results)
-    await finish(ctx, deployment, state, report, step, operation, new_image)
-    return report
+    return report, state, new_image
 
 
 def _first_image(step: dict) -> str | None:

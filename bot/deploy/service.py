@@ -46,13 +46,24 @@ async def renew(db: Database, deployment_id: int, held_by: str, at: AgreedTime, 
         return result.rowcount == 1
 
 
-async def mark(db: Database, deployment_id: int, phase: str, progress: dict | None = None) -> None:
-    """How far the run got, written before the step it names starts (recovery undoes from here)."""
+class LeaseLost(Exception):
+    """The row is no longer this process's (its lease lapsed and recovery took it, or it ended): stop, change nothing more."""
+
+
+async def mark(db: Database, deployment_id: int, phase: str, progress: dict | None, held_by: str) -> None:
+    """How far the run got, written before the step it names starts (recovery undoes from here).
+
+    Only while `held_by` still holds the unfinished row; LeaseLost otherwise, so the step does not start."""
     values: dict = {"phase": phase}
     if progress is not None:
         values["progress"] = progress
     async with db.sessions() as session, session.begin():
-        await session.execute(update(Deployment).where(Deployment.id == deployment_id).values(**values))
+        result = await session.execute(
+            update(Deployment).where(Deployment.id == deployment_id, Deployment.held_by == held_by[:64],
+                                     Deployment.state.in_(UNFINISHED)).values(**values)
+        )
+    if result.rowcount != 1:
+        raise LeaseLost(f"deployment #{deployment_id} is no longer held by {held_by}")
 
 
 async def lapsed(db: Database, at: AgreedTime, limit: int = 20) -> list[int]:

@@ -58,7 +58,7 @@ class Deploy(ActionKind):
             steps.append(prepare.backup_step(deploy.backup_first))
         if ctx.config.services[service].container:
             name, info = await container.current(ctx, service)
-            from_version = container.tag_of(info["Config"]["Image"], deploy.image) or f"image {info['Image'][7:19]}"
+            from_version = await container.version_running(ctx, service, info, deploy.image)
             if from_version == version:
                 raise PlanError(f"{service} already runs {version}; nothing was requested.")
             image_id = None
