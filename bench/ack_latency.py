@@ -13,6 +13,8 @@ reports the time to the HTTP ack (p50/p99), the ratio opsbot/bare, and the
 resident memory (VmRSS) of the idle opsbot process before the load.
 
     .venv/bin/python bench/ack_latency.py [--requests 300] [--concurrency 10]
+
+slack-bolt comes with the bench extra (`pip install -e '.[bench]'`, which `make bench` runs).
 """
 from __future__ import annotations
 
@@ -267,6 +269,11 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    try:
+        import slack_bolt  # noqa: F401 (the baseline only: the bot itself never imports Bolt)
+    except ImportError:
+        sys.exit("bench/ack_latency.py compares against a bare Bolt app: install the bench extra first "
+                 "(pip install -e '.[bench]'; make bench does).")
     if args.bare_server:
         asyncio.run(bare_server(args.bare_server))
     else:

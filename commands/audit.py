@@ -22,11 +22,11 @@ async def handle(inv: Invocation) -> Reply:
     target = None
     if names:
         try:
-            target = resolve_services(inv.bot.config, names)[0]
+            target = resolve_services(inv.ctx.config, names)[0]
         except UnknownService as exc:
             return Reply.refusal(str(exc))
     since_seconds = inv.args.options.get("since", 86400.0)
-    rows = await entries(inv.bot.db, LIMIT, target=target, since=utcnow() - timedelta(seconds=since_seconds))
+    rows = await entries(inv.ctx.db, LIMIT, target=target, since=utcnow() - timedelta(seconds=since_seconds))
     scope = f"{target}, " if target else ""
     title = f"Audit: {scope}last {format_duration(since_seconds)}, {len(rows)} entries" + (" (newest 200)" if len(rows) == LIMIT else "")
     lines = [

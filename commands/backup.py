@@ -69,32 +69,32 @@ async def handle(inv: Invocation) -> Reply:
         return Reply.refusal(f"One database at a time, or none for all of them. Usage: {USAGE}")
     raw: dict[str, str] = {}
     if words:
-        if words[0] not in inv.bot.config.databases:
-            return _unknown_database(inv.bot.config, words[0])
+        if words[0] not in inv.ctx.config.databases:
+            return _unknown_database(inv.ctx.config, words[0])
         raw["database"] = words[0]
-    elif not inv.bot.config.databases:
+    elif not inv.ctx.config.databases:
         return Reply.refusal("app.yaml declares no databases, so there is nothing to back up.")
     if options.get("label"):
         raw["label"] = options["label"]
     from bot.action.flow import request_action  # the generic flow; imported late (it imports the kinds)
 
-    return await request_action(inv.bot, inv.request, "backup", raw)
+    return await request_action(inv.ctx, inv.request, "backup", raw)
 
 
 async def _readable(inv: Invocation, names: list[str]) -> list[str]:
-    held = await inv.bot.roles.roles_of(inv.request.user_id)
-    return [n for n in names if policy.owners(inv.bot.config, Target("database", n)) & held]
+    held = await inv.ctx.roles.roles_of(inv.request.user_id)
+    return [n for n in names if policy.owners(inv.ctx.config, Target("database", n)) & held]
 
 
 async def _list(inv: Invocation, database: str | None) -> Reply:
-    config = inv.bot.config
+    config = inv.ctx.config
     if database is not None:
         if database not in config.databases:
             return _unknown_database(config, database)
-        refusal = await policy.read_refusal(inv.bot.roles, config, Target("database", database), inv.request.user_id, "list the backups of")
+        refusal = await policy.read_refusal(inv.ctx.roles, config, Target("database", database), inv.request.user_id, "list the backups of")
         if refusal:
             return Reply.refusal(refusal, Outcome.denied)
-    rows = await backups.list_backups(inv.bot.db, database, limit=200 if database is None else 20)
+    rows = await backups.list_backups(inv.ctx.db, database, limit=200 if database is None else 20)
     if database is None:
         readable = set(await _readable(inv, sorted({r.database for r in rows if r.database in config.databases})))
         # Safety backups of scratch databases (not in app.yaml) are listed to anyone holding a role.
@@ -102,7 +102,7 @@ async def _list(inv: Invocation, database: str | None) -> Reply:
     title = f"Backups of {database}" if database else "Backups"
     if not rows:
         return Reply(text=f"{title}: none on disk.", blocks=[Header(title), Context("None on disk yet; /backup makes one.")], ephemeral=True)
-    table = views.table(rows, _now(inv.bot))
+    table = views.table(rows, _now(inv.ctx))
     note = f"Newest {len(rows)}, newest first; /restore ID puts one back."
     return Reply(text=f"{title}\n{table}", blocks=[Header(title), Context(note), Preformatted(table)], ephemeral=True)
 
@@ -126,16 +126,16 @@ async def _verify(inv: Invocation, raw: str) -> Reply:
     if backup_id is None:
         return Reply.refusal(f"'{raw[:40]}' is not a backup id; /backup list shows them.")
     try:
-        backup = await backups.get_backup(inv.bot.db, backup_id)
+        backup = await backups.get_backup(inv.ctx.db, backup_id)
     except backups.NoSuchBackup as exc:
         return Reply.refusal(str(exc))
-    if backup.database in inv.bot.config.databases:
+    if backup.database in inv.ctx.config.databases:
         refusal = await policy.read_refusal(
-            inv.bot.roles, inv.bot.config, Target("database", backup.database), inv.request.user_id, "verify the backups of"
+            inv.ctx.roles, inv.ctx.config, Target("database", backup.database), inv.request.user_id, "verify the backups of"
         )
         if refusal:
             return Reply.refusal(refusal, Outcome.denied)
-    result = await backups.verify_backup(inv.bot, backup_id)
+    result = await backups.verify_backup(inv.ctx, backup_id)
     b = result.backup
     if result.unchecked:
         flag = "verified" if b.verified else "not verified"
@@ -154,7 +154,7 @@ async def _verify(inv: Invocation, raw: str) -> Reply:
 
 
 async def _retention(inv: Invocation, database: str | None, dry_run: bool) -> Reply:
-    config, user = inv.bot.config, inv.request.user_id
+    config, user = inv.ctx.config, inv.request.user_id
     if database is not None and database not in config.databases:
         return _unknown_database(config, database)
     names = [database] if database else sorted(config.databases)
@@ -163,21 +163,21 @@ async def _retention(inv: Invocation, database: str | None, dry_run: bool) -> Re
     targets = [Target("database", n) for n in names]
     if dry_run:
         for target in targets:
-            refusal = await policy.read_refusal(inv.bot.roles, config, target, user, "see the backups of")
+            refusal = await policy.read_refusal(inv.ctx.roles, config, target, user, "see the backups of")
             if refusal:
                 return Reply.refusal(refusal, Outcome.denied)
     else:
         spec = config.action("backup")
-        refusal = await policy.request_refusal(inv.bot.roles, config, spec, targets, user, "apply retention to")
+        refusal = await policy.request_refusal(inv.ctx.roles, config, spec, targets, user, "apply retention to")
         if refusal:
             return Reply.refusal(refusal, Outcome.denied)
     lines: list[str] = []
     for name in names:
-        plan = await backups.apply_retention(inv.bot, name, dry_run=dry_run)
+        plan = await backups.apply_retention(inv.ctx, name, dry_run=dry_run)
         lines += views.retention_lines(name, plan, dry_run)
         if plan.delete and not dry_run:
             await audit.record(
-                inv.bot.db,
+                inv.ctx.db,
                 user_id=user,
                 command="backup",
                 arguments=f"retention {name}",

@@ -57,12 +57,12 @@ def _ratelimit_args(rest: list[str]) -> tuple[str, bool] | str:
 
 
 async def _read_refusal(inv: Invocation, name: str) -> Reply | None:
-    sentence = await policy.read_refusal(inv.bot.roles, inv.bot.config, Target("cache", name), inv.request.user_id, "read")
+    sentence = await policy.read_refusal(inv.ctx.roles, inv.ctx.config, Target("cache", name), inv.request.user_id, "read")
     return Reply.refusal(sentence, Outcome.denied) if sentence else None
 
 
 async def handle(inv: Invocation) -> Reply:
-    config = inv.bot.config
+    config = inv.ctx.config
     parsed = _words(config, inv.args.positionals["text"])
     if isinstance(parsed, str):
         return Reply.refusal(parsed)
@@ -73,7 +73,7 @@ async def handle(inv: Invocation) -> Reply:
     if sub == "flush":
         from bot.action.flow import request_action
 
-        return await request_action(inv.bot, inv.request, "flush_cache", {"cache": name})
+        return await request_action(inv.ctx, inv.request, "flush_cache", {"cache": name})
     if sub == "ratelimit":
         args = _ratelimit_args(rest)
         if isinstance(args, str):
@@ -86,7 +86,7 @@ async def handle(inv: Invocation) -> Reply:
         if clear:
             from bot.action.flow import request_action
 
-            return await request_action(inv.bot, inv.request, "clear_ratelimit", {"cache": name, "user": user})
+            return await request_action(inv.ctx, inv.request, "clear_ratelimit", {"cache": name, "user": user})
     refused = await _read_refusal(inv, name)
     if refused:
         return refused

@@ -91,7 +91,7 @@ def vacuum_params(name: str, rest: list[str]) -> dict[str, str]:
 
 
 async def handle(inv: Invocation) -> Reply:
-    bot = inv.bot
+    bot = inv.ctx
     try:
         words = split_words(inv.args.positionals["text"])
     except ValueError:

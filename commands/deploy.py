@@ -15,7 +15,7 @@ GRAMMAR = Grammar(usage=USAGE, positionals=("service",), rest="version", max_res
 
 
 async def handle(inv: Invocation) -> Reply:
-    bot, first, rest = inv.bot, inv.args.positionals["service"], inv.args.positionals["version"]
+    bot, first, rest = inv.ctx, inv.args.positionals["service"], inv.args.positionals["version"]
     if first == "history" and rest and rest[0] in bot.config.services:
         return views.history(rest[0], await record.history(bot.db, rest[0]))
     if not rest:

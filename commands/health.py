@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 async def handle(inv: Invocation) -> Reply:
-    config = inv.bot.config
+    config = inv.ctx.config
     try:
         services = resolve_services(config, inv.args.positionals["services"])
     except UnknownService as exc:
@@ -37,8 +37,8 @@ async def handle(inv: Invocation) -> Reply:
 
     def work():
         return run_health(
-            inv.bot.checks,
-            inv.bot.db,
+            inv.ctx.checks,
+            inv.ctx.db,
             config,
             services,
             trigger=request.trigger,
@@ -47,20 +47,20 @@ async def handle(inv: Invocation) -> Reply:
         )
 
     capped_as = None if request.trigger in UNCAPPED_TRIGGERS else (request.team_id, request.user_id)
-    outcome = await inv.bot.checks.health.run(services, work, user=capped_as)
+    outcome = await inv.ctx.checks.health.run(services, work, user=capped_as)
     if isinstance(outcome, Limited):
         return Reply.refusal(outcome.sentence)
     report, shared = outcome
     reply = render(replace(report, shared=True) if shared else report, services, await _windows(inv), config)
     data = {"summary": reply.text, "outcome": reply.outcome.value, "services": services, "run_id": report.run_id}
-    await inv.bot.activity.publish(Activity(request.channel_id, "check", request.user_id, reply.text, data))
+    await inv.ctx.activity.publish(Activity(request.channel_id, "check", request.user_id, reply.text, data))
     return reply
 
 
 async def _windows(inv: Invocation) -> list:
     """The maintenance windows active now; none when they cannot be read (the report still goes out)."""
     try:
-        return await maintenance.active(inv.bot.db, inv.bot.clock.now())
+        return await maintenance.active(inv.ctx.db, inv.ctx.clock.now())
     except Exception as exc:  # the bot's database: the checks do not need it
         log.warning("maintenance windows unreadable (%s): /health without them", exc.__class__.__name__)
         return []

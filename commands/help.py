@@ -10,10 +10,10 @@ GRAMMAR = Grammar(usage="/help")
 
 
 async def handle(inv: Invocation) -> Reply:
-    held = await inv.bot.roles.roles_of(inv.request.user_id)
+    held = await inv.ctx.roles.roles_of(inv.request.user_id)
     allowed = [
         spec
-        for spec in inv.bot.pipeline.commands.values()
+        for spec in inv.ctx.commands.values()
         if spec.public or role_needed(held, spec.roles) is None
     ]
     lines = [f"`{spec.usage}`  {spec.summary}" for spec in allowed]

@@ -38,14 +38,14 @@ async def _target(inv: Invocation, sub: str, rest: str) -> tuple[Incident | str,
     """(incident, remaining text), or (sentence, "") when it cannot be told which incident is meant."""
     first, after = _split_first(rest)
     match = NUMBER.match(first) if first else None
-    here = await service.by_channel(inv.bot.db, inv.request.channel_id)
+    here = await service.by_channel(inv.ctx.db, inv.request.channel_id)
     if here is not None and match and sub in FREE_TEXT and not first.startswith("inc-") and int(match.group(1)) != here.id:
         # In an incident's own channel, "/incident update 3 replicas down" is about this incident:
         # there a bare number names an incident only when it is this one's (INC-N always does).
         return here, rest
     if match:
         try:
-            return await service.get(inv.bot.db, int(match.group(1))), after
+            return await service.get(inv.ctx.db, int(match.group(1))), after
         except service.NoSuchIncident:
             return f"INC-{int(match.group(1))} does not exist. /incident list shows the open ones.", ""
     if here is not None:
@@ -90,7 +90,7 @@ async def _open(inv: Invocation, rest: str) -> Reply:
         return Reply.refusal(parsed)
     title, services, playbook = parsed
     request = inv.request
-    return await opening.open_incident(inv.bot, opening.OpenRequest(
+    return await opening.open_incident(inv.ctx, opening.OpenRequest(
         severity=rest.split(None, 1)[0], title=title, services=services, description="", playbook=playbook,
         user_id=request.user_id, channel_id=request.channel_id, transport=request.transport, team_id=request.team_id))
 
@@ -102,7 +102,7 @@ async def _role(inv: Invocation, incident: Incident, text: str) -> Reply:
     holder = words[1].removeprefix("@")  # Slack's mention arrives as the id; @U123 is typed on the console
     if not USER_ID.match(holder):
         return Reply.refusal(f"'{words[1][:30]}' is not a Slack user: mention them with @ so Slack fills in who they are.")
-    return await lifecycle.set_role(inv.bot, incident, inv.request.user_id, words[0].lower(), holder)
+    return await lifecycle.set_role(inv.ctx, incident, inv.request.user_id, words[0].lower(), holder)
 
 
 async def _followup(inv: Invocation, incident: Incident, text: str) -> Reply:
@@ -114,7 +114,7 @@ async def _followup(inv: Invocation, incident: Incident, text: str) -> Reply:
     body = " ".join(words[:-1] if owner else words)
     if not body:
         return Reply.refusal("A follow-up needs text: /incident followup <what to do> [@owner]")
-    return await lifecycle.followup(inv.bot, incident, inv.request.user_id, body, owner)
+    return await lifecycle.followup(inv.ctx, incident, inv.request.user_id, body, owner)
 
 
 async def _silence(inv: Invocation, incident: Incident, text: str) -> Reply:
@@ -122,11 +122,11 @@ async def _silence(inv: Invocation, incident: Incident, text: str) -> Reply:
     words = text.split()
     if len(words) != 1:
         return Reply.refusal(f"Usage: /incident silence {incident.id} <duration>, e.g. /incident silence {incident.id} 2h")
-    return await request_action(inv.bot, inv.request, "silence", {"incident": str(incident.id), "duration": words[0]})
+    return await request_action(inv.ctx, inv.request, "silence", {"incident": str(incident.id), "duration": words[0]})
 
 
 async def _on_incident(inv: Invocation, sub: str, incident: Incident, text: str) -> Reply:
-    bot, user = inv.bot, inv.request.user_id
+    bot, user = inv.ctx, inv.request.user_id
     if sub == "ack":
         return await lifecycle.acknowledge(bot, incident, user)
     if sub in ("update", "note") and not text.strip():
@@ -159,7 +159,7 @@ async def _on_incident(inv: Invocation, sub: str, incident: Incident, text: str)
 async def _content(inv: Invocation, sub: str, incident: Incident) -> Reply:
     """/incident show and postmortem: refused to whoever cannot read a private incident channel;
     for one who can, asked elsewhere, answered to them alone."""
-    bot, user, asked_in = inv.bot, inv.request.user_id, inv.request.channel_id
+    bot, user, asked_in = inv.ctx, inv.request.user_id, inv.request.channel_id
     allowed = await access.check(bot, incident, user, asked_in)
     if allowed.refusal is not None:
         return allowed.refusal
@@ -181,7 +181,7 @@ async def handle(inv: Invocation) -> Reply:
         if extra and extra != ["--all"]:
             return Reply.refusal("Usage: /incident list [--all]")
         everything = extra == ["--all"]
-        return listing(await service.listing(inv.bot.db, include_resolved=everything), inv.bot.config, include_resolved=everything)
+        return listing(await service.listing(inv.ctx.db, include_resolved=everything), inv.ctx.config, include_resolved=everything)
     if sub not in NEEDS_INCIDENT:
         shown = "".join(ch for ch in sub[:20] if ch.isprintable())
         return Reply.refusal(f"There is no /incident {shown}. Usage: {USAGE}")

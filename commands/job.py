@@ -30,7 +30,7 @@ def _listing(config) -> Reply:
 
 
 async def handle(inv: Invocation) -> Reply:
-    bot, names = inv.bot, inv.args.positionals["name"]
+    bot, names = inv.ctx, inv.args.positionals["name"]
     if not names:
         return _listing(bot.config)
     name = names[0]

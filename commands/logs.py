@@ -104,7 +104,7 @@ GRAMMAR = Grammar(
 
 
 async def handle(inv: Invocation) -> Reply:
-    bot, name, options = inv.bot, inv.args.positionals["service"], inv.args.options
+    bot, name, options = inv.ctx, inv.args.positionals["service"], inv.args.options
     try:
         resolve_services(bot.config, [name])
     except UnknownService as exc:

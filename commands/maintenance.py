@@ -64,15 +64,15 @@ async def handle(inv: Invocation) -> Reply:
         if sub == "end":
             return await _end(inv, rest)
         if sub == "list" and not rest.strip():
-            now = inv.bot.clock.now()
-            return views.listing(await service.active(inv.bot.db, now), await service.upcoming(inv.bot.db, now), inv.bot.config, now)
+            now = inv.ctx.clock.now()
+            return views.listing(await service.active(inv.ctx.db, now), await service.upcoming(inv.ctx.db, now), inv.ctx.config, now)
     except Refused as exc:
         return Reply.refusal(str(exc), exc.outcome)
     return Reply.refusal(f"Usage: {USAGE}")
 
 
 async def _create(inv: Invocation, rest: str, *, ahead: bool) -> Reply:
-    bot, now = inv.bot, inv.bot.clock.now()
+    bot, now = inv.ctx, inv.ctx.clock.now()
     before, reason = split_reason(rest)
     reason = _reason(reason)
     try:
@@ -114,7 +114,7 @@ async def _create(inv: Invocation, rest: str, *, ahead: bool) -> Reply:
 
 
 async def _end(inv: Invocation, rest: str) -> Reply:
-    bot, now = inv.bot, inv.bot.clock.now()
+    bot, now = inv.ctx, inv.ctx.clock.now()
     words = rest.split()
     if len(words) > 1:
         raise Refused("Usage: /maintenance end [ID]")

@@ -35,7 +35,7 @@ _OFFSET_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?
 
 async def handle(inv: Invocation) -> Reply:
     words: list[str] = inv.args.positionals["words"]
-    rotations = inv.bot.config.oncall
+    rotations = inv.ctx.config.oncall
     if not rotations:
         return Reply.refusal("No on-call rotations are configured; add them under oncall: in app.yaml.")
     if words and words[0] == "override" and not (len(words) == 1 and "override" in rotations):
@@ -46,12 +46,12 @@ async def handle(inv: Invocation) -> Reply:
     refusal = _unknown_rotation(inv, names[0])
     if refusal:
         return refusal
-    now = inv.bot.clock.now()
+    now = inv.ctx.clock.now()
     sections, summary = [], []
     for name in names:
         zone = ZoneInfo(rotations[name].timezone)
-        current = await on_call(inv.bot.db, inv.bot.config, name, now)
-        upcoming = await next_on_call(inv.bot.db, inv.bot.config, name, now)
+        current = await on_call(inv.ctx.db, inv.ctx.config, name, now)
+        upcoming = await next_on_call(inv.ctx.db, inv.ctx.config, name, now)
         sections.append(Section(Text(
             f"*{name}* (times in {zone.key})\n",
             "On call: ", *_who(current), f" until {_time(current.until, zone)}\n",
@@ -73,8 +73,8 @@ async def _override(inv: Invocation, rest: list[str]) -> Reply:
         return Reply.refusal(
             f"'{_shown(who)}' is not a Slack user mention; mention them with @ and pick them from the list, so Slack fills in their user id."
         )
-    zone = ZoneInfo(inv.bot.config.oncall[name].timezone)
-    now = inv.bot.clock.now()
+    zone = ZoneInfo(inv.ctx.config.oncall[name].timezone)
+    now = inv.ctx.clock.now()
     try:
         until = parse_until(when, zone, now)
     except ValueError as exc:
@@ -83,7 +83,7 @@ async def _override(inv: Invocation, rest: list[str]) -> Reply:
         return Reply.refusal(f"{_time(until, zone)} ({zone.key}) is already past; give a later time, or a duration such as 8h.")
     if until - now > MAX_OVERRIDE:
         return Reply.refusal(f"An override can last at most {MAX_OVERRIDE.days} days; give an earlier end, such as 7d.")
-    return await make_override(inv.bot, inv.request, name, user.user_id, until)
+    return await make_override(inv.ctx, inv.request, name, user.user_id, until)
 
 
 def parse_until(words: list[str], zone: ZoneInfo, now: dt.datetime) -> dt.datetime:
@@ -109,9 +109,9 @@ def parse_until(words: list[str], zone: ZoneInfo, now: dt.datetime) -> dt.dateti
 
 
 def _unknown_rotation(inv: Invocation, name: str) -> Reply | None:
-    if name in inv.bot.config.oncall:
+    if name in inv.ctx.config.oncall:
         return None
-    known = ", ".join(inv.bot.config.oncall)
+    known = ", ".join(inv.ctx.config.oncall)
     return Reply.refusal(f"There is no rotation '{_shown(name)}'; the rotations are: {known}.")
 
 

@@ -17,12 +17,12 @@ GRAMMAR = Grammar(
 async def handle(inv: Invocation) -> Reply:
     name = inv.args.positionals["service"]
     try:
-        resolve_services(inv.bot.config, [name])
+        resolve_services(inv.ctx.config, [name])
     except UnknownService as exc:
         return Reply.refusal(str(exc))
     options = inv.args.options
     return await request_action(
-        inv.bot,
+        inv.ctx,
         inv.request,
         "restart",
         {

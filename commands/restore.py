@@ -27,7 +27,7 @@ async def handle(inv: Invocation) -> Reply:
     if not raw.isdigit() or len(raw) > 9 or int(raw) < 1:
         return Reply.refusal(f"'{raw[:40]}' is not a backup id; /backup list shows them. Usage: {USAGE}")
     try:
-        backup = await backups.get_backup(inv.bot.db, int(raw))
+        backup = await backups.get_backup(inv.ctx.db, int(raw))
     except backups.NoSuchBackup as exc:
         return Reply.refusal(str(exc))
     if backup.deleted_at is not None:
@@ -38,7 +38,7 @@ async def handle(inv: Invocation) -> Reply:
         params["into"] = into
     from bot.action.flow import request_action  # the generic flow; imported late (it imports the kinds)
 
-    return await request_action(inv.bot, inv.request, "restore", params)
+    return await request_action(inv.ctx, inv.request, "restore", params)
 
 
 COMMAND = CommandSpec(

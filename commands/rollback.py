@@ -13,10 +13,10 @@ GRAMMAR = Grammar(usage="/rollback <service> [version]", positionals=("service",
 async def handle(inv: Invocation) -> Reply:
     service, rest = inv.args.positionals["service"], inv.args.positionals["version"]
     try:
-        resolve_services(inv.bot.config, [service])
+        resolve_services(inv.ctx.config, [service])
     except UnknownService as exc:
         return Reply.refusal(str(exc))
-    return await request_action(inv.bot, inv.request, "rollback", {"service": service, "version": rest[0] if rest else None})
+    return await request_action(inv.ctx, inv.request, "rollback", {"service": service, "version": rest[0] if rest else None})
 
 
 COMMAND = CommandSpec(

@@ -49,12 +49,12 @@ def _pairs(words: list[str]) -> dict[str, str]:
 
 async def handle(inv: Invocation) -> Reply:
     words = inv.args.positionals["words"]
-    config = inv.bot.config
+    config = inv.ctx.config
     if not words:
         return _listing(config)
     name = words[0].lower()
     if name == "cancel" and (name not in _actions(config) or (len(words) == 2 and "=" not in words[1])):
-        return await withdraw_command(inv.bot, inv.request, words[1:])
+        return await withdraw_command(inv.ctx, inv.request, words[1:])
     if name not in _actions(config):
         known = ", ".join(sorted(_actions(config)))
         return Reply.refusal(f"There is no action '{words[0][:40]}'. Actions: {known}.")
@@ -62,7 +62,7 @@ async def handle(inv: Invocation) -> Reply:
         given = _pairs(words[1:])
     except UsageError as exc:
         return Reply.refusal(f"{exc} Usage: {_usage(name, config.action(name))}")
-    return await request_action(inv.bot, inv.request, name, given)
+    return await request_action(inv.ctx, inv.request, name, given)
 
 
 COMMAND = CommandSpec(

@@ -63,7 +63,7 @@ async def _listing(bot) -> Reply:
 
 
 async def handle(inv: Invocation) -> Reply:
-    bot, words = inv.bot, inv.args.positionals["words"]
+    bot, words = inv.ctx, inv.args.positionals["words"]
     if not words or words[0].lower() == "list":
         if len(words) > 1:
             return Reply.refusal(f"/schedule list takes no name. Usage: {GRAMMAR.usage}")

@@ -8,11 +8,11 @@ from bot.pipeline.roles import ANY_ROLE
 
 
 async def approve(press: Press) -> Reply:
-    return await decisions.approve(press.bot, press.click)
+    return await decisions.approve(press.ctx, press.click)
 
 
 async def deny(press: Press) -> Reply:
-    return await decisions.deny(press.bot, press.click)
+    return await decisions.deny(press.ctx, press.click)
 
 
 # Any role passes the pipeline; the action's policy then decides per service (approver roles,
@@ -34,7 +34,7 @@ DENY = InteractionSpec(
 
 
 async def withdraw(press: Press) -> Reply:
-    return await withdrawal.withdraw_press(press.bot, press.click)
+    return await withdrawal.withdraw_press(press.ctx, press.click)
 
 
 WITHDRAW = InteractionSpec(
@@ -51,7 +51,7 @@ async def confirm(press: Press) -> Reply:
     click = confirmation.submitted_click(press.click)
     if click is None:
         return Reply.refusal("That form does not belong to a request opsbot knows; nothing was approved.")
-    return await decisions.approve(press.bot, click)
+    return await decisions.approve(press.ctx, click)
 
 
 CONFIRM = InteractionSpec(

@@ -8,35 +8,35 @@ from bot.pipeline.roles import ANY_ROLE
 
 
 async def _incident(press: Press):
-    return await lifecycle.named(press.bot, press.click.value)
+    return await lifecycle.named(press.ctx, press.click.value)
 
 
 async def ack(press: Press) -> Reply:
     incident = await _incident(press)
-    return incident if isinstance(incident, Reply) else await lifecycle.acknowledge(press.bot, incident, press.click.user_id)
+    return incident if isinstance(incident, Reply) else await lifecycle.acknowledge(press.ctx, incident, press.click.user_id)
 
 
 async def escalate(press: Press) -> Reply:
     incident = await _incident(press)
-    return incident if isinstance(incident, Reply) else await lifecycle.escalate(press.bot, incident, press.click.user_id, "pressed Escalate")
+    return incident if isinstance(incident, Reply) else await lifecycle.escalate(press.ctx, incident, press.click.user_id, "pressed Escalate")
 
 
 async def resolve(press: Press) -> Reply:
     incident = await _incident(press)
-    return incident if isinstance(incident, Reply) else await lifecycle.resolve(press.bot, incident, press.click.user_id, "")
+    return incident if isinstance(incident, Reply) else await lifecycle.resolve(press.ctx, incident, press.click.user_id, "")
 
 
 async def tick_step(press: Press) -> Reply:
-    return await playbooks.tick(press.bot, press.click.user_id, press.click.value)
+    return await playbooks.tick(press.ctx, press.click.user_id, press.click.value)
 
 
 async def run_step(press: Press) -> Reply:
-    result = await playbooks.run_step(press.bot, press.click)
+    result = await playbooks.run_step(press.ctx, press.click)
     return Reply.refusal(result) if isinstance(result, str) else result
 
 
 async def pin(press: Press) -> Reply:
-    return await pins.pinned(press.bot, press.click)
+    return await pins.pinned(press.ctx, press.click)
 
 
 def _button(id: str, summary: str, handler) -> InteractionSpec:

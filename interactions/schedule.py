@@ -14,7 +14,7 @@ async def details(press: Press) -> Reply:
     value = press.click.value
     if not (value.isascii() and value.isdigit() and len(value) <= 9):
         return Reply.refusal("That button does not belong to a scheduled post opsbot knows.")
-    async with press.bot.db.sessions() as session:
+    async with press.ctx.db.sessions() as session:
         run = await session.get(ScheduleRun, int(value))
     if run is None:
         return Reply.refusal(f"Run #{value} does not exist.")
@@ -23,7 +23,7 @@ async def details(press: Press) -> Reply:
 
 
 async def tick(press: Press) -> Reply:
-    return await checklist.tick(press.bot, press.click.user_id, press.click.value)
+    return await checklist.tick(press.ctx, press.click.user_id, press.click.value)
 
 
 TICK_BUTTON = InteractionSpec(id=checklist.TICK, summary="Tick an item of a checklist post: who and when are recorded.",

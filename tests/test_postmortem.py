@@ -71,6 +71,11 @@ def test_sections_follow_runbook_003_in_order():
     assert "**Lessons Learned:** _to be written_" in text
 
 
+def test_a_utc_calendar_names_its_zone_once():
+    text = render_postmortem(incident(), timeline(), [], config=AppConfig(calendar=Calendar(timezone="UTC")), now=at(3))
+    assert "**Timeline:** (times in UTC)\n" in text
+
+
 def test_milestones_and_times_cross_daylight_saving():
     text = render()
     assert "**Timeline:** (times in CET, Europe/Berlin)" in text

@@ -1,8 +1,8 @@
 """Slack over real HTTP, both ways.
 
-Inbound: signed slash commands POSTed to the bot's aiohttp server (Bolt's HTTP
-adapter), exactly as Slack sends them. Outbound: the bot's own AsyncWebClient and
-Bolt's `respond` talking to the Slack double (tests/slack_double.py), which
+Inbound: signed slash commands POSTed to the bot's own aiohttp edge (bot/transport/),
+exactly as Slack sends them. Outbound: the bot's AsyncWebClient and its response_url
+posts talking to the Slack double (tests/slack_double.py), which
 enforces Block Kit limits, response_url rules, 429s and file upload v2.
 Nothing in the bot is mocked; PostgreSQL and Redis are the real local ones.
 """

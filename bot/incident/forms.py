@@ -42,7 +42,7 @@ async def _show(bot, transport: str, trigger_id: str, form: Form) -> bool:
 async def open_incident_form(inv) -> Reply:
     """/incident open with no arguments."""
     request = inv.request
-    if await _show(inv.bot, request.transport, request.trigger_id, _open_form(inv.bot.config, request.channel_id)):
+    if await _show(inv.ctx, request.transport, request.trigger_id, _open_form(inv.ctx.config, request.channel_id)):
         # Slack refuses an empty answer (no_text) on the response_url: say where the form is.
         return Reply(text=FORM_SHOWN, outcome=Outcome.ok, ephemeral=True)
     # Slack may refuse the form (an expired trigger_id): that is no console.
@@ -58,7 +58,7 @@ def _channel(metadata: str) -> str:
 
 
 async def submit_open(press) -> Reply:
-    click, bot = press.click, press.bot
+    click, bot = press.click, press.ctx
     services = [s for s in click.form_value("services").split(",") if s]
     try:
         opening.validate(bot.config, click.form_value("severity"), click.form_value("title"), services, None)
@@ -80,7 +80,7 @@ async def submit_open(press) -> Reply:
 
 async def update_button(press) -> Reply:
     """Post update: a form in Slack; on the console, the command to type."""
-    click, bot = press.click, press.bot
+    click, bot = press.click, press.ctx
     incident = await lifecycle.named(bot, click.value)
     if isinstance(incident, Reply):
         return incident
@@ -92,7 +92,7 @@ async def update_button(press) -> Reply:
 
 
 async def submit_update(press) -> Reply:
-    click, bot = press.click, press.bot
+    click, bot = press.click, press.ctx
     text = click.form_value("text").strip()
     if not text:
         return FormErrors(text="An update needs text.", outcome=Outcome.usage_error, errors={"text": "An update needs text."})

@@ -10,22 +10,22 @@ from bot.pipeline.request import Request
 from bot.pipeline.roles import ANY_ROLE  # noqa: F401 (commands declare roles=(ANY_ROLE,) from here)
 
 if TYPE_CHECKING:
-    from bot.app import Bot
+    from bot.context import BotContext
 
 
 @dataclass(frozen=True)
 class Invocation:
-    """What a handler receives: the request, its parsed arguments and the bot's services."""
+    """What a handler receives: the request, its parsed arguments and the bot's parts."""
 
     request: Request
     args: ParsedArgs
-    bot: "Bot"
+    ctx: BotContext
 
 
 Handler = Callable[[Invocation], Awaitable[Reply]]
 # A permission that depends on the call's arguments (the rotation an override names says who may
-# override it): (bot, user_id, args) -> what is missing, for "it needs ... in app.yaml", or None.
-PermissionCheck = Callable[[object, str, ParsedArgs], Awaitable[str | None]]
+# override it): (ctx, user_id, args) -> what is missing, for "it needs ... in app.yaml", or None.
+PermissionCheck = Callable[["BotContext", str, ParsedArgs], Awaitable[str | None]]
 Permission = tuple[str, ...] | PermissionCheck
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from bot.metrics import COMMANDS
 from bot.pipeline.commands import CommandSpec, Invocation
@@ -17,13 +17,16 @@ from bot.pipeline.request import Request
 from bot.pipeline.roles import role_needed
 from bot.redaction import redact_cut
 
+if TYPE_CHECKING:
+    from bot.context import BotContext
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Call:
     request: Request
-    bot: object
+    ctx: BotContext
     spec: CommandSpec | None = None
     args: ParsedArgs = field(default_factory=ParsedArgs)
     recorded_first: bool = False  # audit_first wrote the "requested" row
@@ -38,11 +41,11 @@ class Pipeline:
         self.commands = {c.name: c for c in commands}
         self.middleware = middleware
 
-    async def handle(self, request: Request, bot: object) -> Reply:
+    async def handle(self, request: Request, ctx: BotContext) -> Reply:
         async def run_handler(call: Call) -> Reply:
-            return await call.spec.handler(Invocation(call.request, call.args, bot))
+            return await call.spec.handler(Invocation(call.request, call.args, ctx))
 
-        return await chain(self.middleware, run_handler)(Call(request=request, bot=bot))
+        return await chain(self.middleware, run_handler)(Call(request=request, ctx=ctx))
 
 
 def chain(middleware: list, innermost: Callable) -> Callable:
@@ -82,7 +85,7 @@ async def _record(call: Call, outcome: str, detail: str = "") -> None:
     from bot.audit import service as audit
 
     await audit.record(
-        call.bot.db,
+        call.ctx.db,
         user_id=call.request.user_id,
         command=call.spec.name if call.spec else call.request.command[:64],
         # As the person typed it, not Slack's &lt; form; bounded first (the grammar refuses over 2,000).
@@ -132,10 +135,10 @@ async def audit_first(call: Call, call_next: Next) -> Reply:
 
 
 async def find_command(call: Call, call_next: Next) -> Reply:
-    spec = call.bot.pipeline.commands.get(call.request.command)
+    spec = call.ctx.commands.get(call.request.command)
     if spec is None:
         shown = "".join(ch if ch.isprintable() else "?" for ch in call.request.command[:40])
-        known = ", ".join(f"/{n}" for n in call.bot.pipeline.commands)
+        known = ", ".join(f"/{n}" for n in call.ctx.commands)
         return Reply.refusal(f"There is no /{shown} command. Commands: {known}; /help explains them.")
     call.spec = spec
     return await call_next(call)
@@ -154,9 +157,9 @@ async def authorize(call: Call, call_next: Next) -> Reply:
     roles = spec.roles_for(call.args)
     if roles is not None:
         if callable(roles):  # a PermissionCheck: the arguments decide which roles or people
-            needed = await roles(call.bot, call.request.user_id, call.args)
+            needed = await roles(call.ctx, call.request.user_id, call.args)
         else:
-            needed = role_needed(await call.bot.roles.roles_of(call.request.user_id), roles)
+            needed = role_needed(await call.ctx.roles.roles_of(call.request.user_id), roles)
         if needed:
             return Reply.refusal(f"You are not allowed to run {spec.title_for(call.args)}: it needs {needed} in app.yaml.", Outcome.denied)
     return await call_next(call)

@@ -19,7 +19,7 @@ import logging
 import re
 import traceback
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from bot.metrics import INTERACTIONS_HANDLED
 from bot.pipeline.dispatch import chain
@@ -27,6 +27,9 @@ from bot.pipeline.messenger import Click
 from bot.pipeline.reply import Context, Outcome, Reply
 from bot.pipeline.roles import role_needed
 from bot.redaction import redact_cut
+
+if TYPE_CHECKING:
+    from bot.context import BotContext
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +65,10 @@ class FormErrors(Reply):
 
 @dataclass(frozen=True)
 class Press:
-    """What an interaction handler receives: the click and the bot's services."""
+    """What an interaction handler receives: the click and the bot's parts."""
 
     click: Click
-    bot: object
+    ctx: BotContext
 
 
 InteractionHandler = Callable[[Press], Awaitable[Reply]]
@@ -104,7 +107,7 @@ class InteractionSpec:
 @dataclass
 class PressCall:
     click: Click
-    bot: object
+    ctx: BotContext
     known: Mapping[str, InteractionSpec]
     spec: InteractionSpec | None = None
     verdict: str = ""  # set when the press was stopped before its handler: "unknown", "refused"
@@ -135,13 +138,13 @@ class InteractionPipeline:
                 raise ValueError(f"alias {old!r} -> {new!r} does not name one declared interaction")
             self.known[old] = self.interactions[new]
 
-    async def handle(self, click: Click, bot: object) -> Reply:
+    async def handle(self, click: Click, ctx: BotContext) -> Reply:
         async def run_handler(call: PressCall) -> Reply:
-            reply = await call.spec.handler(Press(call.click, bot))
+            reply = await call.spec.handler(Press(call.click, ctx))
             call.handled = True
             return reply
 
-        return await chain(self.middleware, run_handler)(PressCall(click, bot, self.known))
+        return await chain(self.middleware, run_handler)(PressCall(click, ctx, self.known))
 
 
 async def count_press(call: PressCall, call_next: PressNext) -> Reply:
@@ -161,7 +164,7 @@ async def audit_press(call: PressCall, call_next: PressNext) -> Reply:
     click = call.click
     try:
         await audit.record(
-            call.bot.db,
+            call.ctx.db,
             user_id=click.user_id,
             command=call.spec.id if call.spec else click.target,
             arguments=click.value,
@@ -203,7 +206,7 @@ async def find_interaction(call: PressCall, call_next: PressNext) -> Reply:
 async def authorize_press(call: PressCall, call_next: PressNext) -> Reply:
     spec = call.spec
     if not spec.public:
-        needed = role_needed(await call.bot.roles.roles_of(call.click.user_id), spec.roles)
+        needed = role_needed(await call.ctx.roles.roles_of(call.click.user_id), spec.roles)
         if needed:
             call.verdict = "refused"
             verb = "press this button" if _is_button(call.click) else "trigger this" if _is_event(call.click) else "use this form"

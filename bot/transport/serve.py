@@ -1,4 +1,4 @@
-"""`opsbot serve`: the aiohttp server with Bolt over HTTP, or Socket Mode plus the same endpoints.
+"""`opsbot serve`: the aiohttp server with the Slack edge over HTTP, or Socket Mode plus the same endpoints.
 
 SIGTERM (or SIGINT) is a clean stop, in this order: /readyz answers 503 at once, so the load
 balancer sends new work to other replicas; Socket Mode disconnects (Slack sends to the other

@@ -82,7 +82,7 @@ def build_web_app(bot, edge=None, signing_secret: str | None = None, body_timeou
     if edge is not None:
         app.router.add_post("/slack/events", slack_events)
     if bot is not None:
-        add_alert_intake(app, bot, body_timeout)  # POST /alerts/<name>, the same edge as Slack's
+        add_alert_intake(app, bot.context, body_timeout)  # POST /alerts/<name>, the same edge as Slack's
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
