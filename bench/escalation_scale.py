@@ -44,7 +44,7 @@ one aiohttp session, against slack-sdk's session and connection per call, in the
 not wall time, so a busy machine's waits do not count), for `python -m pstats FILE`; the figures
 of a profiled run are the profiler's, not the bot's.
 
-No assert on time: it prints figures, and Markdown tables to paste into README.
+No assert on time: it prints figures, and Markdown tables to paste into docs/benchmarks.md.
 """
 from __future__ import annotations
 

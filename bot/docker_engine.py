@@ -6,6 +6,7 @@ has only cpu+4 threads, which would serialise a /health of many containers.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,15 +17,22 @@ from bot.output_tail import OutputTail
 # The docker SDK (and requests under it) is imported on first use: a bot whose
 # app.yaml has no container checks or actions never pays its memory.
 docker = None
+# Checks run on worker threads: an exec importing docker.utils.socket while another check imported
+# the SDK met a deadlock in the import machinery (each held one module's import lock), and the other
+# check then saw no docker.errors. One thread imports everything used here; the name is bound only
+# once that is complete.
+_SDK_IMPORT = threading.Lock()
 
 
 def _sdk():
     global docker
     if docker is None:
-        import docker as sdk
-        import docker.errors  # noqa: F401
-
-        docker = sdk
+        with _SDK_IMPORT:
+            if docker is None:
+                sdk = importlib.import_module("docker")
+                importlib.import_module("docker.errors")
+                importlib.import_module("docker.utils.socket")  # exec streams frames with it
+                docker = sdk
     return docker
 
 
@@ -156,9 +164,9 @@ class DockerGateway:
                     pass
 
         def call():
+            api = self._docker().api  # imports the SDK first, once: see _sdk
             from docker.utils.socket import frames_iter
 
-            api = self._docker().api
             try:
                 exec_id = api.exec_create(name, argv, stdout=True, stderr=True, stdin=stdin_path is not None, environment=env)["Id"]
                 sock = api.exec_start(exec_id, socket=True)

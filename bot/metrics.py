@@ -20,7 +20,7 @@ INTERACTIONS_HANDLED = Counter(
     "Button presses through the interaction pipeline, by declared interaction id (unknown: not declared) and outcome",
     ["interaction", "outcome"],
 )
-# Who watches the watcher's other side: a rule on this pages when opsbot stops passing (README, docs/alerts.md).
+# Who watches the watcher's other side: a rule on this pages when opsbot stops passing (docs/operating.md, docs/alerts.md).
 SCHEDULER_LAST_TICK = Gauge(
     "opsbot_scheduler_last_tick_timestamp_seconds", "When this replica's scheduler last finished a pass (Unix time, by the bot's clock)"
 )

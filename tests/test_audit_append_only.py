@@ -244,7 +244,7 @@ def test_offline_downgrade_refuses_when_it_cannot_look(scratch_pg, capsys):
 
 
 async def test_readme_grants_for_a_non_owner_app_role(scratch_pg, open_db):
-    """The README's production setup: the bot's role inserts and reads, and can neither change rows nor drop the triggers."""
+    """The production setup of docs/operating.md: the bot's role inserts and reads, and can neither change rows nor drop the triggers."""
     await migrate(upgrade, scratch_pg, "head")
     role = f"opsbot_app_{uuid.uuid4().hex[:8]}"
     database = scratch_pg.rsplit("/", 1)[1]

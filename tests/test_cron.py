@@ -1,7 +1,7 @@
 """Cron expressions read as Vixie cron reads them, checked against cronsim (a maintained cron
 evaluator that follows Debian's Vixie cron) on random expressions and instants.
 
-The two differ on purpose only around daylight-saving changes (README, "Schedules": a slot in
+The two differ on purpose only around daylight-saving changes (docs/commands.md, "Schedules": a slot in
 the repeated hour runs once, where cron runs an hourly job twice), so those instants are left out.
 """
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import signal
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -29,12 +30,13 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from conftest import PG_USER, SIGNING_SECRET, free_port, wait_until
-from slack_signing import block_actions_body, sign, slash_command_body, slash_command_fields
+from slack_signing import block_actions_body, event_callback_payload, reaction_added_event, sign, slash_command_body, slash_command_fields
 from test_escalation import pg_template  # noqa: F401  (fixture: a migrated PostgreSQL database for this module)
 from test_slack_http import OPSBOT, QUICK_CONFIG, QUIET, RETRY, serve_bot, serve_env, wait_for_healthz  # noqa: F401 (fixture)
 
 from bot.audit import service as audit
 from bot.coordination import CLAIMS, Coordinator
+from bot.incident.models import Incident, IncidentState
 from bot.migrate import upgrade_async
 from bot.schedule import JobState, JobType, ManualClock, Scheduler, SystemClock
 from bot.schedule import service as jobs
@@ -228,6 +230,38 @@ async def test_a_claim_slower_than_the_ack_budget_still_runs_a_retried_command_o
     assert len(slack.response_posts(url)) == 1
     assert await audit_count(first.bot) == before + 1
 
+
+
+async def test_a_claim_slower_than_the_ack_budget_still_runs_a_retried_event_once(slack, serve_bot, replicas_db):  # noqa: F811
+    """Events too are acknowledged first and claimed after: with delivery_claims locked, both replicas
+    acknowledge the same delivery (a 📌 in an incident's channel), neither runs it in the meantime, and
+    once the lock goes it runs once: the pinned message is read from Slack once."""
+    first = await serve_bot(database_url=replicas_db)
+    second = await serve_bot(database_url=replicas_db)
+    channel = f"C{uuid.uuid4().hex[:10].upper()}"
+    async with first.bot.db.sessions() as session:
+        session.add(Incident(title="pins", severity="P2", state=IncidentState.open, services=[], opened_by="UOPS1",
+                             opened_at=datetime.now(timezone.utc), updated_at=datetime.now(timezone.utc), transport="slack",
+                             channel_id=channel))
+        await session.commit()
+    ts = slack.add_message(channel, "UOPS1", "the pool is full")
+    body = json.dumps(event_callback_payload(reaction_added_event("UOPS1", "pushpin", channel, ts)))
+    headers = {"Content-Type": "application/json", **sign(SIGNING_SECRET, body)}
+    locker = await asyncpg.connect(replicas_db.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        locking = locker.transaction()
+        await locking.start()
+        await locker.execute("LOCK TABLE delivery_claims IN EXCLUSIVE MODE")
+        assert (await first.post(body, headers))[0] == 200  # acknowledged while its claim waits
+        assert (await second.post(body, {**headers, **RETRY}))[0] == 200  # Slack's retry, on the other replica
+        await asyncio.sleep(2.0)  # past the 1.5 s a claim before the ack was given
+        assert slack.calls_to("conversations.history") == []  # nothing ran before it was claimed
+        await locking.rollback()
+    finally:
+        await locker.close()
+    await wait_until(lambda: slack.calls_to("conversations.history"), timeout=15)
+    await asyncio.sleep(QUIET)
+    assert len(slack.calls_to("conversations.history")) == 1
 
 # --------------------------------------------------------------------------- a replica's clock two minutes off
 

@@ -193,8 +193,9 @@ class Role(Strict):
 
 
 class SlackSettings(Strict):
-    # Declared now so app.yaml files stay valid as scheduled reports and incidents arrive (ROADMAP 4, 5).
-    ops_channel: SlackChannel | None = Field(None, description="Where scheduled reports will go (not used by any command yet).")
+    ops_channel: SlackChannel | None = Field(None, description=(
+        "The ops channel: the default for scheduled posts, maintenance announcements, the alert heartbeat, "
+        "and where on-call overrides are announced."))
     incidents_channel: SlackChannel | None = Field(None, description="Where incident headlines are posted (incidents.channel overrides it).")
 
 

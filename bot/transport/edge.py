@@ -93,7 +93,10 @@ class SlackEdge:
             work = self._button if inbound.kind == "block_actions" else self._shortcut
             self.work.spawn(self._once(key, lambda: work(inbound)), urgent=True)
             return None
-        # The rest is claimed before the ack: a submission's answer is the ack; events as they always were.
+        if isinstance(inbound, EventCallback):
+            self._event(inbound, key)  # claimed after the ack, like commands: a slow database delays the work, not the ack
+            return None
+        # The rest is claimed before the ack: a submission's answer is the ack.
         if key is not None and not await self.bot.coordinator.claim(key):
             _skipping(key)
             return None
@@ -104,8 +107,6 @@ class SlackEdge:
                 return await self._submission(inbound)
             if inbound.kind == "block_suggestion":
                 return {"options": []}  # opsbot has no external selects; an empty list, not an error
-        elif isinstance(inbound, EventCallback):
-            self._event(inbound)
         return None
 
     async def _once(self, key: str | None, work) -> None:
@@ -115,7 +116,7 @@ class SlackEdge:
             return
         await work()
 
-    def _event(self, event: EventCallback) -> None:
+    def _event(self, event: EventCallback, key: str | None) -> None:
         """Run an event a declared spec handles; acknowledge and ignore every other (no pipeline, no audit row)."""
         if not event.event_type or f"event:{event.event_type}" not in self.bot.interactions.known:
             return
@@ -127,7 +128,7 @@ class SlackEdge:
             else:
                 log.info("acknowledged a %s event the Slack edge does not read (not on a message)", event.event_type)
             return
-        self.work.spawn(self._run_event(click))
+        self.work.spawn(self._once(key, lambda: self._run_event(click)))
 
     @staticmethod
     def _event_click(event: EventCallback) -> Click | None:

@@ -10,7 +10,7 @@ DELETE triggers with RAISE(ABORT). Inserts are untouched.
 
 The table owner can still drop or disable these triggers; in production the app's role
 should not own the table, and should hold no UPDATE, DELETE or TRUNCATE privilege on it
-(README, "The audit log").
+(docs/operating.md, "The audit log is append-only").
 
 A later migration that rebuilds audit_log on SQLite (batch_alter_table copies the table)
 loses these triggers and must create them again.
