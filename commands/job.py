@@ -26,7 +26,8 @@ def _listing(config) -> Reply:
         for name, job in sorted(config.jobs.items())
     ]
     text = "\n".join(lines)
-    return Reply(text=text, blocks=[Header("Jobs"), Section(text), Context("/job NAME --dry-run first, then /job NAME.")])
+    # Preformatted: a command is shown as written (a `*` in a glob is not Slack's bold, nor the console's).
+    return Reply(text=text, blocks=[Header("Jobs"), Preformatted(text), Context("/job NAME --dry-run first, then /job NAME.")])
 
 
 async def handle(inv: Invocation) -> Reply:

@@ -154,3 +154,16 @@ async def test_a_dry_run_printing_40_mb_keeps_the_tail_redacted_and_never_stalls
     assert len(row.output) < 256 * 1024 and "s3cret-tail" not in row.output
     assert len(gaps) > 20, "the watcher never ran while the dry run did"
     assert max(gaps) < 0.1, f"the event loop stalled for {max(gaps) * 1000:.0f} ms"
+
+
+async def test_the_job_list_shows_each_command_as_written(make_bot):
+    """A glob's `*`s are not bold markup: the console and Slack both show the command as app.yaml has it."""
+    from bot.transport.blocks import to_slack
+    from bot.transport.text import to_text
+
+    globbing = config().replace('command: [echo, never]', 'command: [sh, -c, "rm -f /tmp/*.log /var/tmp/*.tmp"]')  # no description: the command is listed
+    bot = await make_bot(globbing)
+    reply = await bot.handle(ask("UOPS1", ""))
+    assert reply.outcome is Outcome.ok, reply.text
+    assert "sh -c rm -f /tmp/*.log /var/tmp/*.tmp" in to_text(reply)
+    assert "sh -c rm -f /tmp/*.log /var/tmp/*.tmp" in str(to_slack(reply).blocks)
