@@ -258,7 +258,7 @@ def make_replica(name: str, url: str, api_url: str, config: str, args) -> Replic
     bot = Bot(settings, parse_config(config))
     bot.messengers["slack"] = RecordingMessenger(web_client(settings))
     incident_jobs = [dataclasses.replace(j, lease=timedelta(seconds=args.lease)) if j.kind == PING else j for j in INCIDENT_JOBS]
-    scheduler = CountingScheduler(bot.db, [*ACTION_JOBS, *incident_jobs, *SCHEDULE_JOBS], bot, clock=bot.clock, replica=name,
+    scheduler = CountingScheduler(bot.db, [*ACTION_JOBS, *incident_jobs, *SCHEDULE_JOBS], bot.context, clock=bot.clock, replica=name,
                                   poll=args.poll, batch=args.batch)
     bot.scheduler = scheduler
     return Replica(bot, scheduler, StatementCounter(bot.db.engine))

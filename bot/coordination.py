@@ -37,7 +37,7 @@ MEMORY_LIMIT = 10000  # keys the last-resort memory holds before forgetting expi
 # A claim made before Slack's ack (a modal submission's, whose answer is the ack), due within 3 s:
 # a database that hangs (rather than refusing) must not hold the ack past that.
 DATABASE_CLAIM_BUDGET = 1.5  # seconds
-# A claim made after the ack (commands, buttons, shortcuts) waits for a slow database this long.
+# A claim made after the ack (commands, buttons, shortcuts, events) waits for a slow database this long.
 # Giving up is not free: memory says yes while the cancelled INSERT leaves no row, so a retry that
 # reaches another replica runs the delivery again (bench/rolling_restart.py saw 30 of 1,000 under load).
 AFTER_ACK_CLAIM_BUDGET = 10.0  # seconds

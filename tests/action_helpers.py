@@ -279,7 +279,7 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serving(bot) -> AsyncIterator[Served]:
-    """The bot behind Bolt's HTTP adapter on a free local port, talking to the Slack Web API at its settings' URL."""
+    """The bot behind its own HTTP edge on a free local port, talking to the Slack Web API at its settings' URL."""
     client = web_client(bot.settings)
     bot.roles = RoleDirectory(bot.config, group_lookup(client))
     edge = SlackEdge(bot, client)

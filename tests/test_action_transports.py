@@ -6,7 +6,7 @@ the container check and an HTTP check. Busybox httpd as PID 1 ignores SIGTERM, s
 restart action's grace is 1 s.
 
 Console: a real `python -m bot.cli shell` process with piped standard input.
-Slack: Bolt's HTTP adapter in-process, signed slash commands and block_actions POSTed
+Slack: the bot's own HTTP edge in-process, signed slash commands and block_actions POSTed
 to it, the bot's AsyncWebClient and response_url posts going to the Slack double.
 """
 from __future__ import annotations

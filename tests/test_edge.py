@@ -7,6 +7,7 @@ never a body in the log, and every interaction Slack can send is acknowledged wi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -15,11 +16,13 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
 from conftest import SIGNING_SECRET, free_port, wait_until
 from slack_signing import block_actions_body, sign, slash_command_body
 from test_slack_http import QUICK_CONFIG, QUIET, Served, serve_bot  # noqa: F401 (fixture)
 
+from bot.coordination import CLAIMS
 from bot.pipeline.interactions import UNKNOWN_FORM
 from bot.pipeline.reply import Reply
 from bot.pipeline.roles import RoleDirectory
@@ -176,7 +179,13 @@ async def test_events_are_acknowledged_once_per_event_id(slack, serve_bot):
         headers = signed(body, "application/json", **({"X-Slack-Retry-Num": retry, "X-Slack-Retry-Reason": "http_timeout"} if retry else {}))
         status, text = await post_raw(served, body, headers)
         assert (status, text) == (200, "")
-    await asyncio.sleep(QUIET)  # an event is claimed after its ack, as a command is
+    digest = hashlib.sha256(b"event:Ev0EDGE1").hexdigest()
+
+    async def claimed() -> bool:  # after the ack, as a command is
+        async with served.bot.db.sessions() as session:
+            return (await session.execute(select(CLAIMS).where(CLAIMS.c.key == digest))).first() is not None
+
+    await wait_until(claimed)
     assert not await served.bot.coordinator.claim("event:Ev0EDGE1")  # the first delivery claimed it
 
 

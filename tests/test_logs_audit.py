@@ -3,7 +3,7 @@
 /logs reads containers this module starts itself on the real Docker Engine (busybox,
 labelled opsbot.test=1, removed afterwards) that print known lines: numbered filler,
 ERROR lines and planted secrets. /audit reads the bot's real SQLite database. The Slack
-path goes through Bolt's HTTP adapter to the Slack Web API double, which validates
+path goes through the bot's own HTTP edge to the Slack Web API double, which validates
 Block Kit and file upload v2.
 """
 from __future__ import annotations

@@ -455,7 +455,7 @@ async def two_bots(make_bot, url: str, handler, kind: str):
     nothing but the job itself (or a hand-back's notice) wakes them."""
     bots = [await make_bot(QUICK_CONFIG, url) for _ in range(2)]
     for bot in bots:
-        bot.scheduler = Scheduler(bot.db, [JobType(kind, handler)], bot, clock=bot.clock, poll=60.0)
+        bot.scheduler = Scheduler(bot.db, [JobType(kind, handler)], bot.context, clock=bot.clock, poll=60.0)
     return bots
 
 
@@ -465,7 +465,7 @@ async def test_a_job_running_when_the_drain_ends_is_handed_back_and_taken_at_onc
 
     async def handler(bot, job) -> None:
         ran_on.append(bot.scheduler.replica)
-        if bot is first:
+        if bot is first.context:
             await asyncio.Event().wait()  # mid-run when the drain deadline passes
 
     first, second = await two_bots(make_bot, replicas_db, handler, kind)

@@ -397,7 +397,7 @@ async def test_the_action_sweep_expires_and_recovers_requests_through_the_schedu
         await session.execute(update(ActionRequest).where(ActionRequest.id == opened[expiring].id).values(expires_at=ago))
         await session.execute(update(ActionRequest).where(ActionRequest.id == opened[stranded].id).values(created_at=ago))
 
-    scheduler = Scheduler(bot.db, ACTION_JOBS, bot, clock=clock)  # as Bot wires it, on the test clock
+    scheduler = Scheduler(bot.db, ACTION_JOBS, bot.context, clock=clock)  # as the composition root wires it, on the test clock
     async with looping(scheduler):
         await idle(clock)
         await advance(clock, EVERY)  # past any slot another test's bot left pending in this database

@@ -52,7 +52,7 @@ async def headline_notes(bot, incident: Incident) -> list:
     """What other slices add to the headline (bot.headline_notes: (bot, incident) -> blocks; an alert
     incident's alerts). A note must never cost the headline: one that fails is left out, said in the log."""
     notes: list = []
-    for note in getattr(bot, "headline_notes", ()):
+    for note in bot.headline_notes:
         try:
             notes += await note(bot, incident)
         except Exception as exc:

@@ -122,7 +122,7 @@ class ExecutionReport:
 class PlanContext:
     """What plan() may use: the bot's configuration and gateways. Reads only."""
 
-    bot: object  # bot.app.Bot
+    bot: object  # the BotContext (bot/context.py)
     user: str  # the requester
 
     @property
