@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/opsbot migrate
 	$(BIN)/opsbot start
 
-fleet:  # the demo fleet app.yaml names (make test starts its own, per checkout)
-	OPSBOT_TEST_PREFIX=opsbot-test- OPSBOT_TEST_WEB_PORT=18080 OPSBOT_TEST_WEB500_PORT=18081 scripts/test-env.sh
+fleet:  # the demo fleet app.yaml names (make test starts its own, per checkout), and its registry for /deploy web
+	OPSBOT_TEST_PREFIX=opsbot-test- OPSBOT_TEST_WEB_PORT=18080 OPSBOT_TEST_WEB500_PORT=18081 OPSBOT_TEST_REGISTRY_PORT=15000 scripts/test-env.sh
 
 fleet-down:
 	scripts/test-env-down.sh
@@ -29,6 +29,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test,bench]'
 	scripts/test-env.sh
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/health_fanout.py

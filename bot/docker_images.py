@@ -10,6 +10,8 @@ on the container by comparing with the old image's inspect document.
 """
 from __future__ import annotations
 
+import asyncio
+
 from bot.docker_engine import EXEC_OUTPUT_KEPT, DockerGateway, DockerUnavailable, ExecResult, _reason
 from bot.output_tail import OutputTail
 
@@ -203,6 +205,47 @@ class ImageGateway:
 
         await self.docker._run(call)
         return f"{repository}:{tag}"
+
+    async def prune_kept(self, service: str, pulled_from: str, wanted: set[str], at_most: int, timeout: float) -> tuple[int, list[str]]:
+        """Untag the images kept as opsbot-kept/<service> that are not in `wanted` (image ids) and that no
+        container uses (running or not: a stopped one may be started again), at most `at_most` images:
+        their kept tag and their tags in `pulled_from` (the deploy repository /deploy pulled them from),
+        so the Engine frees them unless another repository names them; (how many went, what went wrong)."""
+        repository = f"opsbot-kept/{service}"
+        ours = (repository + ":", pulled_from + ":")
+
+        def call():
+            api, errors = self.docker._docker().api, _sdk().errors
+            used = {c.get("ImageID") for c in api.containers(all=True)}
+            removed, problems = 0, []
+            for image in api.images(name=repository):
+                if image["Id"] in wanted or image["Id"] in used or removed + len(problems) >= at_most:
+                    continue
+                failed = None
+                try:  # every tag: a list filtered by repository names only that repository's
+                    tags = api.inspect_image(image["Id"]).get("RepoTags") or []
+                except errors.NotFound:
+                    continue  # gone meanwhile
+                for tag in sorted(t for t in tags if t.startswith(ours)):
+                    try:
+                        api.remove_image(tag, noprune=False)
+                    except errors.NotFound:
+                        pass  # gone meanwhile
+                    except errors.APIError as exc:
+                        if exc.status_code == 409:  # a container made since uses it: it stays, tags and all
+                            break
+                        failed = f"{tag}: {_reason(exc)}"
+                else:
+                    if failed is None:
+                        removed += 1
+                if failed is not None:
+                    problems.append(failed)
+            return removed, problems
+
+        try:
+            return await asyncio.wait_for(self.docker._run(call), timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise DockerUnavailable(f"removing old images took longer than {timeout:g} s") from None
 
     async def rename(self, container: str, name: str) -> None:
         def call():

@@ -36,7 +36,8 @@
 # use (KEY=VALUE lines, as in tests/.fleet.env) and changes nothing.
 # The old fixed-name fleet (opsbot-test-web on 18080, ...) that app.yaml's demo
 # expects is: OPSBOT_TEST_PREFIX=opsbot-test- OPSBOT_TEST_WEB_PORT=18080 \
-#             OPSBOT_TEST_WEB500_PORT=18081 scripts/test-env.sh
+#             OPSBOT_TEST_WEB500_PORT=18081 OPSBOT_TEST_REGISTRY_PORT=15000 scripts/test-env.sh
+# (`make fleet`); OPSBOT_TEST_REGISTRY_PORT puts the registry where app.yaml's deploy of web pulls from.
 #
 # Tear the fleet down with scripts/test-env-down.sh.
 set -euo pipefail
@@ -422,8 +423,9 @@ ensure_supervisor() {
 }
 
 # tests/test_deploy*.py deploy images from a real registry (Debian's docker-registry package): this
-# checkout's own, on its own port, started by tests/deploy/registry.sh (idempotent), which builds and
-# pushes the app images v1, v2 and v3-broken once and writes tests/.fleet.deploy.env.
+# checkout's own, on its own port (OPSBOT_TEST_REGISTRY_PORT, from the environment, fixes it: `make fleet`
+# passes 15000), started by tests/deploy/registry.sh (idempotent), which builds and pushes the app images
+# v1, v2 and v3-broken and the demo web's v1 and v2 once and writes tests/.fleet.deploy.env.
 ensure_registry() {
     step "Docker registry (deploys)"
     command -v docker-registry >/dev/null 2>&1 || apt_install docker-registry

@@ -2,32 +2,47 @@
 newcomer would after `make fleet`, does something real, and none answers that nothing is configured.
 
 The bundled file names the demo fleet `make fleet` starts (opsbot-test-web on port 18080,
-opsbot-test-pgclient). `make test` starts this checkout's own fleet under a per-checkout prefix and
-ports instead (tests/.fleet.env), so the test rewrites those names and ports before loading the file,
-and nothing else, with three more rewrites for isolation:
+opsbot-test-pgclient, the registry on 127.0.0.1:15000). `make test` starts this checkout's own fleet
+and registry under a per-checkout prefix and ports instead (tests/.fleet.env, tests/.fleet.deploy.env),
+so the test rewrites those names and ports before loading the file, and nothing else, with three more
+rewrites for isolation:
 - `web` becomes a copy of this checkout's fleet web container (same image, command and health check,
-  its own name and free port), because the tour restarts it and other tests read the shared one;
+  its own name and free port), because the tour restarts it, deploys v2 onto it and rolls it back, and
+  other tests read the shared one;
 - backups go to the test's own directory, not ./backups in the checkout;
 - the data-retention job's demo table gets a name of its own, so parallel runs never share its rows.
+
+The console serves no HTTP (`opsbot start` without Slack tokens opens it, and only `opsbot serve`
+listens), so the alert integration is driven through the server `opsbot serve` builds
+(bot.transport.server.build_web_app) on the same bot: an alert posted there opens the incident that
+/incident list then shows in the console.
 """
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import docker
+import docker.errors
 import pytest
+from aiohttp import web
 
-from conftest import fleet, free_port, wait_until
+from conftest import ROOT, fleet, free_port, wait_until
 from bot.transport.console import Console
+from bot.transport.server import build_web_app
 
-ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "app.yaml"
 DEMO_WEB, DEMO_WEB_PORT, DEMO_PGCLIENT = "opsbot-test-web", "18080", "opsbot-test-pgclient"
+DEMO_REGISTRY = "127.0.0.1:15000"  # `make fleet`'s registry (OPSBOT_TEST_REGISTRY_PORT in the Makefile)
+ALERT_TOKEN_ENV = "OPSBOT_DEMO_ALERT_TOKEN"
 DEMO_TABLE = "opsbot_demo_guest_sessions"
 WEEKLY_SCRATCH = "opsbot_restore_test_test"  # where the weekly check restores database test (bot/schedules/weekly.py)
 # Any way of saying a command has nothing to work on: the failure this test exists to catch.
@@ -35,10 +50,6 @@ UNCONFIGURED = re.compile(
     r"nothing is configured|not configured|no [a-z-]+(?: [a-z-]+)? (?:is |are )?configured|declares no|add (?:them|one) under",
     re.IGNORECASE,
 )
-# /deploy and /rollback pull an image from a registry; the deploy images live in this checkout's own
-# registry on a per-checkout port (tests/deploy/registry.sh), which a bundled file cannot name, so the
-# bundled app.yaml declares no deploy yet and the tour leaves these two out (tests/test_deploy*.py drive them).
-NOT_IN_THE_BUNDLED_FILE = {"/deploy", "/rollback"}
 BUTTON = re.compile(r"\[(\d+)\] ([^\[\n]+?)(?=\s{2,}\[|\s*\(|\s*$)", re.MULTILINE)
 
 
@@ -64,9 +75,21 @@ def engine():
     client.close()
 
 
+def deploy_registry() -> str:
+    """host:port of this checkout's registry (tests/deploy/registry.sh), which holds the demo web's v1 and v2."""
+    path = ROOT / "tests" / ".fleet.deploy.env"
+    if not path.exists():
+        pytest.fail("tests/.fleet.deploy.env is missing: run scripts/test-env.sh (make test does) to start the registry.")
+    values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return values["OPSBOT_DEPLOY_REGISTRY"]
+
+
 @pytest.fixture
 def web_copy(engine):
-    """(name, port) of a private copy of the fleet's web container, serving on host networking like the original."""
+    """(name, port) of a private copy of the fleet's web container, serving on host networking like the original.
+
+    A deploy or rollback replaces the container with a new one carrying the same labels (a failed one
+    leaves the old one parked under another name), so everything labelled with this copy's tag goes."""
     values = fleet()
     original = engine.containers.get(values["OPSBOT_FLEET_WEB"])
     config, port = original.attrs["Config"], str(free_port())
@@ -75,11 +98,13 @@ def web_copy(engine):
     health = config.get("Healthcheck") or {}
     prefix_key, _, prefix = values["OPSBOT_FLEET_PREFIX_LABEL"].partition("=")
     label_key, _, label_value = values["OPSBOT_FLEET_LABEL"].partition("=")
-    name = f"{values['OPSBOT_FLEET_PREFIX']}tour-web-{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:8]
+    name = f"{values['OPSBOT_FLEET_PREFIX']}tour-web-{tag}"
     copy = engine.containers.run(
         config["Image"], command, entrypoint=config.get("Entrypoint"), name=name, detach=True, network_mode="host",
         healthcheck={**health, "Test": [part.replace(old_port, port) for part in health.get("Test", [])]} if health else None,
-        labels={label_key: label_value, prefix_key: prefix},  # scripts/test-env-down.sh removes it if this test dies
+        # scripts/test-env-down.sh removes it if this test dies (by the prefix label)
+        labels={label_key: label_value, prefix_key: prefix, "opsbot.test.tour": tag},
     )
     try:
         for _ in range(150):  # as `make fleet` leaves it: serving, and Docker's health check has passed
@@ -89,15 +114,53 @@ def web_copy(engine):
             time.sleep(0.2)
         yield name, port
     finally:
-        copy.remove(force=True)
+        for made in engine.containers.list(all=True, filters={"label": f"opsbot.test.tour={tag}"}):
+            made.remove(force=True)
+        for image in engine.images.list(name="opsbot-kept/web"):  # what a deploy tagged for /rollback web
+            for kept in [tag for tag in image.tags if tag.startswith("opsbot-kept/web:")]:  # not the image's other tags
+                try:
+                    engine.api.remove_image(kept)  # only the tag: the image keeps its own (the fleet's, the registry's)
+                except docker.errors.APIError:
+                    pass  # a parallel tour's container runs it
+
+
+def served_version(port: str) -> str | None:
+    """What the web copy's /version answers: a release of the demo web ships it; the fleet's own image does not."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=2) as response:
+            return response.read().decode().strip()
+    except urllib.error.HTTPError:
+        return None
+
+
+@pytest.fixture
+async def alert_intake(monkeypatch):
+    """start(bot) -> the base URL of the HTTP server `opsbot serve` builds, for the bot, with the demo token set
+    and the bot's scheduler running, as serve runs it: an alert's announcement and auto-resolution are its jobs."""
+    monkeypatch.setenv(ALERT_TOKEN_ENV, f"tour-{uuid.uuid4().hex}")
+    runners = []
+
+    async def start(bot) -> str:
+        runner = web.AppRunner(build_web_app(bot), access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        bot.scheduler.start()  # stopped by make_bot's bot.close()
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
 
 
 def bundled_for_this_checkout(web: tuple[str, str], backups: Path, table: str) -> str:
     text = BUNDLED.read_text()
-    for demo in (DEMO_WEB, DEMO_WEB_PORT, DEMO_PGCLIENT, "directory: backups\n", DEMO_TABLE):
+    for demo in (DEMO_WEB, DEMO_WEB_PORT, DEMO_PGCLIENT, DEMO_REGISTRY, "directory: backups\n", DEMO_TABLE):
         assert demo in text, f"app.yaml no longer names {demo!r}: update this test's rewrites"
     name, port = web
     text = text.replace(f"container: {DEMO_WEB}\n", f"container: {name}\n").replace(DEMO_WEB_PORT, port)
+    text = text.replace(DEMO_REGISTRY, deploy_registry())
     text = text.replace(DEMO_PGCLIENT, fleet()["OPSBOT_FLEET_PGCLIENT"])
     text = text.replace("directory: backups\n", f"directory: {backups}\n")
     return text.replace(DEMO_TABLE, table)
@@ -151,11 +214,16 @@ class Tour:
         await wait_until(lambda: text in self.out.getvalue()[since:], timeout=timeout)
 
 
+async def _resolved(tour: Tour, incident: str) -> bool:
+    """The alert's resolution auto-resolved its incident (route auto_resolve): it left /incident list."""
+    return incident not in await tour.type("/incident list")
+
+
 def help_commands(help_text: str) -> set[str]:
     return {match.group(1) for match in re.finditer(r"^(/[a-z]+)\b", help_text, re.MULTILINE)}
 
 
-async def test_every_help_command_does_something_real_with_the_bundled_config(make_bot, web_copy, tmp_path, pg_admin):
+async def test_every_help_command_does_something_real_with_the_bundled_config(make_bot, web_copy, alert_intake, tmp_path, pg_admin):
     table = f"opsbot_demo_guest_sessions_{uuid.uuid4().hex[:8]}"
     scratch = f"opsbot_tour_{uuid.uuid4().hex[:8]}"
     bot = await make_bot(bundled_for_this_checkout(web_copy, tmp_path / "backups", table))
@@ -172,6 +240,24 @@ async def test_every_help_command_does_something_real_with_the_bundled_config(ma
         await tour.eventually("web: restarted in", since)
 
         await tour.command("/logs web --tail 20", "listening on")
+
+        # Runbook 002's deploy: a backup first, v2 from the registry, verified; then the history, and back.
+        web_name, web_port = web_copy
+        said = await tour.command("/deploy web v2", "Waiting for approval")
+        assert "web: back up database test (pg_dump, verified)" in said, said
+        assert f"web: pull {deploy_registry()}/opsbot-test/web:v2 from its registry" in said, said
+        since = tour.mark()
+        await tour.press("Approve", "UOPS2")
+        await tour.eventually("web: v2 started in", since, timeout=180)
+        assert served_version(web_port) == "v2"
+        await tour.command("/deploy history web", "-> v2 by @UCONSOLE, approved by @UOPS2")
+        await tour.command("/rollback web", "Waiting for approval")
+        since = tour.mark()
+        await tour.press("Approve", "UOPS2")
+        await tour.eventually("started in", since, timeout=120)
+        assert served_version(web_port) is None  # the fleet's own image again: it ships no /version
+        said = await tour.command("/deploy history web", "rollback v2 -> ")
+        assert said.count(": succeeded") == 2, said
 
         await tour.command("/run", "connections")
         since = tour.mark()
@@ -224,10 +310,31 @@ async def test_every_help_command_does_something_real_with_the_bundled_config(ma
         await tour.command(f"/incident postmortem {number}", "Root")
         await tour.command("/incident list --all", "web is down")
 
+        # An alert in, as a monitor would send it to `opsbot serve`: it opens an incident on web with its playbook.
+        base = await alert_intake(bot)
+        since = tour.mark()
+        alert = {"id": "tour-web-500", "title": "web answers 500 on /health", "status": "firing", "severity": "critical",
+                 "service": "web", "description": "3 of 3 probes failed"}
+        token = {"Authorization": f"Bearer {os.environ[ALERT_TOKEN_ENV]}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/alerts/demo", json=alert, headers={"Authorization": "Bearer wrong"}) as answer:
+                assert answer.status == 401, await answer.text()
+            async with session.post(f"{base}/alerts/demo", json=alert, headers=token) as answer:
+                assert answer.status == 200, await answer.text()
+                [alerted] = (await answer.json())["incidents"]
+        said = await tour.command("/incident list", "web answers 500 on /health")
+        assert alerted in said and "P1" in said, said
+        await tour.eventually("Application Down (runbook 004)", since, timeout=60)  # announced, the route's playbook attached
+        await tour.command(f"/incident show {alerted.removeprefix('INC-')}", "firing · web answers 500 on /health")
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/alerts/demo", json={**alert, "status": "resolved"}, headers=token) as answer:
+                assert answer.status == 200, await answer.text()
+        await wait_until(lambda: _resolved(tour, alerted), timeout=60, interval=1)
+
         await tour.command("/audit web --since 1h", "/restart")
 
         driven = {line.split()[0] for line in tour.seen}
-        assert listed - driven == NOT_IN_THE_BUNDLED_FILE, f"/help lists commands this tour never ran: {sorted(listed - driven)}"
+        assert not listed - driven, f"/help lists commands this tour never ran: {sorted(listed - driven)}"
     finally:
         await pg_admin(f'DROP TABLE IF EXISTS "{table}"', f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)',
                        f'DROP DATABASE IF EXISTS "{WEEKLY_SCRATCH}" WITH (FORCE)')

@@ -88,7 +88,12 @@ class App:
             time.sleep(0.1)
 
     def image_id(self, version: str) -> str:
-        return self.client.api.inspect_image(f"{REPOSITORY}:{version}")["Id"]
+        """The id of REPOSITORY:version, pulled again when an earlier test's deploy pruned it from the Engine."""
+        try:
+            return self.client.api.inspect_image(f"{REPOSITORY}:{version}")["Id"]
+        except docker.errors.ImageNotFound:
+            self.client.images.pull(REPOSITORY, tag=version)
+            return self.client.api.inspect_image(f"{REPOSITORY}:{version}")["Id"]
 
     def cleanup(self) -> None:
         for container in self.client.containers.list(all=True, filters={"label": f"opsbot.test.deploy={self.tag}"}):

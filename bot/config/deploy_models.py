@@ -55,6 +55,11 @@ class ServiceDeploy(Strict):
     migrate: Name | None = Field(None, description="A job of jobs, the service's own: run from the new image in a one-off container with the service container's environment, mounts and network, after the backup; its dry run (the image is pulled when planning) shows in the approval. Containers only.")
     blue_green: BlueGreen | None = Field(None, description="Containers only: start the new version next to the old one, verify, switch, stop the old.")
     container: K8sLabelName | None = Field(None, description="Kubernetes: the pod container whose image is set; default: the target's, or the only one.")
+    keep_images: int = Field(
+        5, ge=1, le=50,
+        description="Containers: how many earlier versions' images opsbot keeps on the Docker Engine for /rollback; after each "
+                    "successful deploy or rollback, older versions' opsbot-kept tags are removed.",
+    )
 
     @field_validator("versions")
     @classmethod

@@ -18,6 +18,7 @@ import aiohttp
 from bot.action.kinds.base import Plan, PlanContext, PlanError, RunContext, StepResult
 from bot.action.kinds.docker_health import container_logs, wait_healthy
 from bot.action.params import BadParameter, parse_params
+from bot.deploy import pruning
 from bot.deploy import service as record
 from bot.docker_engine import DockerUnavailable
 from bot.docker_images import ImageGateway
@@ -172,7 +173,7 @@ async def _replace(ctx: RunContext, plan: Plan, step: dict, image: str, journal)
     if result.ok:
         await journal.phase("verified")
         await images.remove(old)
-        await keep(images, step, result)
+        await keep(images, step, result, ctx)
         return [result], "success", new_image
     await journal.confirm()  # a run that lost its hold must not remove what recovery put back
     back = await unpark(ctx, step, parked, new_id)
@@ -246,7 +247,7 @@ async def _blue_green(ctx: RunContext, plan: Plan, step: dict, image: str, journ
     except DockerUnavailable as exc:
         return [result, StepResult(service, False, f"{service}: switched to {step['color']}, but retiring {step['from_color']} failed: {exc}")], "failure", new_image
     result.summary += f"; {step['from_color']} stopped, {step['color']} is now {step['container']}"
-    await keep(images, step, result)
+    await keep(images, step, result, ctx)
     return [result], "success", new_image
 
 
@@ -259,12 +260,14 @@ async def retire(ctx: RunContext, step: dict, new: str) -> None:
     await images.rename(new, step["container"])
 
 
-async def keep(images: ImageGateway, step: dict, result: StepResult) -> None:
-    """The replaced version's image stays on the Engine under a tag of opsbot's own: /rollback needs no registry."""
+async def keep(images: ImageGateway, step: dict, result: StepResult, ctx: RunContext) -> None:
+    """The replaced version's image stays on the Engine under a tag of opsbot's own: /rollback needs no registry.
+    The kept images beyond the service's keep_images then go (bot/deploy/pruning.py)."""
     try:
         await images.keep(step["from_image"], step["service"])
     except DockerUnavailable as exc:
         result.summary += f"; the old image could not be kept ({exc}): a rollback may need the registry"
+    await pruning.prune(ctx, images, step, result)
 
 
 async def switch(ctx: RunContext, step: dict, way: str) -> StepResult:

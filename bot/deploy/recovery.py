@@ -202,7 +202,7 @@ async def _complete(ctx: RunContext, step: dict) -> list[StepResult]:
                 await container.retire(ctx, step, new["Id"])
     except DockerUnavailable as exc:
         return [StepResult(service, False, f"{service}: retiring the old version failed ({exc})")]
-    await container.keep(images, step, done)
+    await container.keep(images, step, done, ctx)
     return [done]
 
 

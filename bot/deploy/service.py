@@ -143,3 +143,19 @@ async def image_of(db: Database, service: str, version: str) -> str | None:
                                                         Deployment.from_image.is_not(None))
                     .order_by(Deployment.id.desc()).limit(1))
         return (await session.execute(replaced)).scalar_one_or_none()
+
+
+async def versions_ran(db: Database, service: str, limit: int) -> tuple[list[tuple[str, str]], bool]:
+    """(version, image) the service ran, newest first, from its newest `limit` rows: what each successful
+    deployment put on, then what each deployment replaced; and whether older rows were left unread."""
+    async with db.sessions() as session:
+        query = (select(Deployment.state, Deployment.to_version, Deployment.to_image, Deployment.from_version, Deployment.from_image)
+                 .where(Deployment.service == service).order_by(Deployment.id.desc()).limit(limit))
+        rows = (await session.execute(query)).all()
+    ran = []
+    for state, to_version, to_image, from_version, from_image in rows:
+        if state == "success" and to_image:
+            ran.append((to_version, to_image))
+        if from_image:
+            ran.append((from_version or f"image {from_image[7:19]}", from_image))
+    return ran, len(rows) == limit

@@ -1,0 +1,65 @@
+"""After a successful container deploy or rollback, the kept images /rollback no longer reaches go.
+
+keep() (bot/deploy/container.py) tags each replaced image opsbot-kept/<service>:<short id>, so a
+rollback needs no registry; without this step every deploy would leave one more image on the
+Engine's disk for good. The service's `deploy.keep_images` newest earlier versions keep their
+images, found in the deployment record as /rollback finds them (record.image_of), and so do the
+image the service runs now, the one this deploy replaced (a plain /rollback's target) and any image
+a container uses. Of an image that goes, its opsbot-kept/<service> tag and the version tags of the
+service's deploy repository (which /deploy pulled) are removed, so its disk is freed; an image that
+another repository still names stays, untagged by opsbot.
+"""
+from __future__ import annotations
+
+from bot.action.kinds.base import RunContext, StepResult
+from bot.deploy import service as record
+from bot.docker_engine import DockerUnavailable
+from bot.docker_images import ImageGateway
+
+HISTORY_ROWS = 1000  # the newest deployment rows read for the service's versions
+AT_MOST = 25  # tags removed after one deploy: a backlog (a first deploy with pruning) goes over a few
+TIMEOUT = 30.0  # seconds for the removals; the deploy has succeeded already and must not hang on its cleanup
+
+
+async def wanted_images(db, service: str, step: dict, running: str, keep: int) -> set[str] | None:
+    """The image ids whose kept tags stay; None when the record read is too short to tell (nothing goes)."""
+    ran, cut = await record.versions_ran(db, service, HISTORY_ROWS)
+    earlier: list[str] = []
+    for version, _ in ran:
+        if version != step["version"] and version not in earlier:  # the version it runs now is not a rollback's
+            earlier.append(version)
+    if len(earlier) < keep and cut:
+        return None
+    wanted = {running, step["from_image"]}
+    for version in earlier[:keep]:
+        image = await record.image_of(db, service, version)
+        if image:
+            wanted.add(image)
+    return wanted
+
+
+async def prune(ctx: RunContext, images: ImageGateway, step: dict, result: StepResult) -> None:
+    """Remove the service's kept tags beyond keep_images; said in `result`'s summary, never failing it."""
+    service = step["service"]
+    declared = ctx.config.services.get(service)
+    deploy = declared.deploy if declared is not None else None
+    if deploy is None:
+        return  # no longer declared: nothing says how many to keep
+    try:
+        running = (await ctx.bot.checks.docker.inspect(step["container"]) or {}).get("Image")
+        if not running:
+            return  # what runs now is unknown: everything stays
+        wanted = await wanted_images(ctx.bot.db, service, step, running, deploy.keep_images)
+        if wanted is None:
+            return
+        removed, problems = await images.prune_kept(service, deploy.image, wanted, AT_MOST, TIMEOUT)
+    except DockerUnavailable as exc:
+        result.summary += f"; old images were not pruned ({exc})"
+        return
+    except Exception as exc:  # the record unreadable (a database blip): the deploy stands, the next one prunes
+        result.summary += f"; old images were not pruned ({exc.__class__.__name__})"
+        return
+    if removed:
+        result.summary += f"; pruned {removed} old image{'' if removed == 1 else 's'}"
+    if problems:
+        result.summary += f"; {len(problems)} old image{'' if len(problems) == 1 else 's'} could not be pruned ({'; '.join(problems[:2])})"
