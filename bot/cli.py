@@ -122,6 +122,7 @@ def _prepare_embedded_database(settings: Settings, *, in_child: bool = False) ->
 
 def _shell(args) -> int:
     from bot.transport.console import run_console
+    from bot.transport.console_http import webhook_listener
 
     _logging(logging.WARNING)
     settings = Settings.from_env()
@@ -136,7 +137,8 @@ def _shell(args) -> int:
 
     async def go():
         try:
-            await run_console(bot, args.user, allow_impersonation=impersonation_allowed(settings, args.allow_impersonation))
+            async with webhook_listener(bot, settings.port, lambda line: print(line, file=sys.stderr)):
+                await run_console(bot, args.user, allow_impersonation=impersonation_allowed(settings, args.allow_impersonation))
         finally:
             await bot.close()
 

@@ -1,0 +1,41 @@
+"""The console's own listener: alert webhooks (POST /alerts/<name>) reach a console as they reach
+`opsbot serve`, so the bundled alert integration can be tried without a Slack app.
+
+Loopback only: the console is one person's terminal, and its endpoints are the bot's own
+(/alerts, /healthz, /readyz, /metrics); /slack/events refuses everything, there being no signing
+secret. A port already in use turns the listener off with one sentence; the console still opens.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator, Callable
+
+from aiohttp import web
+
+from bot.transport.serve import _bind_refusal
+from bot.transport.server import build_web_app
+
+HOST = "127.0.0.1"
+
+
+@contextlib.asynccontextmanager
+async def webhook_listener(bot, port: int, say: Callable[[str], None]) -> AsyncIterator[None]:
+    """Serve while the console runs, when app.yaml declares alert integrations; `say` tells the user where."""
+    names = sorted(bot.config.alerts.integrations)
+    if not names:
+        yield
+        return
+    runner = web.AppRunner(build_web_app(bot), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, HOST, port).start()
+    except OSError as exc:
+        say(f"Alert webhooks are off in this console: {_bind_refusal(exc, HOST, port)}")
+        await runner.cleanup()
+        yield
+        return
+    say(f"Alert webhooks: POST http://{HOST}:{port}/alerts/{names[0] if len(names) == 1 else '<name>'} (docs/alerts.md).")
+    try:
+        yield
+    finally:
+        await runner.cleanup()
