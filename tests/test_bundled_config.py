@@ -246,6 +246,8 @@ async def test_every_help_command_does_something_real_with_the_bundled_config(ma
         said = await tour.command("/deploy web v2", "Waiting for approval")
         assert "web: back up database test (pg_dump, verified)" in said, said
         assert f"web: pull {deploy_registry()}/opsbot-test/web:v2 from its registry" in said, said
+        # The fleet's web runs an image no deploy recorded: it is named once, as "image <id>".
+        assert re.search(r"start the old one again \(image [0-9a-f]{12}: no registry needed\)", said), said
         since = tour.mark()
         await tour.press("Approve", "UOPS2")
         await tour.eventually("web: v2 started in", since, timeout=180)

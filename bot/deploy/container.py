@@ -106,8 +106,8 @@ def describe(step: dict, verify: dict | None) -> list[str]:
         return [
             f"{step['service']}: stop {step['container']} ({short}, {step['from_version']}) with {step['grace']:g} s grace and keep it aside; "
             f"create {step['container']} from {_shown(step)} with everything the old one had, start it, {checks}",
-            f"{step['service']}: if that fails, remove the new container and start the old one again ({step['from_version']}, "
-            f"image {step['from_image'][7:19]}: no registry needed), then say why with its last log lines",
+            f"{step['service']}: if that fails, remove the new container and start the old one again ({_old(step)}: no registry "
+            f"needed), then say why with its last log lines",
         ]
     action = step["switch"]["action"]
     return [
@@ -122,7 +122,16 @@ def describe(step: dict, verify: dict | None) -> list[str]:
 
 def _shown(step: dict) -> str:
     image = step["image"]
-    return f"{step['version']} (kept image {image[7:19]})" if image.startswith("sha256:") else image
+    if not image.startswith("sha256:"):
+        return image
+    # A version opsbot never recorded is already "image <id>": the id is not said twice.
+    return step["version"] if step["version"] == f"image {image[7:19]}" else f"{step['version']} (kept image {image[7:19]})"
+
+
+def _old(step: dict) -> str:
+    """The old version and its image, once: "v1, image 6f8c6e225058", or "image 6f8c6e225058" when that is all opsbot knows."""
+    image = f"image {step['from_image'][7:19]}"
+    return image if step["from_version"] == image else f"{step['from_version']}, {image}"
 
 
 async def apply(ctx: RunContext, plan: Plan, step: dict, image: str, journal) -> tuple[list[StepResult], str, str | None]:
