@@ -137,7 +137,8 @@ def _shell(args) -> int:
 
     async def go():
         try:
-            async with webhook_listener(bot, settings.port, lambda line: print(line, file=sys.stderr)):
+            rehearsal = impersonation_allowed(settings, False)  # embedded SQLite, no Slack: never next to a serving bot
+            async with webhook_listener(bot, settings.port if rehearsal else None, lambda line: print(line, file=sys.stderr)):
                 await run_console(bot, args.user, allow_impersonation=impersonation_allowed(settings, args.allow_impersonation))
         finally:
             await bot.close()

@@ -11,6 +11,7 @@ on the container by comparing with the old image's inspect document.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from bot.docker_engine import EXEC_OUTPUT_KEPT, DockerGateway, DockerUnavailable, ExecResult, _reason
 from bot.output_tail import OutputTail
@@ -206,46 +207,39 @@ class ImageGateway:
         await self.docker._run(call)
         return f"{repository}:{tag}"
 
-    async def prune_kept(self, service: str, pulled_from: str, wanted: set[str], at_most: int, timeout: float) -> tuple[int, list[str]]:
-        """Untag the images kept as opsbot-kept/<service> that are not in `wanted` (image ids) and that no
-        container uses (running or not: a stopped one may be started again), at most `at_most` images:
-        their kept tag and their tags in `pulled_from` (the deploy repository /deploy pulled them from),
-        so the Engine frees them unless another repository names them; (how many went, what went wrong)."""
+    async def prune_kept(self, service: str, pulled_from: str, candidates: set[str], wanted: set[str], at_most: int,
+                         timeout: float) -> tuple[int, list[str]]:
+        """Untag the images kept as opsbot-kept/<service> that this service's own record names
+        (`candidates`, image ids: another opsbot's or checkout's kept images on the same Engine are not
+        ours to judge), that are not in `wanted` and that no container uses (running or not: a stopped
+        one may be started again), at most `at_most` images: their kept tag and their references in
+        `pulled_from` (the deploy repository /deploy pulled them from: tags and digests), so the Engine
+        frees them unless another repository names them; (how many went, what went wrong)."""
         repository = f"opsbot-kept/{service}"
-        ours = (repository + ":", pulled_from + ":")
+        pulled = _as_engine_names(pulled_from)
+        ours = (repository + ":", pulled + ":", pulled + "@")
+        deadline = time.monotonic() + timeout
 
         def call():
             api, errors = self.docker._docker().api, _sdk().errors
             used = {c.get("ImageID") for c in api.containers(all=True)}
             removed, problems = 0, []
             for image in api.images(name=repository):
-                if image["Id"] in wanted or image["Id"] in used or removed + len(problems) >= at_most:
+                if removed + len(problems) >= at_most or time.monotonic() > deadline:
+                    break  # the rest waits for the next deploy
+                if image["Id"] not in candidates or image["Id"] in wanted or image["Id"] in used:
                     continue
-                failed = None
-                try:  # every tag: a list filtered by repository names only that repository's
-                    tags = api.inspect_image(image["Id"]).get("RepoTags") or []
-                except errors.NotFound:
-                    continue  # gone meanwhile
-                for tag in sorted(t for t in tags if t.startswith(ours)):
-                    try:
-                        api.remove_image(tag, noprune=False)
-                    except errors.NotFound:
-                        pass  # gone meanwhile
-                    except errors.APIError as exc:
-                        if exc.status_code == 409:  # a container made since uses it: it stays, tags and all
-                            break
-                        failed = f"{tag}: {_reason(exc)}"
-                else:
-                    if failed is None:
-                        removed += 1
-                if failed is not None:
-                    problems.append(failed)
+                try:
+                    problem = _untag(api, errors, image["Id"], ours)
+                except Exception as exc:  # one image's trouble (a timeout, a refusal) is not the others'
+                    problem = f"{image['Id'][7:19]}: {_reason(exc) if isinstance(exc, errors.APIError) else exc.__class__.__name__}"
+                if problem is None:
+                    removed += 1
+                elif problem:
+                    problems.append(problem)
             return removed, problems
 
-        try:
-            return await asyncio.wait_for(self.docker._run(call), timeout)
-        except (TimeoutError, asyncio.TimeoutError):
-            raise DockerUnavailable(f"removing old images took longer than {timeout:g} s") from None
+        return await self.docker._run(call)
 
     async def rename(self, container: str, name: str) -> None:
         def call():
@@ -330,3 +324,32 @@ class ImageGateway:
             return len(found)
 
         return await self.docker._run(call)
+
+
+def _as_engine_names(repository: str) -> str:
+    """A repository as the Engine lists it: Docker Hub's names short (docker.io/library/x is x)."""
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if repository.startswith(prefix):
+            repository = repository[len(prefix):]
+            return repository.removeprefix("library/")
+    return repository
+
+
+def _untag(api, errors, image_id: str, ours: tuple[str, ...]) -> str | None:
+    """Remove an image's references that start with one of `ours`: None when they went, "" when a
+    container made since uses it (it stays), else what went wrong."""
+    try:  # every reference: a list filtered by repository names only that repository's
+        info = api.inspect_image(image_id)
+    except errors.NotFound:
+        return None  # gone meanwhile
+    references = [r for r in (info.get("RepoTags") or []) + (info.get("RepoDigests") or []) if r.startswith(ours)]
+    for reference in sorted(references):
+        try:
+            api.remove_image(reference, noprune=False)
+        except errors.NotFound:
+            pass  # gone meanwhile
+        except errors.APIError as exc:
+            if exc.status_code == 409:  # a container made since uses it: it stays, with what is left of its names
+                return ""
+            return f"{reference}: {_reason(exc)}"
+    return None

@@ -1,6 +1,7 @@
 """A console takes alert webhooks as `opsbot serve` does: a real `opsbot shell` process, an alert
 POSTed to its loopback listener, the incident it opens listed in the same console. With the port
-taken, the console says the webhooks are off in one sentence and opens anyway."""
+taken, the console says the webhooks are off in one sentence and opens anyway. Next to a Slack bot
+(Slack tokens set, as in its container) a console never listens: the port and the alerts are the bot's."""
 from __future__ import annotations
 
 import asyncio
@@ -36,13 +37,13 @@ alerts:
 """
 
 
-async def start_shell(tmp_path: Path, port: int) -> asyncio.subprocess.Process:
+async def start_shell(tmp_path: Path, port: int, *flags: str, **extra_env: str) -> asyncio.subprocess.Process:
     (tmp_path / "app.yaml").write_text(CONFIG)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "REDIS_URL", "OPSBOT_", "PORT"))}
     env.update({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'opsbot.db'}", "PYTHONPATH": str(ROOT), "PORT": str(port),
-                "OPSBOT_TEST_CONSOLE_ALERT_TOKEN": TOKEN})
+                "OPSBOT_TEST_CONSOLE_ALERT_TOKEN": TOKEN, **extra_env})
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "shell", "--as", "UOPS1", "--config", str(tmp_path / "app.yaml"),
+        sys.executable, "-m", "bot.cli", "shell", "--as", "UOPS1", *flags, "--config", str(tmp_path / "app.yaml"),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path, env=env,
     )
 
@@ -85,6 +86,17 @@ async def test_with_its_port_taken_the_console_opens_without_webhooks(tmp_path):
         port = taken.getsockname()[1]
         process = await start_shell(tmp_path, port)
         line = await said(process, "Alert webhooks are off")
-        assert f"port {port} on 127.0.0.1 is already in use" in line and "Traceback" not in line
+        assert f"cannot listen on 127.0.0.1:{port}" in line and "Traceback" not in line
         out = await finish(process, ["/health", "quit"])
     assert "Health: OK" in out
+
+
+async def test_a_console_next_to_a_slack_bot_takes_neither_its_port_nor_its_alerts(tmp_path):
+    port = free_port()
+    process = await start_shell(tmp_path, port, "--allow-impersonation",  # --as next to a Slack bot needs it
+                                SLACK_BOT_TOKEN="xoxb-not-used-here", SLACK_SIGNING_SECRET="not-used-here")
+    out, err = await asyncio.wait_for(process.communicate(b"/health\nquit\n"), 120)
+    assert process.returncode == 0 and "Health: OK" in out.decode()
+    assert "Alert webhooks" not in err.decode()
+    with socket.socket() as probe:  # nothing listened there: the port is free
+        probe.bind(("127.0.0.1", port))

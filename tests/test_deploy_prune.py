@@ -174,12 +174,15 @@ async def test_after_n_plus_2_deploys_the_newest_n_kept_images_remain_and_rollba
 
 
 async def test_an_image_a_container_uses_and_tags_opsbot_does_not_own_are_never_removed(drive, app, releases):
-    r = releases.build(4)
+    r = releases.build(5)
     svc = releases.service
+    # r4 never runs here: its kept tag is another opsbot's (same Engine, same service name), not in this record.
+    foreign = f"opsbot-kept/{svc}:{releases.short(r[4])}"
+    releases.tag(r[4], foreign)
     app.start(r[0])
     d = await drive(config(app, releases, keep_images=1))
     await deploy(d, svc, r[1])
-    assert releases.kept() == {r[0]}
+    assert releases.kept() == {r[0], r[4]}
 
     # Another container runs r0's image (a worker of the same release, say): its kept tag must stay.
     bystander = app.client.containers.run(releases.ids[r[0]], ["sleep", "600"], name=f"{app.name}-bystander", detach=True,
@@ -190,10 +193,10 @@ async def test_an_image_a_container_uses_and_tags_opsbot_does_not_own_are_never_
     releases.tag(r[1], other)
 
     done = await deploy(d, svc, r[2])
-    assert "pruned" not in done and releases.kept() == {r[0], r[1]}, done  # r0 is in use, r1 is the one before
+    assert "pruned" not in done and releases.kept() == {r[0], r[1], r[4]}, done  # r0 is in use, r1 is the one before
 
     done = await deploy(d, svc, r[3])
-    assert "; pruned 1 old image" in done and releases.kept() == {r[0], r[2]}, done  # r1's kept and version tags went...
+    assert "; pruned 1 old image" in done and releases.kept() == {r[0], r[2], r[4]}, done  # r1's kept and version tags went...
     for reference in (neighbour, other):  # ...and nothing else of it: the image stays, named by them
         assert app.client.api.inspect_image(reference)["Id"] == releases.ids[r[1]], reference
     assert set(app.client.api.inspect_image(releases.ids[r[1]])["RepoTags"]) == {neighbour, other}
@@ -202,5 +205,5 @@ async def test_an_image_a_container_uses_and_tags_opsbot_does_not_own_are_never_
     # Once nothing uses r0's image, the next deploy prunes it (and r2's: keep_images is 1).
     bystander.remove(force=True)
     done = await deploy(d, svc, r[1])
-    assert "; pruned 2 old images" in done and releases.kept() == {r[3]}, done
+    assert "; pruned 2 old images" in done and releases.kept() == {r[3], r[4]}, done  # r4 was never this record's
     assert not releases.on_engine(r[0])  # its kept and version tags went, and nothing else named it

@@ -5,7 +5,8 @@ rollback needs no registry; without this step every deploy would leave one more 
 Engine's disk for good. The service's `deploy.keep_images` newest earlier versions keep their
 images, found in the deployment record as /rollback finds them (record.image_of), and so do the
 image the service runs now, the one this deploy replaced (a plain /rollback's target) and any image
-a container uses. Of an image that goes, its opsbot-kept/<service> tag and the version tags of the
+a container uses. Only images this service's own record names are judged: another opsbot (or a test
+run) on the same Engine may keep images under the same service name. Of an image that goes, its opsbot-kept/<service> tag and the version tags of the
 service's deploy repository (which /deploy pulled) are removed, so its disk is freed; an image that
 another repository still names stays, untagged by opsbot.
 """
@@ -18,11 +19,12 @@ from bot.docker_images import ImageGateway
 
 HISTORY_ROWS = 1000  # the newest deployment rows read for the service's versions
 AT_MOST = 25  # tags removed after one deploy: a backlog (a first deploy with pruning) goes over a few
-TIMEOUT = 30.0  # seconds for the removals; the deploy has succeeded already and must not hang on its cleanup
+TIMEOUT = 30.0  # seconds of removals, checked between images; the deploy has succeeded and must not hang on its cleanup
 
 
-async def wanted_images(db, service: str, step: dict, running: str, keep: int) -> set[str] | None:
-    """The image ids whose kept tags stay; None when the record read is too short to tell (nothing goes)."""
+async def judged_images(db, service: str, step: dict, running: str, keep: int) -> tuple[set[str], set[str]] | None:
+    """(the image ids this service's record names, those of them whose images stay); None when the
+    record read is too short to tell (nothing goes)."""
     ran, cut = await record.versions_ran(db, service, HISTORY_ROWS)
     earlier: list[str] = []
     for version, _ in ran:
@@ -35,7 +37,7 @@ async def wanted_images(db, service: str, step: dict, running: str, keep: int) -
         image = await record.image_of(db, service, version)
         if image:
             wanted.add(image)
-    return wanted
+    return {image for _, image in ran}, wanted
 
 
 async def prune(ctx: RunContext, images: ImageGateway, step: dict, result: StepResult) -> None:
@@ -49,10 +51,11 @@ async def prune(ctx: RunContext, images: ImageGateway, step: dict, result: StepR
         running = (await ctx.bot.checks.docker.inspect(step["container"]) or {}).get("Image")
         if not running:
             return  # what runs now is unknown: everything stays
-        wanted = await wanted_images(ctx.bot.db, service, step, running, deploy.keep_images)
-        if wanted is None:
+        judged = await judged_images(ctx.bot.db, service, step, running, deploy.keep_images)
+        if judged is None:
             return
-        removed, problems = await images.prune_kept(service, deploy.image, wanted, AT_MOST, TIMEOUT)
+        recorded, wanted = judged
+        removed, problems = await images.prune_kept(service, deploy.image, recorded, wanted, AT_MOST, TIMEOUT)
     except DockerUnavailable as exc:
         result.summary += f"; old images were not pruned ({exc})"
         return

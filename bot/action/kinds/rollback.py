@@ -52,6 +52,8 @@ class Rollback(ActionKind):
         if image == info["Image"]:
             raise PlanError(f"{service} already runs {version}; nothing was requested.")
         if await ImageGateway(ctx.bot.checks.docker).image(image) is None:
+            if version == f"image {image[7:19]}":  # a version opsbot never recorded: no /deploy can name it
+                raise PlanError(f"The image {service} ran before ({image[7:19]}) is no longer on the Docker Engine; nothing was requested.")
             raise PlanError(f"The image of {service} {version} ({image[7:19]}) is no longer on the Docker Engine; deploy it again with /deploy {service} {version}.")
         step = await container.change_step(ctx, service, deploy, spec.stop_grace, image, version, from_version, name, info)
         return Plan(action, self.name, service, {"service": service, "version": wanted}, [step], [Target("service", service)], verify=verify)
