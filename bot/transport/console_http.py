@@ -27,7 +27,7 @@ async def webhook_listener(bot, port: int | None, say: Callable[[str], None]) ->
     if not names or port is None:
         yield
         return
-    runner = web.AppRunner(build_web_app(bot), access_log=None)
+    runner: web.AppRunner | None = web.AppRunner(build_web_app(bot), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, HOST, port).start()
@@ -35,10 +35,11 @@ async def webhook_listener(bot, port: int | None, say: Callable[[str], None]) ->
         say(f"Alert webhooks are off in this console: it cannot listen on {HOST}:{port} ({exc.strerror or exc.__class__.__name__}); "
             "set PORT to a free port to take them.")
         await runner.cleanup()
-        yield
-        return
-    say(f"Alert webhooks: POST http://{HOST}:{port}/alerts/{names[0] if len(names) == 1 else '<name>'} (docs/alerts.md).")
+        runner = None
+    else:
+        say(f"Alert webhooks: POST http://{HOST}:{port}/alerts/{names[0] if len(names) == 1 else '<name>'} (docs/alerts.md).")
     try:
         yield
     finally:
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
