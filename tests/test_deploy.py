@@ -317,7 +317,12 @@ def deploy_config_with_jobs(app: App, tmp_path: Path, database_name: str = "test
 
 def one_offs(app: App) -> list:
     """Containers a migration ran in: opsbot's one-off containers of this test's app (they carry opsbot's label, not the service's)."""
-    return [c for c in app.client.containers.list(all=True, filters={"label": "opsbot.deploy.one-off"}) if c.name.startswith(app.name)]
+    for _ in range(50):
+        try:
+            return [c for c in app.client.containers.list(all=True, filters={"label": "opsbot.deploy.one-off"}) if c.name.startswith(app.name)]
+        except docker.errors.NotFound:  # one was removed between the list and its inspect (a plan's dry run ended): look again
+            continue
+    raise AssertionError("one-off containers kept vanishing while being listed")
 
 
 async def test_backup_first_then_the_new_releases_migration_from_its_image_then_the_new_version(drive, app, tmp_path):
