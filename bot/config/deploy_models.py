@@ -58,7 +58,8 @@ class ServiceDeploy(Strict):
     keep_images: int = Field(
         5, ge=1, le=50,
         description="Containers: how many earlier versions' images opsbot keeps on the Docker Engine for /rollback; after each "
-                    "successful deploy or rollback, older versions' opsbot-kept tags are removed.",
+                    "successful deploy or rollback, older versions' images are untagged (their opsbot-kept and deploy repository "
+                    "tags) so the Engine frees them.",
     )
 
     @field_validator("versions")

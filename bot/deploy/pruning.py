@@ -6,9 +6,9 @@ Engine's disk for good. The service's `deploy.keep_images` newest earlier versio
 images, found in the deployment record as /rollback finds them (record.image_of), and so do the
 image the service runs now, the one this deploy replaced (a plain /rollback's target) and any image
 a container uses. Only images this service's own record names are judged: another opsbot (or a test
-run) on the same Engine may keep images under the same service name. Of an image that goes, its opsbot-kept/<service> tag and the version tags of the
-service's deploy repository (which /deploy pulled) are removed, so its disk is freed; an image that
-another repository still names stays, untagged by opsbot.
+run) on the same Engine may keep images under the same service name. Of an image that goes, its
+opsbot-kept/<service> tag and its tags and digests in the service's deploy repository (which /deploy
+pulled) are removed, so the Engine frees it; an image another repository still names stays.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from bot.docker_engine import DockerUnavailable
 from bot.docker_images import ImageGateway
 
 HISTORY_ROWS = 1000  # the newest deployment rows read for the service's versions
-AT_MOST = 25  # tags removed after one deploy: a backlog (a first deploy with pruning) goes over a few
+AT_MOST = 25  # images freed after one deploy: a backlog (a first deploy with pruning) goes over a few
 TIMEOUT = 30.0  # seconds of removals, checked between images; the deploy has succeeded and must not hang on its cleanup
 
 
